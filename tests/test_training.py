@@ -1,0 +1,95 @@
+"""Training on tiny random encoders: the model learns a planted signal, selection, outputs."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from realness.augment import Augmentation, rotate
+from realness.core import CoreModel, RealnessScorer
+from realness.stats import srocc
+from realness.training import TrainingConfig, encode_frozen_features, save_training_outputs, train_core
+
+
+def _planted_dataset(count: int = 48, seed: int = 0):
+    """Images whose brightness is their MOS; descriptions say so in words."""
+    rng = np.random.default_rng(seed)
+    brightness = rng.uniform(0.1, 0.9, count)
+    images = [
+        torch.clamp(torch.full((3, 40, 40), float(b)) + 0.05 * torch.from_numpy(rng.standard_normal((3, 40, 40))).float(), 0, 1)
+        for b in brightness
+    ]
+    descriptions = ["No." if b > 0.5 else "Yes. The lighting looks unrealistic." for b in brightness]
+    return images, brightness.astype(np.float32), descriptions
+
+
+def test_frozen_training_learns_a_planted_signal(tiny_core_config, tmp_path):
+    images, mos, descriptions = _planted_dataset()
+    config = TrainingConfig(epochs=60, learning_rate=3e-3, augmented_views=2, description_dropout=0.3, seed=0)
+    run = train_core(tiny_core_config, images, mos, descriptions, config=config, progress=False)
+    assert len(run.history) == 60 and set(run.validation_indices).isdisjoint(run.train_indices)
+    assert run.best_validation == run.history[run.best_epoch - 1]
+    assert run.best_validation["val_srocc"] > 0.8
+    # Fresh images from the same distribution: the kept model generalizes.
+    test_images, test_mos, test_descriptions = _planted_dataset(24, seed=1)
+    scores = RealnessScorer(run.model, device="cpu")(test_images, test_descriptions).scores.numpy()
+    assert srocc(scores, test_mos) > 0.8
+
+    save_training_outputs(run, tmp_path / "out", config=config)
+    files = {p.name for p in (tmp_path / "out").iterdir()}
+    assert {"config.json", "model.safetensors", "training_history.json", "training_curve.png"} <= files
+    history = json.loads((tmp_path / "out" / "training_history.json").read_text())
+    assert history["best_epoch"] == run.best_epoch
+    reloaded = CoreModel.from_pretrained(tmp_path / "out")  # trained: no allow_untrained needed
+    again = RealnessScorer(reloaded, device="cpu")(test_images, test_descriptions).scores.numpy()
+    np.testing.assert_allclose(again, scores, atol=1e-5)
+
+
+def test_training_is_reproducible_for_a_seed(tiny_core_config):
+    images, mos, descriptions = _planted_dataset(24)
+    config = TrainingConfig(epochs=5, augmented_views=2, seed=3)
+    first = train_core(tiny_core_config, images, mos, descriptions, config=config, progress=False)
+    features = encode_frozen_features(first.model, images, descriptions, config=config, progress=False)
+    second = train_core(tiny_core_config, images, mos, descriptions, config=config, progress=False,
+                        encoders_from=first.model, features=features)
+    assert [h["train_loss"] for h in first.history] == pytest.approx([h["train_loss"] for h in second.history], rel=1e-5)
+
+
+def test_partial_fine_tuning_updates_only_the_last_stage(tiny_core_config):
+    images, mos, descriptions = _planted_dataset(24)
+    tiny_core_config.image_encoder.trainable = "last"
+    start = CoreModel(tiny_core_config)
+    frozen_before = {n: p.clone() for n, p in start.image_encoder.named_parameters() if ".stages.0." in n}
+    last_before = {n: p.clone() for n, p in start.image_encoder.named_parameters() if ".stages.1." in n}
+    run = train_core(tiny_core_config, images, mos, descriptions, progress=False, encoders_from=start,
+                     config=TrainingConfig(epochs=2, batch_size=8, learning_rate=1e-2))
+    params = dict(run.model.image_encoder.named_parameters())
+    assert all(torch.equal(params[n], p) for n, p in frozen_before.items())
+    assert any(not torch.equal(params[n], p) for n, p in last_before.items())
+    assert run.model.config.includes_encoder_weights
+
+
+def test_augmentation_is_mild_and_seeded():
+    image = torch.rand(3, 30, 40)
+    augment = Augmentation()
+    a = augment(image, torch.Generator().manual_seed(0))
+    b = augment(image, torch.Generator().manual_seed(0))
+    assert torch.equal(a, b) and a.shape == image.shape
+    assert 0 <= a.min() and a.max() <= 1
+    assert torch.allclose(rotate(image, 0.0), image)
+    quarter = rotate(torch.arange(9.0).view(1, 3, 3).expand(3, 3, 3), 90.0)
+    assert quarter[0, 1, 1] == pytest.approx(4.0, abs=1e-4)  # the centre stays put
+
+
+def test_mismatched_lengths_are_an_error(tiny_core_config):
+    with pytest.raises(ValueError, match="lengths differ"):
+        train_core(tiny_core_config, [torch.rand(3, 32, 32)] * 3, [0.0, 1.0], ["a"] * 3, progress=False)
+
+
+def test_too_few_images_to_validate_is_an_error(tiny_core_config):
+    images, mos, descriptions = _planted_dataset(10)
+    with pytest.raises(ValueError, match="at least 3 validation images"):
+        train_core(tiny_core_config, images, mos, descriptions, progress=False)

@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -88,7 +89,14 @@ def main() -> int:
     parser.add_argument("--latency", type=float, default=0.2, help="seconds the server takes per answer")
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "describe_speed")
+    parser.add_argument(
+        "--torch-threads", type=int, default=1,
+        help="torch intra-op threads (default 1: the per-image tensor ops are tiny, and on a busy 2-core "
+        "machine a wider pool mostly waits for cores; `realness describe` makes the same choice)",
+    )
     args = parser.parse_args()
+    torch.set_num_threads(args.torch_threads)
+    load_at_start = os.getloadavg()[0]
 
     runs = [measure(args.images, size, args.latency, args.concurrency) for size in SIZES]
     checked = runs[0]
@@ -101,6 +109,8 @@ def main() -> int:
         "images": args.images,
         "server_latency_s": args.latency,
         "concurrency": args.concurrency,
+        "torch_threads": args.torch_threads,
+        "load_average_at_start": round(load_at_start, 2),
         "runs": runs,
         "targets": {"first_run_over_ideal": "<= 1.3", "cached_over_first": "< 0.05", "cached_run_requests": 0,
                     "checked_on_image_size_hw": checked["image_size_hw"]},
@@ -130,7 +140,8 @@ Command: `{result['command']}`; {result['date_utc']}; {result['hardware']}.
 
 {result['images']} PNG images through `CachedDescriber(OpenAIDescriber)`, the loopback server
 (`tests/fake_openai.py`) answering each request after {result['server_latency_s']} s, concurrency
-{result['concurrency']}: ideal first run {ideal:.2f} s. Targets (checked on the
+{result['concurrency']}, torch threads {result['torch_threads']}, load average
+{result['load_average_at_start']} at the start (other jobs share this machine): ideal first run {ideal:.2f} s. Targets (checked on the
 {result['targets']['checked_on_image_size_hw'][0]}×{result['targets']['checked_on_image_size_hw'][1]} run):
 first run ≤ 1.3 × ideal; cached re-run < 5 % of the first with 0 requests.
 

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 import torch
-from recipe import lite_training_config
+from recipe import lite_model_config, lite_training_config
 
 from realness.core import CoreConfig, CoreModel, RealnessScorer
 from realness.core.pretrained import DEFAULT_MODEL
@@ -77,7 +77,7 @@ def main() -> int:
     rows, plots, model = [], [], None
     for name, modalities, dropout, texts in variants:
         if modalities is not None:
-            config = CoreConfig.preset(args.config)
+            config = lite_model_config(modalities) if args.config == "lite" else CoreConfig.preset(args.config)
             config.modalities = modalities
             training = lite_training_config(description_dropout=dropout)
             training.device = args.device

@@ -8,6 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
+# No test may reach the network: huggingface_hub's telemetry would otherwise try once per process.
+os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RAISE_TD = Path(os.environ.get("REALNESS_RAISE_TD", REPO_ROOT.parent / "shared" / "datasets" / "raise-td"))
 
@@ -22,6 +25,13 @@ def require_raise_td() -> Path:
     if not (RAISE_TD / "test" / "image_descriptions.csv").is_file():
         pytest.skip(f"RAISE-TD not found at {RAISE_TD} (set REALNESS_RAISE_TD or place it in ../shared/datasets/raise-td)")
     return RAISE_TD
+
+
+@pytest.fixture(autouse=True)
+def _no_hub_telemetry(monkeypatch):
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_DISABLE_TELEMETRY", True)
 
 
 @pytest.fixture(scope="session")

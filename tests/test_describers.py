@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from realness.describers import (
@@ -196,7 +197,11 @@ def run_describe_cli(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="realness")
     describe.register(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["describe", *argv])
-    return args.run(args)
+    threads = torch.get_num_threads()
+    try:
+        return args.run(args)
+    finally:
+        torch.set_num_threads(threads)  # the command narrows torch's pool; keep it from leaking into other tests
 
 
 def test_cli_writes_the_raise_td_layout_and_summarizes(tmp_path, capsys):

@@ -13,7 +13,7 @@ import sys
 from realness import __version__
 from realness.errors import RealnessError
 
-SUBCOMMANDS = ("score", "describe", "train")
+SUBCOMMANDS = ("score", "describe", "map", "train", "filter", "compare")
 
 
 def build_parser() -> argparse.ArgumentParser:

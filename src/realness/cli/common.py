@@ -76,20 +76,27 @@ def read_descriptions_csv(path: str | Path) -> dict[str, str]:
         return {Path(row[name_column]).name: row["description"] for row in reader}
 
 
-def add_describer_argument(parser) -> None:
-    """The ``--describer`` option shared by ``score``, ``map`` and ``describe``."""
+def add_describer_argument(parser, *, default: str | None = None) -> None:
+    """``--describer``, ``--description-cache`` and ``--no-description-cache`` (score, map, describe)."""
+    from realness.describers.factory import DESCRIBER_SPECS
+
     parser.add_argument(
-        "--describer",
-        metavar="SPEC",
-        help="write missing descriptions with: openai | openai:MODEL | http://HOST:PORT/v1[#MODEL] | "
-        "transformers:MODEL | static:CSV",
+        "--describer", default=default, metavar="SPEC",
+        help=f"write missing descriptions with: {DESCRIBER_SPECS} (default: {default})",
     )
+    parser.add_argument(
+        "--description-cache", default=None, metavar="FILE",
+        help="sqlite file of cached descriptions (default: descriptions.sqlite3 in the user cache dir, "
+        "or in $REALNESS_CACHE_DIR)",
+    )
+    parser.add_argument("--no-description-cache", action="store_true", help="neither read nor write the cache")
 
 
-def build_describer_from_args(args):
-    """The describer ``--describer`` names (cached), or None."""
+def build_describer_from_args(args, **options):
+    """The describer ``--describer`` names (cached unless ``--no-description-cache``), or None."""
     if not getattr(args, "describer", None):
         return None
     from realness.describers.factory import build_describer
 
-    return build_describer(args.describer)
+    cache = False if args.no_description_cache else (args.description_cache or True)
+    return build_describer(args.describer, cache=cache, **options)

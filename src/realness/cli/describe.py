@@ -7,48 +7,11 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+from realness.cli.common import add_describer_argument, build_describer_from_args
+
 DEFAULT_DESCRIBER = "openai"
 #: Images handed to the describer per step: progress shows and the cache fills as it goes.
 CHUNK_SIZE = 32
-
-
-def add_describer_options(parser: argparse.ArgumentParser, *, default: str | None = DEFAULT_DESCRIBER) -> None:
-    """Add ``--describer``, ``--description-cache`` and ``--no-description-cache`` to a subcommand.
-
-    ``realness score`` and ``realness map`` use this too, then :func:`describer_from_args`.
-
-    Args:
-        parser: The subcommand's parser.
-        default: The default spec (None: no describer unless asked for).
-    """
-    from realness.describers.factory import DESCRIBER_SPECS
-
-    parser.add_argument(
-        "--describer", default=default, metavar="SPEC",
-        help=f"where descriptions come from: {DESCRIBER_SPECS} (default: {default})",
-    )
-    parser.add_argument(
-        "--description-cache", default=None, metavar="FILE",
-        help="sqlite file of cached descriptions (default: descriptions.sqlite3 in the user cache dir, "
-        "or in $REALNESS_CACHE_DIR)",
-    )
-    parser.add_argument("--no-description-cache", action="store_true", help="neither read nor write the cache")
-
-
-def describer_from_args(args: argparse.Namespace, **options):
-    """Build the describer the options of :func:`add_describer_options` ask for.
-
-    Args:
-        args: Parsed arguments.
-        **options: Passed to the describer's constructor.
-
-    Returns:
-        The describer (cached unless ``--no-description-cache``).
-    """
-    from realness.describers.factory import build_describer
-
-    cache = False if args.no_description_cache else (args.description_cache or True)
-    return build_describer(args.describer, cache=cache, **options)
 
 
 def register(subparsers) -> None:
@@ -60,7 +23,7 @@ def register(subparsers) -> None:
         "layout (filename,MOS,description; MOS left empty). Failed images are listed on stderr.",
     )
     parser.add_argument("paths", nargs="+", metavar="PATH", help="image files, directories or globs")
-    add_describer_options(parser)
+    add_describer_argument(parser, default=DEFAULT_DESCRIBER)
     parser.add_argument("--out", default=None, metavar="FILE", help="output CSV (default: stdout)")
     parser.add_argument(
         "--concurrency", type=int, default=None,
@@ -79,8 +42,14 @@ def run(args: argparse.Namespace) -> int:
     from realness.errors import SkippedItem
 
     over_http = args.describer.startswith(("openai", "http://", "https://"))
+    if over_http:
+        import torch
+
+        # Only tiny per-image tensor ops run here, from many threads: a wide intra-op pool
+        # just contends for cores (measured 25x slower cache hits on a busy 2-core machine).
+        torch.set_num_threads(1)
     options = {"concurrency": args.concurrency} if args.concurrency is not None and over_http else {}
-    describer = describer_from_args(args, **options)
+    describer = build_describer_from_args(args, **options)
     paths = expand_image_paths(args.paths)
     descriptions = []
     with tqdm(total=len(paths), unit="image", disable=args.no_progress, file=sys.stderr) as progress:

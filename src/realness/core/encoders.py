@@ -140,7 +140,8 @@ class EfficientNetLiteEncoder(ImageEncoder):
             raise MissingDependencyError("efficientnet-lite-pytorch", "lite", "the lite image encoder") from error
         if config.name not in _EFFICIENTNET_LITE_WEIGHTS:
             raise ValueError(f"no packaged weights for {config.name!r}; known: {sorted(_EFFICIENTNET_LITE_WEIGHTS)}")
-        self.net = EfficientNet.from_name(config.name)
+        # "Same" padding is precomputed for a fixed input size: build it for ours.
+        self.net = EfficientNet.from_name(config.name, image_size=config.input_size)
         self.net._fc = nn.Identity()  # classifier unused: features come from the pooled head
         if pretrained:
             self.net.load_state_dict(_efficientnet_state(config.name), strict=False)

@@ -1,0 +1,7 @@
+"""``python -m realness.cli``: the same as the ``realness`` command."""
+
+import sys
+
+from realness.cli import main
+
+sys.exit(main())

@@ -1,0 +1,132 @@
+"""``Realness``: the CORE score as a ``torchmetrics.Metric`` for training and evaluation loops.
+
+``torchmetrics`` is an optional extra (``pip install 'realness[metrics]'``). It is imported
+by this module only, so ``import realness`` never needs it; without it, creating a
+:class:`Realness` raises :class:`~realness.errors.MissingDependencyError` naming the extra.
+
+Example:
+    >>> from realness.metrics import Realness                     # doctest: +SKIP
+    >>> metric = Realness(model="realness-core-lite").to("cuda")  # doctest: +SKIP
+    >>> for images, texts in loader:                              # doctest: +SKIP
+    ...     metric.update(generator(images), texts)
+    >>> metric.compute()                                          # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from realness.core.pretrained import DEFAULT_MODEL
+from realness.errors import MissingDependencyError, check_on_error
+from realness.workflows.scoring import as_scorer
+
+__all__ = ["Realness"]
+
+
+try:
+    from torchmetrics import Metric as _MetricBase
+
+    _TORCHMETRICS_MISSING = False
+except ImportError:  # the optional extra is not installed: Realness() says which one to install
+    _MetricBase = object
+    _TORCHMETRICS_MISSING = True
+
+
+class Realness(_MetricBase):
+    """Mean CORE realness score of every image passed to :meth:`update` (higher = more real).
+
+    Memory stays constant over any number of updates (a running sum and count), unless
+    ``keep_scores=True`` asks for every per-image score. Under DDP the sums, counts and
+    kept scores are reduced across processes in :meth:`compute`.
+
+    The scorer is a plain attribute, not a metric state: it is excluded from
+    ``state_dict()``, and moves with the metric (``metric.to("cuda")``).
+
+    Args:
+        model: a bundled model name, a local model directory, a Hub id, a loaded
+            :class:`~realness.core.model.CoreModel` or a :class:`~realness.core.scorer.RealnessScorer`.
+        keep_scores: also keep every per-image score, returned by :meth:`compute`.
+        on_error: ``raise`` stops at a bad image; ``skip`` leaves it out of the mean and
+            counts it in the ``skipped`` state.
+        batch_size: images per forward pass inside one :meth:`update`.
+        describer: writes descriptions for images that come without one.
+        **kwargs: passed to ``torchmetrics.Metric`` (``dist_sync_on_step``, ``sync_on_compute``, ...).
+
+    Raises:
+        MissingDependencyError: ``torchmetrics`` is not installed.
+    """
+
+    higher_is_better = True
+    is_differentiable = False
+    full_state_update = False
+
+    def __init__(
+        self,
+        model: Any = DEFAULT_MODEL,
+        *,
+        keep_scores: bool = False,
+        on_error: str = "raise",
+        batch_size: int = 32,
+        describer: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        if _TORCHMETRICS_MISSING:
+            raise MissingDependencyError(package="torchmetrics", extra="metrics", purpose="realness.metrics.Realness")
+        super().__init__(**kwargs)
+        check_on_error(on_error)
+        self.keep_scores = keep_scores
+        self.on_error = on_error
+        self.scorer = as_scorer(model, device=self.device, batch_size=batch_size, describer=describer)
+        self.add_state("total", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("count", default=torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
+        self.add_state("skipped", default=torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
+        if keep_scores:
+            self.add_state("scores", default=[], dist_reduce_fx="cat")
+
+    def update(self, images: Any, descriptions: Any = None) -> None:
+        """Score a batch of images and add their scores to the running mean.
+
+        Args:
+            images: one image or a batch: a ``B x 3 x H x W`` tensor in [0, 1], paths, PIL
+                images, arrays (see :mod:`realness.inputs`).
+            descriptions: one description per image, or None (image-only, or written by
+                the describer).
+
+        Raises:
+            InvalidImageError: a bad image, with ``on_error="raise"``.
+        """
+        scores = self.scorer(images, descriptions, on_error=self.on_error, progress=False).scores
+        scores = scores.to(self.device)
+        scored = ~torch.isnan(scores)
+        self.total += scores[scored].double().sum()
+        self.count += int(scored.sum())
+        self.skipped += int((~scored).sum())
+        if self.keep_scores:
+            self.scores.append(scores[scored])
+
+    def compute(self) -> Any:
+        """The mean score (NaN before any image was scored); with ``keep_scores``, also every score.
+
+        Returns:
+            A 0-d float tensor, the mean over all scored images; with ``keep_scores=True``
+            a dict ``{"mean": ..., "scores": 1-d tensor of every scored image}``
+            (under DDP the scores of rank 0 come first, then rank 1, ...; torchmetrics squeezes a
+            one-element result to 0-d).
+        """
+        mean = (self.total / self.count).float() if self.count > 0 else torch.tensor(float("nan"), device=self.device)
+        if not self.keep_scores:
+            return mean
+        scores = self.scores
+        if isinstance(scores, list):
+            scores = torch.cat(scores) if scores else torch.empty(0, device=self.device)
+        return {"mean": mean, "scores": scores}
+
+    def _apply(self, fn: Any, exclude_state: Any = "") -> Any:
+        this = super()._apply(fn, exclude_state)
+        # The scorer is not a state, so follow the metric's device by hand.
+        if this.scorer.device != this.device:
+            this.scorer.model.to(this.device)
+            this.scorer.device = this.device
+        return this

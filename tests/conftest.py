@@ -73,3 +73,20 @@ def tiny_core_config(tiny_image_encoder_dir, tiny_text_encoder_dir):
         text_encoder=TextEncoderConfig(family="transformers", name=str(tiny_text_encoder_dir), pooling="cls"),
         hidden_dim=8,
     )
+
+
+@pytest.fixture
+def tiny_model(tiny_core_config):
+    """A CORE model over the tiny encoders with a random head marked trained (mechanics only, never shipped)."""
+    from realness.core import CoreModel
+
+    torch.manual_seed(1)
+    model = CoreModel(tiny_core_config)
+    model.trained = True
+    return model.eval()
+
+
+@pytest.fixture
+def tiny_model_dir(tiny_model, tmp_path) -> Path:
+    """:func:`tiny_model` saved with ``save_pretrained``."""
+    return tiny_model.save_pretrained(tmp_path / "tiny-model")

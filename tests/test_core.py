@@ -17,14 +17,6 @@ from realness.errors import InvalidImageError
 
 
 @pytest.fixture
-def tiny_model(tiny_core_config) -> CoreModel:
-    torch.manual_seed(1)
-    model = CoreModel(tiny_core_config)
-    model.trained = True  # random head: fine for mechanics, never shipped
-    return model.eval()
-
-
-@pytest.fixture
 def image_files(tmp_path):
     rng = np.random.default_rng(0)
     paths = []

@@ -6,7 +6,6 @@ import argparse
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from realness.cli import map as map_command

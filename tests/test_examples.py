@@ -7,20 +7,11 @@ import runpy
 from pathlib import Path
 
 import pytest
-import torch
 from PIL import Image
 
 from realness.core import CoreModel, RealnessScorer
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-
-
-@pytest.fixture
-def tiny_model_dir(tiny_core_config, tmp_path):
-    torch.manual_seed(7)
-    model = CoreModel(tiny_core_config)
-    model.trained = True  # random head: fine for mechanics, never shipped
-    return model.save_pretrained(tmp_path / "tiny-model")
 
 
 def example_main(name: str):

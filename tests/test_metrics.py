@@ -19,14 +19,6 @@ from realness.metrics import Realness  # noqa: E402
 TEXTS = ["No.", "Yes. The hand has six fingers.", "Somewhat. Blur.", "No.", "Yes. Distorted sky."]
 
 
-@pytest.fixture
-def tiny_model_dir(tiny_core_config, tmp_path):
-    torch.manual_seed(5)
-    model = CoreModel(tiny_core_config)
-    model.trained = True  # random head: fine for mechanics, never shipped
-    return model.save_pretrained(tmp_path / "tiny-model")
-
-
 def _images(count: int, seed: int = 0) -> torch.Tensor:
     return torch.rand(count, 3, 36, 36, generator=torch.Generator().manual_seed(seed))
 

@@ -21,19 +21,6 @@ from realness.workflows.selection import Candidate, find_candidates, select_best
 pytest_plugins = ["pytester"]
 
 
-@pytest.fixture
-def tiny_model(tiny_core_config) -> CoreModel:
-    torch.manual_seed(3)
-    model = CoreModel(tiny_core_config)
-    model.trained = True  # random head: fine for mechanics, never shipped
-    return model.eval()
-
-
-@pytest.fixture
-def tiny_model_dir(tiny_model, tmp_path):
-    return tiny_model.save_pretrained(tmp_path / "tiny-model")
-
-
 def _write_images(folder, count, seed=0, size=40):
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)

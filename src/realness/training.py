@@ -102,7 +102,7 @@ def train_core(
     must never be passed here.
 
     Args:
-        model_config: encoders and head to build (ignored when ``model`` is given).
+        model_config: encoders and head to build.
         images: training images (paths or anything :mod:`realness.inputs` accepts).
         mos: one mean opinion score per image.
         descriptions: one description per image (None or "" for none).

@@ -76,6 +76,17 @@ def read_descriptions_csv(path: str | Path) -> dict[str, str]:
         return {Path(row[name_column]).name: row["description"] for row in reader}
 
 
+def add_model_arguments(parser) -> None:
+    """``--model``, ``--device``, ``--batch-size`` and the describer options of scoring commands."""
+    add_describer_argument(parser)
+    parser.add_argument(
+        "--model", default=None, metavar="ID|DIR",
+        help="bundled model name, local directory or Hub id (default: the bundled lite model)",
+    )
+    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: cuda if available)")
+    parser.add_argument("--batch-size", type=int, default=32)
+
+
 def add_describer_argument(parser, *, default: str | None = None) -> None:
     """``--describer``, ``--description-cache`` and ``--no-description-cache`` (score, map, describe)."""
     from realness.describers.factory import DESCRIBER_SPECS

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from realness.cli.common import add_describer_argument, report_failures
+from realness.cli.common import add_model_arguments, report_failures
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -20,10 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("root", metavar="ROOT", help="folder with one sub-folder of images per model")
     parser.add_argument("--out-dir", metavar="DIR", help="write winners.csv, summary.csv, summary.md and summary.png here")
-    add_describer_argument(parser)
-    parser.add_argument("--model", default=None, metavar="ID|DIR", help="bundled model name, local directory or Hub id (default: the bundled lite model)")
-    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: cuda if available)")
-    parser.add_argument("--batch-size", type=int, default=32)
+    add_model_arguments(parser)
     parser.set_defaults(run=run)
 
 

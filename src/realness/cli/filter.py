@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from realness.cli.common import add_describer_argument, report_failures
+from realness.cli.common import add_model_arguments, report_failures
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -26,10 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--export", metavar="DIR", help="copy or link the kept images into DIR, keeping their relative paths")
     parser.add_argument("--mode", choices=("copy", "symlink", "hardlink"), default="copy", help="how --export places files (default: copy)")
     parser.add_argument("--descriptions", metavar="CSV", help="CSV with filename and description columns")
-    add_describer_argument(parser)
-    parser.add_argument("--model", default=None, metavar="ID|DIR", help="bundled model name, local directory or Hub id (default: the bundled lite model)")
-    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: cuda if available)")
-    parser.add_argument("--batch-size", type=int, default=32)
+    add_model_arguments(parser)
     parser.set_defaults(run=run)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from realness.cli.common import add_describer_argument, expand_image_paths, read_descriptions_csv, report_failures, write_rows
+from realness.cli.common import add_model_arguments, expand_image_paths, read_descriptions_csv, report_failures, write_rows
 
 COLUMNS = ("name", "score", "verdict", "description", "error")
 
@@ -19,10 +19,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("paths", nargs="+", metavar="PATH", help="image files, directories or glob patterns")
     parser.add_argument("--descriptions", metavar="CSV", help="CSV with filename and description columns (RAISE-TD layout)")
-    add_describer_argument(parser)
-    parser.add_argument("--model", default=None, metavar="ID|DIR", help="bundled model name, local directory or Hub id (default: the bundled lite model)")
-    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: cuda if available)")
-    parser.add_argument("--batch-size", type=int, default=32)
+    add_model_arguments(parser)
     parser.add_argument("--out", metavar="FILE", help="write .csv or .json here (default: CSV on stdout)")
     parser.set_defaults(run=run)
 

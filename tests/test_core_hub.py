@@ -1,0 +1,41 @@
+"""A CORE model through the (fake, loopback) Hub: push, download, offline cache hit, pinned hash."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from fake_hub import FakeHub
+from test_hub import hub_env  # noqa: F401  (fixture)
+
+from realness import hub
+from realness.core import CoreModel, RealnessScorer
+from realness.errors import ChecksumError, WeightsNotFoundError
+
+REPO = "me/tiny-core"
+
+
+def test_push_download_cache_and_pin(tiny_model, hub_env, monkeypatch):  # noqa: F811
+    images, texts = torch.rand(3, 3, 36, 36, generator=torch.Generator().manual_seed(0)), ["No.", "Yes. Blur.", ""]
+    expected = RealnessScorer(tiny_model, device="cpu")(images, texts).scores
+    with FakeHub({}) as server:
+        monkeypatch.setenv("HF_ENDPOINT", server.endpoint)
+        commit = tiny_model.push_to_hub(REPO, token="hf_test_token_not_real")
+        assert set(server.files(REPO)) == {"config.json", "model.safetensors"}
+
+        downloaded = CoreModel.from_pretrained(f"{REPO}@{commit}")
+        torch.testing.assert_close(RealnessScorer(downloaded, device="cpu")(images, texts).scores, expected)
+
+        # Offline: served from the cache without a single request.
+        before = server.request_count()
+        monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+        CoreModel.from_pretrained(f"{REPO}@{commit}")
+        assert server.request_count() == before
+
+        # A pinned hash that the cached file does not match: refused, never loaded.
+        pins = {"model.safetensors": "0" * 64}
+        monkeypatch.setitem(hub.PINNED, REPO, hub.PinnedModel(REPO, commit, pins))
+        with pytest.raises(ChecksumError, match="model.safetensors"):
+            CoreModel.from_pretrained(REPO)
+        # ... and, evicted from the cache, it is now simply missing while offline.
+        with pytest.raises(WeightsNotFoundError, match=REPO):
+            CoreModel.from_pretrained(REPO)

@@ -16,7 +16,7 @@ from realness.describers import (
     StaticDescriber,
     TransformersDescriber,
 )
-from realness.dream import RealnessMap, RealnessMapper, realness_map
+from realness.dream import RealnessMap, RealnessMapBatch, RealnessMapper, realness_map
 from realness.errors import (
     ChecksumError,
     DescriberError,
@@ -41,6 +41,7 @@ __all__ = [
     "OpenAIDescriber",
     "RealnessError",
     "RealnessMap",
+    "RealnessMapBatch",
     "RealnessMapper",
     "RealnessScorer",
     "ScoreResult",

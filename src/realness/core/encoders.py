@@ -178,10 +178,18 @@ def _resolve_transformers_dir(name: str, revision: str | None, *, tokenizer: boo
 
 def _load_transformers_model(directory: Path, pretrained: bool) -> nn.Module:
     from transformers import AutoConfig, AutoModel
+    from transformers.utils import logging as transformers_logging
 
-    if pretrained:
+    if not pretrained:
+        return AutoModel.from_config(AutoConfig.from_pretrained(directory))
+    # A per-load progress bar is noise in a scorer; restore the user's setting afterwards.
+    shown = transformers_logging.is_progress_bar_enabled()
+    transformers_logging.disable_progress_bar()
+    try:
         return AutoModel.from_pretrained(directory, use_safetensors=True)
-    return AutoModel.from_config(AutoConfig.from_pretrained(directory))
+    finally:
+        if shown:
+            transformers_logging.enable_progress_bar()
 
 
 @register_image_encoder("transformers")

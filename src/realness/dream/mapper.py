@@ -18,10 +18,14 @@ import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+
+if TYPE_CHECKING:
+    import matplotlib.figure
+    import PIL.Image
 import torch.nn.functional as F
 
 from realness.dream.embedders import DEFAULT_MODEL, Embedder, build_embedder
@@ -74,7 +78,7 @@ class RealnessMap:
         """``(H, W)`` of the map and the input."""
         return tuple(self.map.shape)
 
-    def overlay(self, *, alpha: float = 0.5, cmap: str = "magma", colorbar: bool = True):
+    def overlay(self, *, alpha: float = 0.5, cmap: str = "magma", colorbar: bool = True) -> PIL.Image.Image:
         """The image blended with the colour-mapped map (see :func:`realness.dream.render.overlay`).
 
         Returns:
@@ -84,7 +88,7 @@ class RealnessMap:
 
         return overlay(self.image, self.map, alpha=alpha, cmap=cmap, colorbar=colorbar)
 
-    def figure(self, *, cmap: str = "magma"):
+    def figure(self, *, cmap: str = "magma") -> matplotlib.figure.Figure:
         """Image | overlay | per-scale maps side by side (see :func:`realness.dream.render.figure`).
 
         Returns:

@@ -67,15 +67,15 @@ def main() -> int:
     test_image = test_features.image[0]
     empty = test_features.empty_text.expand(len(test), -1)
 
-    variants = [
-        ("CORE image + text", "both", 0.0, test_features.text),
-        ("image only", "image", 0.0, empty),
-        ("text only", "text", 0.0, test_features.text),
-        ("image + text, 30% description dropout (shipped recipe)", "both", 0.3, test_features.text),
-        ("same model, scored without descriptions", None, None, empty),
+    variants = [  # (label, plot file slug, modalities, description dropout, test text features)
+        ("CORE image + text", "core", "both", 0.0, test_features.text),
+        ("image only", "image_only", "image", 0.0, empty),
+        ("text only", "text_only", "text", 0.0, test_features.text),
+        ("image + text, 30% description dropout (shipped recipe)", "shipped_recipe", "both", 0.3, test_features.text),
+        ("same model, scored without descriptions", "shipped_recipe_no_text", None, None, empty),
     ]
     rows, plots, model = [], [], None
-    for name, modalities, dropout, texts in variants:
+    for name, slug, modalities, dropout, texts in variants:
         if modalities is not None:
             config = lite_model_config(modalities) if args.config == "lite" else CoreConfig.preset(args.config)
             config.modalities = modalities
@@ -87,18 +87,18 @@ def main() -> int:
         prediction = predict(model, test_image, texts).numpy()
         metrics = evaluate(prediction, test.mos)
         rows.append({"method": f"{args.config}: {name}", **_row(metrics), "best_epoch": model.config.extra["best_epoch"]})
-        plots.append((name, prediction))
+        plots.append((slug, name, prediction))
 
     if args.config == "lite":
         scorer = RealnessScorer.from_pretrained(DEFAULT_MODEL, device=args.device)
-        for name, descriptions in (("with descriptions", test.descriptions), ("image only", None)):
+        for slug, name, descriptions in (("bundled", "with descriptions", test.descriptions), ("bundled_no_text", "image only", None)):
             result = scorer(test.paths, descriptions)
             metrics = evaluate(result.scores.numpy(), test.mos)
             rows.append({"method": f"bundled {DEFAULT_MODEL}, {name}", **_row(metrics)})
-            plots.append((f"bundled model, {name}", result.scores.numpy()))
+            plots.append((slug, f"bundled model, {name}", result.scores.numpy()))
 
-    for index, (name, prediction) in enumerate(plots):
-        scatter_plot(prediction, test.mos, RESULTS / f"raise_td_{args.config}_scatter_{index}.png", title=f"RAISE-TD test: {name}")
+    for slug, name, prediction in plots:
+        scatter_plot(prediction, test.mos, RESULTS / f"raise_td_{args.config}_{slug}.png", title=f"RAISE-TD test: {name}")
     write_results(
         RESULTS,
         f"raise_td_{args.config}",

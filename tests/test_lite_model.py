@@ -64,8 +64,11 @@ def test_bundled_model_scores_the_examples(lite_model):
     result = RealnessScorer(lite_model, device="cpu")([EXAMPLES / n for n in names], [descriptions[n] for n in names])
     assert torch.isfinite(result.scores).all()
     scores = dict(zip(names, result.scores.tolist()))
-    # The edit (a pasted patch over an eye, described as such) must not look more real than the photo.
-    assert scores["chelsea_edited.png"] < scores["chelsea.png"]
+    # What the model learned from the descriptions: saying something looks unrealistic lowers the score.
+    flagged = RealnessScorer(lite_model, device="cpu")(
+        [EXAMPLES / "chelsea.png", EXAMPLES / "coffee.png"], [descriptions["chelsea_edited.png"]] * 2
+    ).scores.tolist()
+    assert flagged[0] < scores["chelsea.png"] and flagged[1] < scores["coffee.png"]
     one = realness.score(EXAMPLES / "chelsea.png", descriptions["chelsea.png"], device="cpu")
     assert isinstance(one, float) and math.isclose(one, scores["chelsea.png"], abs_tol=1e-4)
 

@@ -93,3 +93,16 @@ def test_too_few_images_to_validate_is_an_error(tiny_core_config):
     images, mos, descriptions = _planted_dataset(10)
     with pytest.raises(ValueError, match="at least 3 validation images"):
         train_core(tiny_core_config, images, mos, descriptions, progress=False)
+
+
+def test_frozen_features_equal_inference_features(tiny_core_config):
+    """Training sees exactly what scoring sees: encoders in eval mode, BatchNorm statistics untouched."""
+    images, _, descriptions = _planted_dataset(6)
+    model = CoreModel(tiny_core_config)
+    assert not model.training and not model.image_encoder.training
+    before = {k: v.clone() for k, v in model.image_encoder.state_dict().items()}
+    features = encode_frozen_features(model, images, descriptions, config=TrainingConfig(augmented_views=3), progress=False)
+    with torch.inference_mode():
+        direct = model.encode_images(torch.stack([model.image_encoder.preprocess(image) for image in images]))
+    torch.testing.assert_close(features.image[0], direct, atol=1e-5, rtol=1e-5)
+    assert all(torch.equal(v, model.image_encoder.state_dict()[k]) for k, v in before.items())

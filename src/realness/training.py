@@ -184,6 +184,7 @@ def encode_frozen_features(
     from realness.inputs import load_image
 
     config = config or TrainingConfig()
+    model.eval()  # frozen features: BatchNorm must use its running statistics, never batch ones
     generator = torch.Generator().manual_seed(config.seed)
     encoder, views = model.image_encoder, max(1, config.augmented_views)
     device = torch.device(config.device)

@@ -52,6 +52,8 @@ class CoreModel(nn.Module):
         self.config = config
         self.reset_head()
         self.trained = False
+        # Inference behaviour (BatchNorm running statistics, no dropout) unless a trainer says otherwise.
+        self.eval()
 
     def reset_head(self) -> None:
         """A freshly initialized fusion head (drawn from torch's global generator)."""

@@ -153,7 +153,7 @@ class RealnessScorer:
 
         encoder = self.model.image_encoder
         dataset = ImagePathsDataset([items[i] for i in wanted], encoder.preprocess, min_size=encoder.config.min_size)
-        workers = self.num_workers if self.num_workers is not None else _auto_workers(dataset.items, self.batch_size)
+        workers = self.num_workers if self.num_workers is not None else auto_decode_workers(dataset.items, self.batch_size, self.device)
         loader = DataLoader(
             dataset,
             batch_size=self.batch_size,
@@ -179,12 +179,17 @@ class RealnessScorer:
             return self.model(pixels, texts).float().cpu()
 
 
-def _auto_workers(items: list, batch_size: int) -> int:
-    # Workers pay off only when there is file decoding to overlap and more than one batch.
+def auto_decode_workers(items: list, batch_size: int, device: torch.device) -> int:
+    """DataLoader workers worth starting: only for file decoding, and only on spare cores.
+
+    On a CPU device the forward pass already keeps ``torch.get_num_threads()`` cores busy;
+    a worker on top of them slows both down (measured in benchmarks/score_speed.py).
+    """
     decodes = any(isinstance(item, (str, bytes, os.PathLike)) for item in items)
     if not decodes or len(items) <= batch_size:
         return 0
-    return max(1, min(4, (os.cpu_count() or 2) - 1))
+    busy = 1 if device.type != "cpu" else torch.get_num_threads()
+    return max(0, min(4, (os.cpu_count() or 1) - busy))
 
 
 def _autocast(device: torch.device, dtype: Optional[torch.dtype]):

@@ -278,5 +278,5 @@ def test_real_raise_td_official_split():
 def test_real_raise_td_default_root_is_beside_the_working_directory(monkeypatch):
     monkeypatch.delenv("REALNESS_RAISE_TD", raising=False)
     monkeypatch.chdir(Path(__file__).resolve().parents[1])  # the repository root
-    assert raise_td_root().resolve() == RAISE_TD
+    assert raise_td_root().resolve() == RAISE_TD.resolve()
     assert len(load_raise_td(split="all")) == 600

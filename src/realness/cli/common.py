@@ -87,6 +87,18 @@ def add_model_arguments(parser) -> None:
     parser.add_argument("--batch-size", type=int, default=32)
 
 
+def scorer_options(args) -> dict:
+    """``model``, ``device``, ``batch_size`` and ``describer`` from :func:`add_model_arguments`'s options."""
+    from realness.core import DEFAULT_MODEL
+
+    return {
+        "model": args.model or DEFAULT_MODEL,
+        "device": args.device,
+        "batch_size": args.batch_size,
+        "describer": build_describer_from_args(args),
+    }
+
+
 def add_describer_argument(parser, *, default: str | None = None) -> None:
     """``--describer``, ``--description-cache`` and ``--no-description-cache`` (score, map, describe)."""
     from realness.describers.factory import DESCRIBER_SPECS

@@ -28,19 +28,12 @@ def run(args: argparse.Namespace) -> int:
     """Run ``realness compare``; returns the exit status."""
     from pathlib import Path
 
-    from realness.cli.common import build_describer_from_args
-    from realness.core import DEFAULT_MODEL
+    from realness.cli.common import scorer_options
     from realness.errors import SkippedItem
     from realness.workflows.selection import select_best
 
     try:
-        result = select_best(
-            args.root,
-            model=args.model or DEFAULT_MODEL,
-            device=args.device,
-            batch_size=args.batch_size,
-            describer=build_describer_from_args(args),
-        )
+        result = select_best(args.root, **scorer_options(args))
     except (ValueError, FileNotFoundError) as error:
         print(f"realness compare: {error}", file=sys.stderr)
         return 2

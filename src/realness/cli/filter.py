@@ -32,8 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``realness filter``; returns the exit status."""
-    from realness.cli.common import build_describer_from_args, write_rows
-    from realness.core import DEFAULT_MODEL
+    from realness.cli.common import scorer_options, write_rows
     from realness.workflows.filtering import CSV_COLUMNS, filter_images
 
     try:
@@ -41,11 +40,8 @@ def run(args: argparse.Namespace) -> int:
             args.paths,
             min_score=args.min_score,
             top_k=args.top_k,
-            model=args.model or DEFAULT_MODEL,
             descriptions=args.descriptions,
-            device=args.device,
-            batch_size=args.batch_size,
-            describer=build_describer_from_args(args),
+            **scorer_options(args),
         )
     except ValueError as error:
         print(f"realness filter: {error}", file=sys.stderr)

@@ -71,12 +71,15 @@ def main() -> int:
         scorer = RealnessScorer(model, device="cpu", batch_size=args.batch_size)
         scorer_workers = auto_decode_workers(paths, args.batch_size, torch.device("cpu"))
         bare_throughput(model, pixels[: args.batch_size], texts[: args.batch_size], args.batch_size)  # warm-up
-        bare, ours = [], []
+        # The same scorer forced to decode in one DataLoader worker, for comparison.
+        with_worker = RealnessScorer(model, device="cpu", batch_size=args.batch_size, num_workers=1)
+        bare, ours, worker = [], [], []
         for _ in range(args.repeats):
             bare.append(bare_throughput(model, pixels, texts, args.batch_size))
-            started = time.perf_counter()
-            scorer(paths, texts)
-            ours.append(len(paths) / (time.perf_counter() - started))
+            for candidate, rates in ((scorer, ours), (with_worker, worker)):
+                started = time.perf_counter()
+                candidate(paths, texts)
+                rates.append(len(paths) / (time.perf_counter() - started))
     result = {
         "images": len(paths),
         "source": source,
@@ -85,6 +88,7 @@ def main() -> int:
         "bare_images_per_s": round(statistics.median(bare), 3),
         "scorer_images_per_s": round(statistics.median(ours), 3),
         "ratio_scorer_to_bare": round(statistics.median(o / b for o, b in zip(ours, bare)), 3),
+        "ratio_with_one_decode_worker": round(statistics.median(w / b for w, b in zip(worker, bare)), 3),
         "all_bare": [round(v, 3) for v in bare],
         "all_scorer": [round(v, 3) for v in ours],
         "torch_threads": torch.get_num_threads(),

@@ -152,8 +152,9 @@ first run ≤ 1.3 × ideal; cached re-run < 5 % of the first with 0 requests.
 Targets met: {'yes' if result['targets_met'] else 'no'}.
 
 The 384×512 row shows the CPU work per image (PNG decode, pixel hash, PNG encode for the
-request) that a 2-core machine cannot overlap with the server's latency; a cached re-run
-still pays for decoding and hashing each image, but makes no request.
+request) that a 2-core machine cannot overlap with the server's latency. A cached re-run over
+unchanged files neither decodes nor hashes them: the cache remembers each file's pixel hash by
+path, size and modification time.
 """
 
 

@@ -244,3 +244,41 @@ def test_static_describer_reads_raise_td():
     images = sorted((root / "train" / "images").glob("*.png"))[:5]
     descriptions = describer.describe([str(p) for p in images])
     assert all(d.ok and d.verdict in ("yes", "no", "somewhat") for d in descriptions)
+
+
+def test_cached_files_are_not_decoded_again(tmp_path, monkeypatch):
+    """A re-run over unchanged files answers from the cache without reading them; an edit is noticed."""
+    import os
+
+    import numpy as np
+    from PIL import Image
+
+    import realness.inputs
+    from realness.describers import BaseDescriber, CachedDescriber, Description, DescriptionCache
+
+    class Counting(BaseDescriber):
+        calls = 0
+
+        def describe_tensors(self, images, names):
+            Counting.calls += len(images)
+            return [Description.success(n, "No.", self.model, self.prompt.id) for n in names]
+
+    paths = []
+    for index in range(3):
+        path = tmp_path / f"{index}.png"
+        Image.fromarray(np.full((8, 8, 3), index * 40, dtype=np.uint8)).save(path)
+        paths.append(path)
+    describer = CachedDescriber(Counting("counting"), DescriptionCache(tmp_path / "cache.sqlite3"))
+    first = describer.describe(paths)
+    decoded = []
+    original = realness.inputs.load_image
+    monkeypatch.setattr(realness.inputs, "load_image", lambda item, **kw: decoded.append(item) or original(item, **kw))
+    second = describer.describe(paths)
+    assert Counting.calls == 3 and decoded == []
+    assert [d.text for d in second] == [d.text for d in first] and all(d.cached for d in second)
+    assert [d.item for d in second] == [d.item for d in first]
+    # Same pixels saved again with a new modification time: decoded and hashed, still a cache hit.
+    Image.fromarray(np.full((8, 8, 3), 0, dtype=np.uint8)).save(paths[0])
+    os.utime(paths[0], ns=(1, 1))
+    describer.describe(paths)
+    assert decoded == [paths[0]] and Counting.calls == 3

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Iterable, Sequence
 from contextlib import closing
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, Optional, Union
 
 from realness.describers.base import BaseDescriber, Description
 
@@ -30,6 +31,13 @@ CREATE TABLE IF NOT EXISTS descriptions (
     text TEXT NOT NULL,
     created_at REAL NOT NULL,
     PRIMARY KEY (image_sha256, model, prompt_id)
+);
+CREATE TABLE IF NOT EXISTS file_pixels (
+    path TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    image_sha256 TEXT NOT NULL,
+    PRIMARY KEY (path, size, mtime_ns)
 )
 """
 
@@ -62,7 +70,7 @@ class DescriptionCache:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with closing(self._connect()) as connection, connection:
             connection.execute("PRAGMA journal_mode=WAL")
-            connection.execute(_SCHEMA)
+            connection.executescript(_SCHEMA)
 
     def _connect(self) -> sqlite3.Connection:
         return sqlite3.connect(self.path, timeout=self.busy_timeout)
@@ -110,6 +118,32 @@ class DescriptionCache:
                 [(key, model, prompt_id, text, now) for key, text in texts.items()],
             )
 
+    def get_file_keys(self, stats: Iterable[tuple[str, int, int]]) -> dict[tuple[str, int, int], str]:
+        """The pixel hashes remembered for files, by ``(absolute path, size, mtime_ns)``.
+
+        Lets a re-run find cached descriptions without decoding the files again; any change
+        to a file's size or modification time makes it a miss.
+        """
+        found: dict[tuple[str, int, int], str] = {}
+        with closing(self._connect()) as connection:
+            for stat in dict.fromkeys(stats):
+                row = connection.execute(
+                    "SELECT image_sha256 FROM file_pixels WHERE path = ? AND size = ? AND mtime_ns = ?", stat
+                ).fetchone()
+                if row is not None:
+                    found[stat] = row[0]
+        return found
+
+    def put_file_keys(self, keys: dict[tuple[str, int, int], str]) -> None:
+        """Remember the pixel hash of files (see :meth:`get_file_keys`)."""
+        if not keys:
+            return
+        with closing(self._connect()) as connection, connection:
+            connection.executemany(
+                "INSERT OR REPLACE INTO file_pixels VALUES (?, ?, ?, ?)",
+                [(*stat, key) for stat, key in keys.items()],
+            )
+
     def __len__(self) -> int:
         with closing(self._connect()) as connection:
             return connection.execute("SELECT COUNT(*) FROM descriptions").fetchone()[0]
@@ -130,6 +164,34 @@ class CachedDescriber(BaseDescriber):
         super().__init__(describer.model, describer.prompt)
         self.describer = describer
         self.cache = cache if isinstance(cache, DescriptionCache) else DescriptionCache(cache)
+        self._local = threading.local()  # pixel hashes of the current call, per thread
+
+    def describe(self, images: Any, *, on_error: str = "raise") -> list[Description]:
+        """Like :meth:`BaseDescriber.describe`; files already described are not even decoded.
+
+        A file's pixel hash is remembered by (path, size, modification time), so a re-run over
+        the same files answers from the cache without reading them.
+        """
+        from realness.inputs import split_batch
+
+        items, _ = split_batch(images)
+        stats = [_file_stat(item) for item in items]
+        known = self.cache.get_file_keys(s for s in stats if s is not None)
+        texts = self.cache.get_many(known.values(), self.model, self.prompt.id)
+        answered = {
+            i: Description.success(str(items[i]), texts[known[stat]], self.model, self.prompt.id, cached=True)
+            for i, stat in enumerate(stats)
+            if stat in known and known[stat] in texts
+        }
+        rest = [i for i in range(len(items)) if i not in answered]
+        self._local.hashes = {}
+        described = super().describe([items[i] for i in rest], on_error=on_error) if rest else []
+        self.cache.put_file_keys(
+            {stats[i]: self._local.hashes[d.item] for i, d in zip(rest, described) if stats[i] is not None and d.item in self._local.hashes}
+        )
+        results = dict(answered)
+        results.update(zip(rest, described))
+        return [results[i] for i in range(len(items))]
 
     def describe_tensors(self, images: Sequence[Any], names: Sequence[str]) -> list[Description]:
         """Describe decoded images, reading and filling the cache.
@@ -144,6 +206,7 @@ class CachedDescriber(BaseDescriber):
         from realness.inputs import pixel_sha256
 
         keys = [pixel_sha256(image) for image in images]
+        self._local.hashes = dict(zip(names, keys))
         hits = self.cache.get_many(keys, self.model, self.prompt.id)
         first_miss: dict[str, int] = {}
         for index, key in enumerate(keys):
@@ -166,6 +229,18 @@ class CachedDescriber(BaseDescriber):
             else:
                 results.append(_reuse(fresh_by_key[key], name))
         return results
+
+
+def _file_stat(item: Any) -> Optional[tuple[str, int, int]]:
+    """``(absolute path, size, mtime_ns)`` of an existing file item, else None."""
+    if not isinstance(item, (str, os.PathLike)):
+        return None
+    try:
+        path = Path(item).resolve()
+        stat = path.stat()
+    except OSError:
+        return None
+    return (str(path), stat.st_size, stat.st_mtime_ns) if path.is_file() else None
 
 
 def _reuse(description: Description, name: str) -> Description:

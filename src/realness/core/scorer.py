@@ -49,7 +49,7 @@ class RealnessScorer:
 
     def __init__(
         self,
-        model: Union[CoreModel, str] = DEFAULT_MODEL,
+        model: Union[CoreModel, str, os.PathLike] = DEFAULT_MODEL,
         *,
         device: Union[str, torch.device, None] = None,
         dtype: Optional[torch.dtype] = None,

@@ -36,8 +36,6 @@ def as_scorer(
     """
     if isinstance(model, RealnessScorer):
         return model
-    if isinstance(model, (str, os.PathLike)):
-        model = CoreModel.from_pretrained(model)
     return RealnessScorer(model, device=device, batch_size=batch_size, describer=describer)
 
 

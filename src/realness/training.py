@@ -206,8 +206,8 @@ def encode_frozen_features(
 class _Trainer:
     """The epoch loop and model selection shared by both training paths."""
 
-    def __init__(self, model, images, texts, targets, train_idx, val_idx, config: TrainingConfig, progress):
-        self.model, self.images, self.texts, self.targets = model, images, texts, targets
+    def __init__(self, model, texts, targets, train_idx, val_idx, config: TrainingConfig, progress):
+        self.model, self.texts, self.targets = model, texts, targets
         self.train_idx, self.val_idx, self.config, self.progress = train_idx, val_idx, config, progress
         self.generator = torch.Generator().manual_seed(config.seed)
         self.device = torch.device(config.device)
@@ -276,7 +276,7 @@ class _FrozenTrainer(_Trainer):
     """Encoders frozen: train the head on features encoded once (several augmented views)."""
 
     def __init__(self, model, features: FrozenFeatures, *args):
-        super().__init__(model, None, *args)
+        super().__init__(model, *args)
         self.image_features, self.text_features, self.empty_text = features.image, features.text, features.empty_text
         train = torch.as_tensor(self.train_idx)
         self.model.head.set_feature_statistics(
@@ -304,9 +304,9 @@ class _FrozenTrainer(_Trainer):
 class _FineTuneTrainer(_Trainer):
     """Some encoder layers train: augment, preprocess and encode every step."""
 
-    def __init__(self, *args):
-        super().__init__(*args)
-        model = self.model
+    def __init__(self, model, images, *args):
+        super().__init__(model, *args)
+        self.images = images
         model.image_encoder.set_trainable(model.config.image_encoder.trainable)
         model.text_encoder.set_trainable(model.config.text_encoder.trainable)
         model.config.includes_encoder_weights = True

@@ -94,8 +94,10 @@ def test_static_describer_matches_paths_by_name_and_reports_unknown_ones(tmp_pat
     assert not third.ok and third.item == str(paths[2]) and "no description" in third.error
     with pytest.raises(DescriberError, match="img2.png: no description"):
         describer.describe([str(p) for p in paths])
-    with pytest.raises(RealnessError, match="missing column"):
-        (tmp_path / "bad.csv").write_text("name,text\n")
+    (tmp_path / "aliases.csv").write_text("Name,Caption\nimg1.png,No.\n")  # spreadsheet-style headers
+    assert StaticDescriber.from_csv(tmp_path / "aliases.csv").describe(str(paths[1]))[0].text == "No."
+    with pytest.raises(RealnessError, match=r"no image column .*found: picture, comment"):
+        (tmp_path / "bad.csv").write_text("picture,comment\n")
         StaticDescriber.from_csv(tmp_path / "bad.csv")
 
 

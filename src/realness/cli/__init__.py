@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.run(args) or 0)
     except RealnessError as error:
         # A user-facing failure (missing weights, bad option): no traceback.
-        print(f"realness {args.command}: error: {error}", file=sys.stderr)
+        print(f"realness {args.command}: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

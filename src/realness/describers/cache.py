@@ -8,17 +8,20 @@ Nothing about the client (URL, API key) is stored.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import threading
 import time
+import warnings
 from collections.abc import Iterable, Sequence
 from contextlib import closing
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any
 
 from realness.describers.base import BaseDescriber, Description
+from realness.errors import RealnessError
 
 CACHE_DIR_ENV = "REALNESS_CACHE_DIR"
 CACHE_FILE_NAME = "descriptions.sqlite3"
@@ -32,14 +35,27 @@ CREATE TABLE IF NOT EXISTS descriptions (
     created_at REAL NOT NULL,
     PRIMARY KEY (image_sha256, model, prompt_id)
 );
-CREATE TABLE IF NOT EXISTS file_pixels (
+CREATE TABLE IF NOT EXISTS file_pixels_v2 (
     path TEXT NOT NULL,
     size INTEGER NOT NULL,
     mtime_ns INTEGER NOT NULL,
+    ctime_ns INTEGER NOT NULL,
+    inode INTEGER NOT NULL,
     image_sha256 TEXT NOT NULL,
-    PRIMARY KEY (path, size, mtime_ns)
-)
+    PRIMARY KEY (path, size, mtime_ns, ctime_ns, inode)
+);
+-- The first layout trusted size and mtime alone, which `cp -p` and `rsync -t` restore by hand.
+DROP TABLE IF EXISTS file_pixels
 """
+
+#: ``(absolute path, size, mtime_ns, ctime_ns, inode)``: what a file must still match for its
+#: remembered pixel hash to be trusted. A user can restore size and mtime by hand, not the
+#: status-change time or the inode a rewrite gives the file.
+FileStat = tuple[str, int, int, int, int]
+
+
+class CacheError(RealnessError):
+    """The description cache file cannot be used; the message names it and what to do."""
 
 
 def default_cache_path() -> Path:
@@ -64,16 +80,57 @@ class DescriptionCache:
         busy_timeout: Seconds a writer waits for another process's lock.
     """
 
-    def __init__(self, path: Union[str, Path, None] = None, *, busy_timeout: float = 30.0):
+    def __init__(self, path: str | Path | None = None, *, busy_timeout: float = 30.0):
         self.path = Path(path) if path is not None else default_cache_path()
         self.busy_timeout = busy_timeout
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with closing(self._connect()) as connection, connection:
-            connection.execute("PRAGMA journal_mode=WAL")
-            connection.executescript(_SCHEMA)
+        #: False when the file cannot be opened: the cache then reads and stores nothing.
+        self.usable = True
+        #: False once a write was refused (read-only file or folder): texts are still read.
+        self.writable = True
+        if self.path.is_dir():
+            raise CacheError(f"{self.path}: is a directory; point --description-cache at a file")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self._connection() as connection, connection:
+                connection.execute("PRAGMA journal_mode=WAL")
+                connection.executescript(_SCHEMA)
+        except (PermissionError, CacheError) as error:
+            if not _is_read_only(error):
+                raise
+            self.usable = self.writable = False
+            self._warn_read_only("descriptions are neither read from nor stored in it")
+
+    def _warn_read_only(self, consequence: str) -> None:
+        warnings.warn(
+            f"{self.path}: the description cache is read-only, so {consequence} this run; "
+            "point --description-cache (or REALNESS_CACHE_DIR) at a writable place",
+            UserWarning,
+            stacklevel=4,
+        )
+
+    @contextlib.contextmanager
+    def _writing(self):
+        """A connection for a write; a read-only cache turns the write into nothing, warned once."""
+        try:
+            with self._connection() as connection, connection:
+                yield connection
+        except CacheError as error:
+            if not _is_read_only(error):
+                raise
+            self.writable = False
+            self._warn_read_only("new descriptions are not stored in it")
 
     def _connect(self) -> sqlite3.Connection:
         return sqlite3.connect(self.path, timeout=self.busy_timeout)
+
+    @contextlib.contextmanager
+    def _connection(self):
+        """A short-lived connection whose sqlite errors name this file and what to do."""
+        try:
+            with closing(self._connect()) as connection:
+                yield connection
+        except sqlite3.DatabaseError as error:
+            raise CacheError(_cache_problem(self.path, error)) from None
 
     def get_many(self, image_keys: Iterable[str], model: str, prompt_id: str) -> dict[str, str]:
         """The cached texts for these images.
@@ -88,7 +145,9 @@ class DescriptionCache:
         """
         keys = list(dict.fromkeys(image_keys))
         found: dict[str, str] = {}
-        with closing(self._connect()) as connection:
+        if not self.usable:
+            return found
+        with self._connection() as connection:
             # Chunks stay under sqlite's limit on bound parameters.
             for start in range(0, len(keys), 500):
                 chunk = keys[start : start + 500]
@@ -109,43 +168,49 @@ class DescriptionCache:
             model: The describer's model id.
             prompt_id: The prompt's id.
         """
-        if not texts:
+        if not texts or not self.writable:
             return
         now = time.time()
-        with closing(self._connect()) as connection, connection:
+        with self._writing() as connection:
             connection.executemany(
                 "INSERT OR REPLACE INTO descriptions VALUES (?, ?, ?, ?, ?)",
                 [(key, model, prompt_id, text, now) for key, text in texts.items()],
             )
 
-    def get_file_keys(self, stats: Iterable[tuple[str, int, int]]) -> dict[tuple[str, int, int], str]:
-        """The pixel hashes remembered for files, by ``(absolute path, size, mtime_ns)``.
+    def get_file_keys(self, stats: Iterable[FileStat]) -> dict[FileStat, str]:
+        """The pixel hashes remembered for files, by :data:`FileStat`.
 
         Lets a re-run find cached descriptions without decoding the files again; any change
-        to a file's size or modification time makes it a miss.
+        to a file's size, modification time, status-change time or inode makes it a miss.
         """
-        found: dict[tuple[str, int, int], str] = {}
-        with closing(self._connect()) as connection:
+        found: dict[FileStat, str] = {}
+        if not self.usable:
+            return found
+        with self._connection() as connection:
             for stat in dict.fromkeys(stats):
                 row = connection.execute(
-                    "SELECT image_sha256 FROM file_pixels WHERE path = ? AND size = ? AND mtime_ns = ?", stat
+                    "SELECT image_sha256 FROM file_pixels_v2 "
+                    "WHERE path = ? AND size = ? AND mtime_ns = ? AND ctime_ns = ? AND inode = ?",
+                    stat,
                 ).fetchone()
                 if row is not None:
                     found[stat] = row[0]
         return found
 
-    def put_file_keys(self, keys: dict[tuple[str, int, int], str]) -> None:
+    def put_file_keys(self, keys: dict[FileStat, str]) -> None:
         """Remember the pixel hash of files (see :meth:`get_file_keys`)."""
-        if not keys:
+        if not keys or not self.writable:
             return
-        with closing(self._connect()) as connection, connection:
+        with self._writing() as connection:
             connection.executemany(
-                "INSERT OR REPLACE INTO file_pixels VALUES (?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO file_pixels_v2 VALUES (?, ?, ?, ?, ?, ?)",
                 [(*stat, key) for stat, key in keys.items()],
             )
 
     def __len__(self) -> int:
-        with closing(self._connect()) as connection:
+        if not self.usable:
+            return 0
+        with self._connection() as connection:
             return connection.execute("SELECT COUNT(*) FROM descriptions").fetchone()[0]
 
 
@@ -160,7 +225,7 @@ class CachedDescriber(BaseDescriber):
         cache: A :class:`DescriptionCache`, a path to its file, or None for the default location.
     """
 
-    def __init__(self, describer: BaseDescriber, cache: Union[DescriptionCache, str, Path, None] = None):
+    def __init__(self, describer: BaseDescriber, cache: DescriptionCache | str | Path | None = None):
         super().__init__(describer.model, describer.prompt)
         self.describer = describer
         self.cache = cache if isinstance(cache, DescriptionCache) else DescriptionCache(cache)
@@ -231,8 +296,8 @@ class CachedDescriber(BaseDescriber):
         return results
 
 
-def _file_stat(item: Any) -> Optional[tuple[str, int, int]]:
-    """``(absolute path, size, mtime_ns)`` of an existing file item, else None."""
+def _file_stat(item: Any) -> FileStat | None:
+    """The :data:`FileStat` of an existing file item, else None."""
     if not isinstance(item, (str, os.PathLike)):
         return None
     try:
@@ -240,7 +305,22 @@ def _file_stat(item: Any) -> Optional[tuple[str, int, int]]:
         stat = path.stat()
     except OSError:
         return None
-    return (str(path), stat.st_size, stat.st_mtime_ns) if path.is_file() else None
+    return (str(path), stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino) if path.is_file() else None
+
+
+def _is_read_only(error: BaseException) -> bool:
+    text = str(error).lower()
+    return isinstance(error, PermissionError) or "readonly" in text or "read-only" in text or "unable to open" in text
+
+
+def _cache_problem(path: Path, error: sqlite3.DatabaseError) -> str:
+    text = str(error)
+    if "not a database" in text or "malformed" in text:
+        return (
+            f"{path}: not a usable description cache ({text}); delete it (it only holds cached "
+            "descriptions) or point --description-cache elsewhere"
+        )
+    return f"{path}: description cache error ({text}); point --description-cache elsewhere or delete the file"
 
 
 def _reuse(description: Description, name: str) -> Description:

@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any
 
 from realness.describers.base import DEFAULT_PROMPT, BaseDescriber, Description, Prompt
-from realness.errors import RealnessError
 
 
 class StaticDescriber(BaseDescriber):
     """Look each image's description up by name instead of asking a model.
 
     An image is matched by its name as ``realness.inputs.item_name`` gives it (the path
-    for a file), then by the file name alone, so ``"train/images/f1.png"`` finds the
-    key ``"f1.png"``. An image with no entry fails (``text=None``, ``error`` set).
+    for a file); a key that is a bare file name (the RAISE-TD layout) also matches any
+    path ending in it, so ``"train/images/f1.png"`` finds the key ``"f1.png"``, while a key
+    with folders (``"a/f1.png"``) never matches ``"b/f1.png"``. An image with no entry
+    fails (``text=None``, ``error`` set).
 
     Args:
         texts: ``{image name or file name: description}``.
@@ -25,25 +25,30 @@ class StaticDescriber(BaseDescriber):
     """
 
     def __init__(self, texts: Mapping[str, str], *, model: str = "static", prompt: Prompt = DEFAULT_PROMPT):
+        from realness.tables import normalize_key
+
         super().__init__(model, prompt)
-        self.texts = dict(texts)
+        self.texts = {normalize_key(str(key)): text for key, text in texts.items()}
 
     @classmethod
     def from_csv(
         cls,
-        path: Union[str, Path],
+        path: str | Path,
         *,
-        filename_column: str = "filename",
-        text_column: str = "description",
-        model: Optional[str] = None,
+        filename_column: str | None = None,
+        text_column: str | None = None,
+        model: str | None = None,
         prompt: Prompt = DEFAULT_PROMPT,
     ) -> StaticDescriber:
         """Read descriptions from a CSV in the RAISE-TD layout (``filename,MOS,description``).
 
         Args:
-            path: The CSV file; other columns (``MOS``) are ignored.
-            filename_column: The column with image file names.
-            text_column: The column with descriptions.
+            path: The CSV file; other columns (``MOS``) are ignored. A UTF-8 byte-order mark
+                is dropped and column names are matched ignoring case.
+            filename_column: The column with image paths (default: the first of ``path``,
+                ``file``, ``filename``, ``image``, ``name``).
+            text_column: The column with descriptions (default: ``description``,
+                ``caption`` or ``text``).
             model: The model id to credit; default ``"static:<csv file name>"``.
             prompt: The prompt the descriptions answer.
 
@@ -51,18 +56,26 @@ class StaticDescriber(BaseDescriber):
             The describer.
 
         Raises:
-            RealnessError: The file is missing or lacks one of the columns.
+            RealnessError: The file is missing, unreadable, lacks one of the columns (the
+                message lists those found), or gives one image two different descriptions.
         """
+        from realness.tables import (
+            DESCRIPTION_COLUMN_ALIASES,
+            IMAGE_COLUMN_ALIASES,
+            read_descriptions,
+        )
+
         path = Path(path)
-        if not path.is_file():
-            raise RealnessError(f"{path}: no such descriptions CSV")
-        with open(path, newline="", encoding="utf-8") as handle:
-            reader = csv.DictReader(handle)
-            missing = {filename_column, text_column} - set(reader.fieldnames or ())
-            if missing:
-                raise RealnessError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
-            texts = {row[filename_column]: row[text_column] for row in reader if row[text_column]}
-        return cls(texts, model=model or f"static:{path.name}", prompt=prompt)
+        if filename_column is None and text_column is None:
+            table = read_descriptions(path)
+        else:
+            from realness.tables import DescriptionTable, read_table
+
+            rows = read_table(path)
+            names = rows.column([filename_column] if filename_column else IMAGE_COLUMN_ALIASES, purpose="image")
+            texts = rows.column([text_column] if text_column else DESCRIPTION_COLUMN_ALIASES, purpose="description")
+            table = DescriptionTable({row[names]: row[texts] for row in rows.rows if row[texts].strip()}, source=str(path))
+        return cls(table.texts, model=model or f"static:{path.name}", prompt=prompt)
 
     def describe_tensors(self, images: Sequence[Any], names: Sequence[str]) -> list[Description]:
         """Look up each image's description by its name.
@@ -74,9 +87,12 @@ class StaticDescriber(BaseDescriber):
         Returns:
             One description per image; unknown names fail.
         """
+        from realness.tables import normalize_key
+
         results = []
         for name in names:
-            text = self.texts.get(name, self.texts.get(Path(name).name))
+            key = normalize_key(name)
+            text = self.texts.get(key, self.texts.get(Path(key).name))
             if text is None:
                 reason = "no description for this image name"
                 results.append(Description.failure(name, reason, self.model, self.prompt.id))

@@ -1,0 +1,568 @@
+"""The tables users hand in and get back (CSV, JSON), read forgivingly and written safely.
+
+Every table realness reads (descriptions, scores to resume, comparison tables, datasets) goes
+through :func:`read_table`, and every file it writes goes through :func:`atomic_output`, so
+the same rules hold everywhere:
+
+* Reading: a UTF-8 byte-order mark is dropped (spreadsheets add one); UTF-16 files (Excel's
+  "Unicode text") are decoded; any other encoding fails naming the byte offset and how to
+  re-save the file. Column names are matched case-insensitively through aliases
+  (:func:`find_column`), and a missing column fails listing the columns that were found.
+* Writing: into a temporary file in the target's own folder, flushed to disk, then renamed
+  over the target: an interrupted or failed write leaves the previous file (or none), never
+  half a file. :func:`check_output_path` refuses, before any work, an output that is one of
+  the inputs or a directory.
+* Descriptions are keyed by the path the user gave (:class:`DescriptionTable`): a bare file
+  name matches by name only when exactly one image has that name, and whatever did not
+  match (images without a row, rows no image used, ambiguous names) is reported by name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import os
+import posixpath
+import sys
+import tempfile
+import warnings
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Union
+
+from realness.errors import RealnessError
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+#: Column aliases (lower case, in order of preference) of the image and text of a descriptions table.
+IMAGE_COLUMN_ALIASES = ("path", "file", "filename", "file_name", "image", "image_path", "name")
+DESCRIPTION_COLUMN_ALIASES = ("description", "caption", "text")
+#: How many names a report spells out before "and N more".
+NAMES_SHOWN = 5
+
+
+class TableError(RealnessError, ValueError):
+    """A table that cannot be read or written as asked; the message names the file."""
+
+
+class OutputError(RealnessError, ValueError):
+    """An output path that would destroy an input or cannot be written; refused before any work."""
+
+
+class DescriptionsWarning(UserWarning):
+    """Descriptions that did not line up with the images (missing, unused or ambiguous rows)."""
+
+
+def name_list(names: Sequence[str], shown: int = NAMES_SHOWN) -> str:
+    """``"a, b, c and 7 more"``: the first ``shown`` names and how many were left out."""
+    head = ", ".join(str(name) for name in names[:shown])
+    rest = len(names) - shown
+    return f"{head} and {rest} more" if rest > 0 else head
+
+
+# --- writing ------------------------------------------------------------------------------
+
+
+def _default_file_mode() -> int:
+    # mkstemp creates 0600 files; a finished output gets what open() would have given it.
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+_FILE_MODE = _default_file_mode()
+
+
+@contextlib.contextmanager
+def atomic_output(path: PathLike, mode: str = "w", *, encoding: str | None = "utf-8", newline: str | None = "") -> Iterator[IO]:
+    """Open a temporary file beside ``path``; on success it replaces ``path`` in one rename.
+
+    The folder is created if needed. On any exception (Ctrl-C included) the temporary file
+    is removed and ``path`` is left as it was.
+
+    Args:
+        path: the file to (re)write.
+        mode: ``"w"`` for text or ``"wb"`` for bytes.
+        encoding: text encoding (ignored for bytes).
+        newline: passed to :func:`open` (``""`` keeps CSV line endings as the writer makes them).
+
+    Yields:
+        The open temporary file.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        text = "b" not in mode
+        with os.fdopen(descriptor, mode, encoding=encoding if text else None, newline=newline if text else None) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(temporary, _FILE_MODE)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+
+
+def write_text_atomic(path: PathLike, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically; returns the path."""
+    with atomic_output(path) as handle:
+        handle.write(text)
+    return Path(path)
+
+
+def write_bytes_atomic(path: PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically; returns the path."""
+    with atomic_output(path, "wb") as handle:
+        handle.write(data)
+    return Path(path)
+
+
+def write_table(rows: Sequence[Mapping[str, Any]], out: PathLike | None, columns: Sequence[str]) -> None:
+    """Write rows as CSV (also to stdout when ``out`` is None) or as JSON when ``out`` ends in ``.json``.
+
+    Files are written atomically (see :func:`atomic_output`).
+    """
+    if out is None:
+        write_csv_rows(sys.stdout, rows, columns)
+        sys.stdout.flush()
+        return
+    with atomic_output(out) as handle:
+        if str(out).lower().endswith(".json"):
+            handle.write(json.dumps([dict(row) for row in rows], indent=2, default=_json_value) + "\n")
+        else:
+            write_csv_rows(handle, rows, columns)
+
+
+def write_csv_rows(handle: IO[str], rows: Iterable[Mapping[str, Any]], columns: Sequence[str], *, header: bool = True) -> None:
+    """Write rows (missing keys empty, extra keys ignored) as CSV to an open text file."""
+    writer = csv.DictWriter(handle, fieldnames=list(columns), extrasaction="ignore")
+    if header:
+        writer.writeheader()
+    writer.writerows(rows)
+
+
+def _json_value(value: Any) -> Any:
+    if hasattr(value, "item"):
+        return value.item()
+    return str(value)
+
+
+def check_output_path(out: PathLike | None, *, inputs: Iterable[PathLike] = (), what: str = "output") -> None:
+    """Refuse, before any work, an output file that would destroy an input or cannot be a file.
+
+    The output's folder is created when missing, so a typo in it fails now rather than after
+    the work is done.
+
+    Args:
+        out: the output file (None: stdout, always fine).
+        inputs: files the command reads (images, description tables, models).
+        what: how the output is called in messages (``--out``).
+
+    Raises:
+        OutputError: ``out`` is a directory, is one of ``inputs``, or its folder cannot be made.
+    """
+    if out is None:
+        return
+    path = Path(out)
+    if path.is_dir():
+        raise OutputError(f"{path}: {what} is a directory; name a file inside it")
+    if path.exists():
+        for item in inputs:
+            if _same_file(path, Path(item)):
+                raise OutputError(f"{path}: {what} is also an input ({item}); writing it would destroy the input")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise OutputError(f"{path}: cannot create the folder of the {what} ({error.strerror or error})") from None
+    if not os.access(path.parent, os.W_OK):
+        raise OutputError(f"{path}: the folder {path.parent} is not writable")
+
+
+def _same_file(first: Path, second: Path) -> bool:
+    try:
+        return os.path.samefile(first, second)
+    except OSError:
+        return False
+
+
+# --- resumable row files ------------------------------------------------------------------
+
+
+class RowJournal:
+    """Rows written as they are produced, so an interrupted run keeps what it finished.
+
+    Rows are appended to ``<out>.partial`` (JSON lines, flushed and synced per batch); on
+    :meth:`finish` the whole table is written to ``out`` atomically and the journal removed.
+    A run killed without a chance to finish leaves the journal, which ``resume=True`` reads
+    back (a torn last line is dropped).
+
+    Args:
+        out: the final CSV or JSON file.
+        columns: the table's columns; the first one identifies a row.
+        resume: keep the rows already in ``out`` and in a leftover journal.
+
+    Raises:
+        TableError: a journal from an interrupted run exists and ``resume`` is False
+            (continuing or starting over is the user's call), or ``out`` cannot be read back.
+    """
+
+    def __init__(self, out: PathLike, columns: Sequence[str], *, resume: bool = False):
+        self.out = Path(out)
+        self.columns = list(columns)
+        self.key = self.columns[0]
+        self.journal_path = self.out.with_name(self.out.name + ".partial")
+        rows: dict[str, dict[str, Any]] = {}
+        if resume:
+            if self.out.exists():
+                rows.update((str(row.get(self.key)), row) for row in self._read_out())
+            if self.journal_path.exists():
+                rows.update((str(row.get(self.key)), row) for row in _read_json_lines(self.journal_path))
+        elif self.journal_path.exists():
+            raise TableError(
+                f"{self.journal_path}: left by an interrupted run; add --resume to continue it, or delete it to start over"
+            )
+        self.rows = rows
+        with atomic_output(self.journal_path) as handle:
+            for row in rows.values():
+                handle.write(json.dumps(row, default=_json_value) + "\n")
+        # Held open across appends (one per batch) and closed by finish().
+        self._handle: IO[str] | None = open(self.journal_path, "a", encoding="utf-8")  # noqa: SIM115
+
+    def done(self) -> set[str]:
+        """Keys of the rows already present (skip these when resuming)."""
+        return set(self.rows)
+
+    def append(self, rows: Iterable[Mapping[str, Any]]) -> None:
+        """Add rows and make them durable before returning."""
+        assert self._handle is not None, "append after finish"
+        for row in rows:
+            self.rows[str(row.get(self.key))] = dict(row)
+            self._handle.write(json.dumps(dict(row), default=_json_value) + "\n")
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+
+    def finish(self, order: Sequence[str] = ()) -> int:
+        """Write every row to ``out`` (those named in ``order`` first, in that order); returns the count."""
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+        position = {key: index for index, key in enumerate(order)}
+        rows = sorted(self.rows.values(), key=lambda row: position.get(str(row.get(self.key)), len(position)))
+        write_table(rows, self.out, self.columns)
+        with contextlib.suppress(FileNotFoundError):
+            self.journal_path.unlink()
+        return len(rows)
+
+    def _read_out(self) -> list[dict[str, Any]]:
+        if self.out.suffix.lower() == ".json":
+            try:
+                data = json.loads(self.out.read_text(encoding="utf-8"))
+            except (ValueError, UnicodeDecodeError) as error:
+                raise TableError(f"{self.out}: cannot resume from it, not a JSON table ({error})") from None
+            if not isinstance(data, list):
+                raise TableError(f"{self.out}: cannot resume from it, not a JSON list of rows")
+            return data
+        table = read_table(self.out)
+        if self.key not in table.columns:
+            raise TableError(f"{self.out}: cannot resume from it, no {self.key!r} column; found: {', '.join(table.columns)}")
+        return table.rows
+
+
+def _read_json_lines(path: Path) -> list[dict[str, Any]]:
+    rows = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue  # the line a killed run was writing
+        if isinstance(row, dict):
+            rows.append(row)
+    return rows
+
+
+# --- reading ------------------------------------------------------------------------------
+
+
+@dataclass
+class Table:
+    """A CSV file read with :func:`read_table`.
+
+    Attributes:
+        path: the file.
+        columns: the header's column names, stripped of surrounding spaces.
+        rows: one dict per data row, keyed by the stripped column names.
+    """
+
+    path: Path
+    columns: list[str]
+    rows: list[dict[str, str]]
+
+    def column(self, aliases: Sequence[str], *, purpose: str, required: bool = True) -> str | None:
+        """The first column matching one of ``aliases`` (case-insensitive); see :func:`find_column`."""
+        return find_column(self.path, self.columns, aliases, purpose=purpose, required=required)
+
+
+def read_table(path: PathLike) -> Table:
+    """Read a CSV file with a header row, as spreadsheets save it.
+
+    Args:
+        path: the CSV file.
+
+    Returns:
+        The :class:`Table`.
+
+    Raises:
+        TableError: the file is missing, not text in a known encoding (the message gives the
+            byte offset and how to re-save it), not parseable as CSV, or has no header row.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise TableError(f"{path}: is a directory, not a CSV file")
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise TableError(f"{path}: no such file") from None
+    except OSError as error:
+        raise TableError(f"{path}: cannot read it ({error.strerror or error})") from None
+    text = _decode(data, path)
+    try:
+        reader = csv.reader(io.StringIO(text, newline=""))
+        records = list(reader)
+    except csv.Error as error:
+        raise TableError(f"{path} line {reader.line_num}: not readable as CSV ({error})") from None
+    if not records or not any(cell.strip() for cell in records[0]):
+        raise TableError(f"{path}: empty CSV file (no header row)")
+    columns = [cell.strip() for cell in records[0]]
+    rows = [
+        {name: (record[index] if index < len(record) else "") for index, name in enumerate(columns)}
+        for record in records[1:]
+        if any(cell.strip() for cell in record)
+    ]
+    return Table(path, columns, rows)
+
+
+def _decode(data: bytes, path: Path) -> str:
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return data.decode("utf-16")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        offset = error.start
+        bad = data[offset : offset + 4]
+        raise TableError(
+            f"{path}: not UTF-8 text (byte {offset}: {bad!r}); it was probably saved in a legacy "
+            "encoding such as Windows-1252: re-save it as 'CSV UTF-8' or convert it with "
+            f"iconv -f cp1252 -t utf-8 {path.name}"
+        ) from None
+
+
+def find_column(
+    path: PathLike, columns: Sequence[str], aliases: Sequence[str], *, purpose: str, required: bool = True
+) -> str | None:
+    """The actual name of the first column matching one of ``aliases``, ignoring case.
+
+    Args:
+        path: the table, for the message.
+        columns: the columns the table has.
+        aliases: accepted names, most preferred first.
+        purpose: what the column holds, for the message (``"image"``).
+        required: raise when none matches (else return None).
+
+    Raises:
+        TableError: no column matches; the one-line message lists what was looked for and found.
+    """
+    by_lower = {}
+    for column in columns:
+        by_lower.setdefault(column.lower(), column)
+    for alias in aliases:
+        if alias.lower() in by_lower:
+            return by_lower[alias.lower()]
+    if required:
+        raise TableError(
+            f"{path}: no {purpose} column (looked for {', '.join(aliases)}); found: {', '.join(columns) or 'no columns'}"
+        )
+    return None
+
+
+# --- descriptions -------------------------------------------------------------------------
+
+
+def normalize_key(key: str) -> str:
+    """A path as a table key: forward slashes, no ``./`` or ``a/../``, no surrounding spaces."""
+    key = key.strip().replace("\\", "/")
+    return posixpath.normpath(key) if key else key
+
+
+@dataclass
+class DescriptionMatch:
+    """Descriptions lined up with images.
+
+    Attributes:
+        texts: one description per image (None where there was none).
+        missing: images the table has no row for.
+        ambiguous: images whose only match was a bare file name several images share (or a
+            row several different images matched): they get no description rather than a
+            possibly wrong one.
+        unused: table rows that matched no image.
+        source: the table, for messages.
+    """
+
+    texts: list[str | None]
+    missing: list[str] = field(default_factory=list)
+    ambiguous: list[str] = field(default_factory=list)
+    unused: list[str] = field(default_factory=list)
+    source: str = "descriptions"
+
+    def problems(self) -> list[str]:
+        """One line per kind of mismatch, naming the first few items and the count."""
+        total = len(self.texts)
+        lines = []
+        if self.missing:
+            lines.append(f"{self.source}: no description for {len(self.missing)} of {total} images: {name_list(self.missing)}")
+        if self.ambiguous:
+            lines.append(
+                f"{self.source}: {len(self.ambiguous)} images share a file name its rows cannot tell apart "
+                f"(left without a description; write their paths in the table): {name_list(self.ambiguous)}"
+            )
+        if self.unused:
+            lines.append(f"{self.source}: {len(self.unused)} rows match no image: {name_list(self.unused)}")
+        return lines
+
+    def warn(self) -> None:
+        """Issue :meth:`problems` as :class:`DescriptionsWarning` warnings."""
+        for line in self.problems():
+            warnings.warn(line, DescriptionsWarning, stacklevel=3)
+
+
+class DescriptionTable:
+    """Descriptions keyed by image path, as written in a table or a mapping.
+
+    Keys are paths as the user gave them (``a/img.png``), relative to a root, or bare file
+    names (``img.png``, the RAISE-TD layout). See :meth:`match`.
+
+    Args:
+        texts: ``{path or file name: description}``.
+        source: where they came from, for messages.
+        root: the folder relative keys start from besides the current directory (the CSV's folder).
+    """
+
+    def __init__(self, texts: Mapping[str, str], *, source: str = "descriptions", root: PathLike | None = None):
+        self.texts: dict[str, str] = {}
+        for key, text in texts.items():
+            self.texts[normalize_key(str(key))] = text
+        self.source = source
+        self.root = Path(root) if root is not None else None
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def match(self, images: Sequence[PathLike], *, roots: Sequence[PathLike] = ()) -> DescriptionMatch:
+        """Line the descriptions up with ``images``.
+
+        An image is looked up by its path as given, then by its path relative to each root
+        (``roots``, then the table's own folder, then the current directory), then, only for
+        rows that hold a bare file name, by its file name when no other image in ``images``
+        has that name. A row that would serve two different images serves neither.
+
+        Args:
+            images: image paths, as the user gave them.
+            roots: folders relative keys may start from (e.g. the folders the user scanned).
+
+        Returns:
+            The :class:`DescriptionMatch`; nothing is warned here (see :meth:`DescriptionMatch.warn`).
+        """
+        all_roots = [Path(r) for r in roots] + ([self.root] if self.root is not None else []) + [Path.cwd()]
+        base_names: dict[str, int] = {}
+        for image in images:
+            base_names[Path(image).name] = base_names.get(Path(image).name, 0) + 1
+        chosen: list[str | None] = []
+        ambiguous_names: set[int] = set()
+        for index, image in enumerate(images):
+            key = self._path_key(Path(image), all_roots)
+            if key is None:
+                name = Path(image).name
+                if name in self.texts:
+                    if base_names[name] == 1:
+                        key = name
+                    else:
+                        ambiguous_names.add(index)
+            chosen.append(key)
+        # One row, one image: a key two different files resolved to is not trusted for either.
+        owners: dict[str, set[str]] = {}
+        for image, key in zip(images, chosen):
+            if key is not None:
+                owners.setdefault(key, set()).add(os.path.abspath(image))
+        shared = {key for key, files in owners.items() if len(files) > 1}
+        texts: list[str | None] = []
+        missing, ambiguous = [], []
+        for index, (image, key) in enumerate(zip(images, chosen)):
+            if key is not None and key not in shared:
+                texts.append(self.texts[key])
+            else:
+                texts.append(None)
+                (ambiguous if index in ambiguous_names or key in shared else missing).append(str(image))
+        used = {key for key in chosen if key is not None}
+        unused = [key for key in self.texts if key not in used]
+        return DescriptionMatch(texts, missing, ambiguous, unused, self.source)
+
+    def _path_key(self, image: Path, roots: Sequence[Path]) -> str | None:
+        absolute = os.path.abspath(image)
+        candidates = [str(image), absolute] + [os.path.relpath(absolute, os.path.abspath(root)) for root in roots]
+        for candidate in candidates:
+            key = normalize_key(candidate)
+            if key in self.texts:
+                return key
+        return None
+
+
+def read_descriptions(path: PathLike, *, root: PathLike | None = None) -> DescriptionTable:
+    """Read a descriptions table (``path``/``filename``/``image``/``file``/``name`` and ``description``/``caption``/``text``).
+
+    Other columns (``MOS``) are ignored; empty descriptions are skipped.
+
+    Args:
+        path: the CSV file.
+        root: the folder its relative paths start from (default: the CSV's own folder,
+            tried after the current directory).
+
+    Raises:
+        TableError: unreadable file, no image or description column (the message lists the
+            columns found), or one image listed twice with different descriptions.
+    """
+    table = read_table(path)
+    name_column = table.column(IMAGE_COLUMN_ALIASES, purpose="image")
+    text_column = table.column(DESCRIPTION_COLUMN_ALIASES, purpose="description")
+    texts: dict[str, str] = {}
+    first_line: dict[str, int] = {}
+    conflicts: dict[str, list[int]] = {}
+    for line, row in enumerate(table.rows, start=2):
+        key = normalize_key(row[name_column])
+        text = row[text_column].strip()
+        if not key or not text:
+            continue
+        if key in texts and texts[key] != text:
+            conflicts.setdefault(key, [first_line[key]]).append(line)
+        texts.setdefault(key, text)
+        first_line.setdefault(key, line)
+    if conflicts:
+        shown = [f"{key} (lines {', '.join(map(str, lines))})" for key, lines in conflicts.items()]
+        raise TableError(
+            f"{table.path}: {len(conflicts)} images are listed more than once with different descriptions: "
+            f"{name_list(shown)}; keep one row per image"
+        )
+    return DescriptionTable(texts, source=str(table.path), root=root if root is not None else table.path.parent)
+
+
+def as_description_table(descriptions: None | PathLike | Mapping[str, str] | DescriptionTable, *, root: PathLike | None = None) -> DescriptionTable | None:
+    """A :class:`DescriptionTable` from a CSV path, a mapping or a table (None stays None)."""
+    if descriptions is None or isinstance(descriptions, DescriptionTable):
+        return descriptions
+    if isinstance(descriptions, (str, os.PathLike)):
+        return read_descriptions(descriptions, root=root)
+    return DescriptionTable(descriptions, root=root)

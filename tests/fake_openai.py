@@ -7,7 +7,8 @@ deterministically even when requests arrive concurrently:
 
 ``"ok"`` a description; ``"429"`` rate limited with ``Retry-After``; ``"500"`` server
 error; ``"slow"`` answers after ``slow_seconds`` (longer than the client's timeout);
-``"malformed"`` a 200 whose body is not JSON; ``"empty"`` an empty message;
+``"malformed"`` a 200 whose body is not JSON; ``"truncated"`` a 200 whose connection
+closes halfway through the promised body (a proxy cutting it); ``"empty"`` an empty message;
 ``"refusal"`` a refusal; ``"401"`` bad credentials.
 
 Reusable outside the tests, e.g. by ``benchmarks/describe_speed.py``.
@@ -19,6 +20,7 @@ import base64
 import hashlib
 import io
 import json
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -185,6 +187,16 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(401, {"error": {"message": "bad key", "type": "invalid_request_error"}})
         elif behaviour == "malformed":
             self._send_raw(200, b'{"id": "x", "choices": [', "application/json")
+        elif behaviour == "truncated":
+            whole = json.dumps(_completion(body.get("model", MODEL_NAME), self.fake.reply(key or ""), None)).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(whole)))
+            self.end_headers()
+            self.wfile.write(whole[: len(whole) // 2])
+            self.wfile.flush()
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
         else:
             if behaviour == "slow":
                 time.sleep(self.fake.slow_seconds)

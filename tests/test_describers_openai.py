@@ -85,13 +85,13 @@ def test_transient_failures_are_retried_until_they_succeed(server):
 def test_unrecoverable_items_are_reported_and_the_rest_returned(server):
     arrays = noise_images(5, seed=2)
     keys = [image_key(a) for a in arrays]
-    server.plan = {keys[0]: ["malformed"], keys[1]: ["empty", "empty"], keys[2]: ["refusal"], keys[3]: ["500"] * 10}
+    server.plan = {keys[0]: ["malformed"] * 10, keys[1]: ["empty", "empty"], keys[2]: ["refusal"], keys[3]: ["500"] * 10}
     describer = fast_describer(server, max_retries=2)
     descriptions = describer.describe(arrays, on_error="skip")
 
     assert len(descriptions) == 5
     assert [d.ok for d in descriptions] == [False, False, False, False, True]
-    assert "malformed response" in descriptions[0].error
+    assert descriptions[0].error.startswith("gave up after 3 attempts: malformed response")
     assert descriptions[1].error == "empty reply"
     assert "refused" in descriptions[2].error and "can't help" in descriptions[2].error
     assert descriptions[3].error == "gave up after 3 attempts: Error code: 500 - boom"
@@ -103,6 +103,17 @@ def test_unrecoverable_items_are_reported_and_the_rest_returned(server):
 
     with pytest.raises(DescriberError, match=r"item 1 \(ndarray 24x32x3 uint8\): empty reply"):
         describer.describe([arrays[4], arrays[1], arrays[4]])
+
+
+def test_malformed_and_truncated_bodies_are_retried_like_a_5xx(server):
+    arrays = noise_images(3, seed=7)
+    keys = [image_key(a) for a in arrays]
+    server.plan = {keys[0]: ["malformed", "malformed"], keys[1]: ["truncated", "truncated"], keys[2]: ["refusal"]}
+    descriptions = fast_describer(server, max_retries=3).describe(arrays, on_error="skip")
+    assert [d.text for d in descriptions[:2]] == [default_reply(keys[0]), default_reply(keys[1])]
+    assert [len([r for r in server.chat_requests if r.key == k]) for k in keys] == [3, 3, 1]
+    # A refusal is an answer, not a fault in transit: never retried, never a description.
+    assert not descriptions[2].ok and "refused" in descriptions[2].error
 
 
 def test_bad_credentials_stop_the_batch(server):

@@ -45,11 +45,12 @@ class OpenAIDescriber(BaseDescriber):
 
     Each image is sent losslessly, as a base64 PNG data URL of its decoded pixels; only an
     image whose PNG exceeds ``max_image_bytes`` is downscaled, with a warning naming it.
-    Requests run ``concurrency`` at a time. 429s, 5xx, timeouts and connection errors are
-    retried up to ``max_retries`` times, waiting what ``Retry-After`` asks or else an
+    Requests run ``concurrency`` at a time. 429s, 5xx, timeouts, connection errors and
+    malformed or truncated response bodies are retried up to ``max_retries`` times, waiting what ``Retry-After`` asks or else an
     exponential backoff ``backoff_base * 2**attempt`` (capped at ``backoff_max``) with
-    full jitter. A refusal, an empty reply, an unparseable response or a non-retryable
-    4xx fails that image only. Bad credentials or an unknown model raise at once.
+    full jitter. A refusal, an empty reply, a non-retryable 4xx, or a response still
+    malformed after the last retry fails that image only; a refusal is never retried nor
+    turned into a description. Bad credentials or an unknown model raise at once.
 
     The API key is handed to the SDK client and kept nowhere else: it is not an attribute,
     not in ``repr``, not logged and not cached.
@@ -178,16 +179,25 @@ class OpenAIDescriber(BaseDescriber):
                 response = self._client.chat.completions.create(**options)
             except (openai.AuthenticationError, openai.PermissionDeniedError, openai.NotFoundError) as error:
                 raise RealnessError(f"{self._server_name()} refused the request ({error.message})") from None
-            except (openai.RateLimitError, openai.InternalServerError, openai.APIConnectionError) as error:
+            except (
+                openai.RateLimitError,
+                openai.InternalServerError,
+                openai.APIConnectionError,
+                # A body cut short or garbled on the way (a proxy dropping the connection) is
+                # as transient as a 5xx: the same request usually succeeds next time.
+                openai.APIResponseValidationError,
+                ValueError,
+            ) as error:
+                problem = _error_text(error)
+                if isinstance(error, (ValueError, openai.APIResponseValidationError)):
+                    problem = f"malformed response: {problem}"
                 if attempt == self.max_retries:
-                    return _Reply(error=f"gave up after {attempt + 1} attempts: {_error_text(error)}")
+                    return _Reply(error=f"gave up after {attempt + 1} attempts: {problem}")
                 wait = self._wait_before_retry(attempt, error)
-                logger.info("%s: %s; retrying in %.2f s", name, _error_text(error), wait)
+                logger.info("%s: %s; retrying in %.2f s", name, problem, wait)
                 time.sleep(wait)
             except openai.APIStatusError as error:
                 return _Reply(error=f"not retried: {error.message}")
-            except (ValueError, openai.APIResponseValidationError) as error:
-                return _Reply(error=f"malformed response: {error}")
             else:
                 return _read_reply(response)
         raise AssertionError("unreachable: the last attempt returns")

@@ -12,8 +12,8 @@ import torch
 from PIL import Image
 
 from realness.core import CoreConfig, CoreModel, RealnessScorer, UntrainedModelError
-from realness.core import scorer as scorer_module
-from realness.errors import InvalidImageError
+from realness import descriptions as descriptions_module
+from realness.errors import ImageOnlyWarning, InvalidImageError
 
 
 @pytest.fixture
@@ -112,14 +112,14 @@ def test_description_mismatch_is_an_error(tiny_model):
     scorer = RealnessScorer(tiny_model, device="cpu")
     with pytest.raises(ValueError, match="2 descriptions were given for 3 images"):
         scorer(torch.rand(3, 3, 32, 32), ["a", "b"])
-    with pytest.raises(ValueError, match="one description string"):
+    with pytest.raises(ValueError, match="one string was given for 2 images"):
         scorer(torch.rand(2, 3, 32, 32), "a")
 
 
 def test_image_only_scoring_warns_once(tiny_model, monkeypatch):
-    monkeypatch.setattr(scorer_module, "_IMAGE_ONLY_WARNED", False)
+    monkeypatch.setattr(descriptions_module, "_WARNED_IMAGE_ONLY", False)
     scorer = RealnessScorer(tiny_model, device="cpu")
-    with pytest.warns(UserWarning, match="image-only"):
+    with pytest.warns(ImageOnlyWarning, match="image-only"):
         first = scorer(torch.rand(3, 32, 32))
     with warnings.catch_warnings():
         warnings.simplefilter("error")

@@ -216,7 +216,7 @@ def test_cli_writes_the_raise_td_layout_and_summarizes(tmp_path, capsys):
     out = tmp_path / "descriptions.csv"
     cache = tmp_path / "cache.sqlite3"
     with FakeOpenAIServer() as server:
-        argv = [str(images), "--describer", f"{server.base_url}#fake-vlm", "--out", str(out),
+        argv = [str(images), "--describer", f"openai:fake-vlm@{server.base_url}", "--out", str(out),
                 "--description-cache", str(cache), "--no-progress"]
         assert run_describe_cli(argv) == 1  # one image could not be read
         first_err = capsys.readouterr().err

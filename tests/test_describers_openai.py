@@ -192,15 +192,21 @@ def test_only_images_beyond_the_size_limit_are_downscaled_and_it_is_said(server,
 def test_build_describer_reads_the_model_from_the_server_or_the_spec(server, tmp_path, monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     cache_file = tmp_path / "c.sqlite3"
-    described = build_describer(server.base_url, cache=cache_file)
+    described = build_describer(f"openai:@{server.base_url}", cache=cache_file)
     assert isinstance(described, CachedDescriber) and described.model == "fake-vlm"
-    named = build_describer(f"{server.base_url}#other-model", cache=False)
+    named = build_describer(f"openai:other-model@{server.base_url}", cache=False)
     assert isinstance(named, OpenAIDescriber) and named.model == "other-model"
     [description] = named.describe(noise_images(1, seed=9))
     assert description.model == "other-model" and server.chat_requests[-1].body["model"] == "other-model"
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     with pytest.raises(RealnessError, match="OPENAI_API_KEY"):
         build_describer("openai", cache=False)
+
+
+def test_old_server_spellings_still_work_with_a_deprecation_warning(server):
+    with pytest.warns(DeprecationWarning, match="openai:other-model@"):
+        named = build_describer(f"{server.base_url}#other-model", cache=False)
+    assert named.model == "other-model" and named.base_url == server.base_url
 
 
 def test_retry_after_header_forms():

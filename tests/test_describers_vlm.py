@@ -105,8 +105,8 @@ def test_tiny_vlm_uses_the_chat_template_the_image_and_greedy_decoding(tiny_vlm_
     assert not torch.equal(inputs["pixel_values"], inputs_other["pixel_values"])
 
 
-def test_build_describer_transformers_spec(tiny_vlm_dir, tmp_path):
-    describer = build_describer(f"transformers:{tiny_vlm_dir}", cache=tmp_path / "c.sqlite3", device="cpu",
+def test_build_describer_vlm_name(tiny_vlm_dir, tmp_path):
+    describer = build_describer(f"vlm:{tiny_vlm_dir}", cache=tmp_path / "c.sqlite3", device="cpu",
                                 max_new_tokens=3)
     image = np.full((20, 20, 3), 200, dtype=np.uint8)
     first = describer.describe(image)

@@ -15,7 +15,7 @@ from PIL import Image
 
 from realness.dream import RealnessMap, RealnessMapBatch, RealnessMapper, TransformersEmbedder, realness_map
 from realness.dream.windows import combine_scales, gather_windows, overlap_average, resize_windows, window_starts
-from realness.errors import InvalidImageError, MissingDependencyError, WeightsNotFoundError
+from realness.errors import DescriptionsError, InvalidImageError, MissingDependencyError, WeightsNotFoundError
 
 WINDOWS = (24, 16, 8)
 STRIDE = 4
@@ -251,7 +251,7 @@ def test_grayscale_and_rgba_inputs(mapper, tmp_path):
     gray = Image.fromarray(base).convert("L")
     rgba = Image.fromarray(base).convert("RGBA")
     gray.save(tmp_path / "gray.png")
-    batch = mapper([str(tmp_path / "gray.png"), rgba], TEXT)
+    batch = mapper([str(tmp_path / "gray.png"), rgba], [TEXT, TEXT])
     assert all(m.map.shape == (30, 34) for m in batch)
     np.testing.assert_allclose(batch[1].map, mapper(Image.fromarray(base), TEXT).map, atol=1e-6)
 
@@ -264,7 +264,7 @@ def test_empty_description_gives_a_valid_map(mapper):
 def test_batch_of_mixed_sizes_matches_single_calls_and_chunking_does_not_matter(tiny_clip_dir, mapper):
     images = [smooth_image(30, 41, seed=1), smooth_image(45, 27, seed=2), smooth_image(24, 24, seed=3)]
     texts = ["a hand with six fingers", "", TEXT]
-    small_chunks = RealnessMapper(tiny_clip_dir, window_sizes=WINDOWS, stride=STRIDE, chunk_size=7, device="cpu")
+    small_chunks = RealnessMapper(tiny_clip_dir, window_sizes=WINDOWS, stride=STRIDE, batch_size=7, device="cpu")
     batch = small_chunks(images, texts)
     assert isinstance(batch, RealnessMapBatch) and len(batch) == 3 and not batch.skipped
     for image, text, result in zip(images, texts, batch):
@@ -274,11 +274,11 @@ def test_batch_of_mixed_sizes_matches_single_calls_and_chunking_does_not_matter(
 
 
 def test_batch_skips_bad_items_and_reports_them(mapper, tmp_path):
-    batch = mapper([smooth_image(30, 30), tmp_path / "missing.png", torch.rand(3, 5, 5)], TEXT, on_error="skip")
+    batch = mapper([smooth_image(30, 30), tmp_path / "missing.png", torch.rand(3, 5, 5)], [TEXT] * 3, on_error="skip")
     assert batch[0] is not None and batch[1] is None and batch[2] is None
     assert [item.index for item in batch.skipped] == [1, 2]
     assert "smaller than every window" in batch.skipped[1].reason
-    with pytest.raises(ValueError, match="2 descriptions for 3 images"):
+    with pytest.raises(ValueError, match="2 descriptions were given for 3 images"):
         mapper([smooth_image(30, 30)] * 3, ["a", "b"])
 
 
@@ -312,8 +312,13 @@ def test_describer_writes_missing_descriptions(tiny_clip_dir):
     assert describer.seen == 2
     assert batch[0].description == TEXT and batch[1] is None
     assert "refused" in batch.skipped[0].reason
-    with pytest.raises(ValueError, match="no describer"):
-        RealnessMapper(tiny_clip_dir, window_sizes=(16,), device="cpu")(smooth_image(24, 24))
+    # Without a describer, an image without a description is a bad item: named, or raised.
+    plain = RealnessMapper(tiny_clip_dir, window_sizes=(16,), stride=8, device="cpu")
+    with pytest.raises(DescriptionsError, match="DREAM needs one"):
+        plain(smooth_image(24, 24))
+    partial = plain([smooth_image(24, 24), smooth_image(24, 24)], [TEXT, None], on_error="skip")
+    assert partial[0] is not None and partial[1] is None
+    assert [(item.index, "no description" in item.reason) for item in partial.skipped] == [(1, True)]
 
 
 def test_functional_form_matches_the_mapper(tiny_clip_dir, mapper):
@@ -329,7 +334,7 @@ def test_bad_options_are_rejected(tiny_clip_dir):
         ({"window_sizes": ()}, "window_sizes"),
         ({"interpolation": "lanczos"}, "interpolation"),
         ({"precision": "int8"}, "precision"),
-        ({"chunk_size": 0}, "chunk_size"),
+        ({"batch_size": 0}, "batch_size"),
     ):
         with pytest.raises(ValueError, match=message):
             RealnessMapper(embedder, **options)

@@ -125,7 +125,7 @@ def test_a_garbage_cache_file_is_an_error_naming_it(tmp_path, capsys):
     pytest.importorskip("openai")
     image = write_image(tmp_path / "a.png")
     # The cache is opened before any request: the server address is never used.
-    describer = "http://127.0.0.1:9/v1#fake-vlm"
+    describer = "openai:fake-vlm@http://127.0.0.1:9/v1"
     code = main(["describe", str(image), "--describer", describer, "--description-cache", str(garbage), "--no-progress"])
     err = one_line_error(capsys, code)
     assert err.startswith(f"realness describe: {garbage}: not a usable description cache")

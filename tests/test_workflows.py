@@ -82,7 +82,8 @@ def test_filter_exports_copies_and_links_keeping_relative_paths(tiny_model, tmp_
     assert {p.relative_to(tmp_path / "copied").parts[0] for p in copies} <= {"a", "b"}
     links = result.export(tmp_path / "linked", mode="symlink")
     assert all(p.is_symlink() and p.resolve() == k.path.resolve() for p, k in zip(links, result.kept))
-    assert result.export(tmp_path / "linked", mode="hardlink")[0].stat().st_nlink >= 2  # re-export replaces
+    assert result.export(tmp_path / "linked", mode="hardlink") == []  # the links already lead to the images
+    assert result.export(tmp_path / "hard", mode="hardlink")[0].stat().st_nlink >= 2
     with pytest.raises(ValueError, match="mode"):
         result.export(tmp_path / "x", mode="move")
 
@@ -124,15 +125,21 @@ def test_summarize_picks_winners_and_win_rates():
     result = summarize(
         [c("a", "p1", 1.0), c("b", "p1", 0.5), c("a", "p2", -1.0), c("b", "p2", 0.0), c("a", "p3", 2.0), c("b", "p3", math.nan), c("a", "p4", 0.0)]
     )
-    assert {p: w.model for p, w in result.winners.items()} == {"p1": "a", "p2": "b", "p3": "a", "p4": "a"}
+    # Wins count only where every model has a scored output (p1, p2): a win against no one is no win.
+    assert {p: w.model for p, w in result.winners.items()} == {"p1": "a", "p2": "b"}
     by_model = {s.model: s for s in result.summaries}
-    assert by_model["a"].wins == 3 and by_model["a"].n == 4 and by_model["a"].win_rate == pytest.approx(0.75)
+    assert by_model["a"].wins == 1 and by_model["a"].n == 4 and by_model["a"].win_rate == pytest.approx(0.5)
     assert by_model["a"].mean == pytest.approx(0.5) and by_model["a"].std == pytest.approx(np.std([1, -1, 2, 0], ddof=1))
+    assert by_model["a"].ci_low <= 0.5 <= by_model["a"].ci_high
     assert by_model["b"].n == 2 and by_model["b"].skipped == 1 and by_model["b"].win_rate == pytest.approx(0.5)
-    assert result.summaries[0].model == "a" and result.incomplete_prompts == ["p4"]
+    assert result.summaries[0].model == "a" and result.incomplete_prompts == ["p3", "p4"]
     rows = {row["prompt_id"]: row for row in result.winner_rows()}
     assert rows["p1"]["margin"] == pytest.approx(0.5) and rows["p2"]["score:a"] == -1.0
-    assert "| a | 4 | 0.500 |" in result.summary_markdown()
+    [comparison] = result.comparisons
+    assert (comparison.first, comparison.second, comparison.pairs) == ("a", "b", 2)
+    assert comparison.mean_difference == pytest.approx(((1.0 - 0.5) + (-1.0 - 0.0)) / 2)
+    assert "no significant difference" in comparison.verdict and "too few" in comparison.verdict
+    assert "| a | 4 | 0.500 [" in result.summary_markdown()
 
 
 def test_select_best_reads_layout_and_descriptions(tiny_model, tmp_path):
@@ -157,7 +164,7 @@ def test_select_best_reads_layout_and_descriptions(tiny_model, tmp_path):
     assert sum(s.wins for s in result.summaries) == 3
 
     (root / "model-c" / "img0.jpg").write_bytes(b"")
-    with pytest.raises(ValueError, match="two images for prompt 'img0'"):
+    with pytest.raises(ValueError, match="two images have the key 'img0'"):
         find_candidates(root)
 
 
@@ -169,14 +176,17 @@ def test_compare_cli_writes_tables_and_chart(tiny_model_dir, tmp_path, capsys):
     out = tmp_path / "report"
     assert run_cli("compare", [str(root), "--out-dir", str(out), "--model", str(tiny_model_dir), "--device", "cpu"]) == 0
     captured = capsys.readouterr()
-    assert captured.out.startswith("| model | n | mean score |") and "1 prompts lack an output" in captured.err
+    assert captured.out.startswith("| model | n | mean score [95% CI] |")
     summary = list(csv.DictReader(open(out / "summary.csv")))
     assert {row["model"]: row["n"] for row in summary} == {"model-a": "3", "model-b": "2"}
     winners = list(csv.DictReader(open(out / "winners.csv")))
-    assert [row["prompt_id"] for row in winners] == ["img0", "img1", "img2"] and winners[2]["winner"] == "model-a"
+    # img2 has no partner: listed with its score, but nobody wins it.
+    assert [row["prompt_id"] for row in winners] == ["img0", "img1", "img2"] and winners[2]["winner"] == ""
+    assert list(csv.DictReader(open(out / "comparisons.csv")))[0]["pairs"] == "2"
     assert (out / "summary.md").read_text().startswith("| model |")
     assert Image.open(out / "summary.png").size[0] > 100
-    assert run_cli("compare", [str(tmp_path / "missing"), "--model", str(tiny_model_dir)]) == 2
+    with pytest.raises(FileNotFoundError):
+        run_cli("compare", [str(tmp_path / "missing"), "--model", str(tiny_model_dir)])
 
 
 # --- regression --------------------------------------------------------------------------------

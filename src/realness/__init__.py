@@ -17,6 +17,8 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "realness.core": ("CoreConfig", "CoreModel", "RealnessScorer", "ScoreResult", "score"),
+    "realness.core.pretrained": ("list_models",),
+    "realness.describers.factory": ("list_describers",),
     "realness.describers": (
         "CachedDescriber",
         "Description",
@@ -29,10 +31,17 @@ _EXPORTS = {
     "realness.errors": (
         "ChecksumError",
         "DescriberError",
+        "DescriptionsError",
+        "DeviceError",
+        "ImageOnlyWarning",
         "InvalidImageError",
         "MissingDependencyError",
+        "NothingPairedError",
         "RealnessError",
+        "RealnessWarning",
         "SkippedItem",
+        "UnknownNameError",
+        "UsageError",
         "WeightsNotFoundError",
     ),
     "realness.inputs": ("load_image", "load_images"),

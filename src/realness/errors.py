@@ -51,6 +51,88 @@ class DescriberError(RealnessError):
         super().__init__(f"{item}: {reason}")
 
 
+class UntrainedModelError(RealnessError):
+    """The weights hold an untrained head: its scores would be noise."""
+
+
+class DatasetError(RealnessError, ValueError):
+    """A dataset's files are malformed or disagree with each other (the message says where)."""
+
+
+class DatasetNotFoundError(RealnessError, FileNotFoundError):
+    """A dataset, or a file it lists, is not on disk; the message says how to obtain it."""
+
+
+class StatsInputError(RealnessError, ValueError):
+    """Predictions and MOS that cannot be compared: mismatched lengths or too few valid pairs."""
+
+
+class UsageError(RealnessError, ValueError):
+    """A caller's mistake in an argument (not in the data): a bad option, name or pairing.
+
+    Attributes:
+        item: What was wrong (an argument, a name, a file).
+        reason: Why, and what to do instead.
+    """
+
+    def __init__(self, item: str, reason: str):
+        self.item = item
+        self.reason = reason
+        super().__init__(f"{item}: {reason}")
+
+
+class DeviceError(UsageError):
+    """A device that does not exist here (``cuda`` on a CPU-only torch, ``cuda:3`` on one GPU)."""
+
+
+class UnknownNameError(UsageError):
+    """A model or describer name no registry entry accepts; the message lists the forms that work."""
+
+
+class DescriptionsError(UsageError):
+    """Descriptions that do not fit the images: wrong count, wrong type, or missing where one is needed."""
+
+
+class NothingPairedError(UsageError):
+    """A paired comparison where no item of one side has a partner on the other."""
+
+
+class TableError(RealnessError, ValueError):
+    """A table that cannot be read or written as asked; the message names the file."""
+
+
+class OutputError(RealnessError, ValueError):
+    """An output path that would destroy an input or cannot be written; refused before any work."""
+
+
+class CacheError(RealnessError):
+    """The description cache file cannot be used; the message names it and what to do."""
+
+
+class ExportError(RealnessError, ValueError):
+    """An export that would have to replace files it did not create; refused before placing any."""
+
+
+class RealnessWarning(UserWarning):
+    """Base class of every warning realness gives (the CLI prints them as one line, without a source path)."""
+
+
+class ImageOnlyWarning(RealnessWarning):
+    """Images are scored without a description (image-only), which agrees less with people."""
+
+
+class SlowConfigurationWarning(RealnessWarning):
+    """A configuration that will take minutes per image on this device; the message says what makes it faster."""
+
+
+class UnpairedItemsWarning(RealnessWarning):
+    """A paired comparison found items without a partner in another model's folder; they are left out."""
+
+
+class DescriptionsWarning(RealnessWarning):
+    """Descriptions that did not line up with the images (missing, unused or ambiguous rows)."""
+
+
 @dataclass(frozen=True)
 class SkippedItem:
     """One item a batch left out under ``on_error="skip"``: where it was and why."""

@@ -453,17 +453,30 @@ def split_batch(images: ImagesLike) -> tuple[list[Any], bool]:
 
     Args:
         images: One item, a list or tuple of items, a ``BxCxHxW`` tensor or a
-            ``BxHxWxC`` array.
+            ``BxHxWxC`` array. A 4-D tensor or array inside a list is a batch too: it
+            stands for its B images, in order.
 
     Returns:
         ``(items, single)``: the items in order (rows of a batch tensor or array), and
         whether the input was one lone item.
     """
     if isinstance(images, (list, tuple)):
-        return list(images), False
-    if isinstance(images, (np.ndarray, torch.Tensor)) and images.ndim == 4:
-        return list(images), False
+        items: list[Any] = []
+        for item in images:
+            rows = _rows(item)
+            items.extend([item] if rows is None else rows)
+        return items, False
+    rows = _rows(images)
+    if rows is not None:
+        return rows, False
     return [images], True
+
+
+def _rows(item: Any) -> list[Any] | None:
+    """The images of a 4-D batch tensor or array, or None for anything else."""
+    if isinstance(item, (np.ndarray, torch.Tensor)) and item.ndim == 4:
+        return list(item)
+    return None
 
 
 # --- hashing ------------------------------------------------------------------------------

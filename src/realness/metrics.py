@@ -50,8 +50,11 @@ class Realness(_MetricBase):
         keep_scores: also keep every per-image score, returned by :meth:`compute`.
         on_error: ``raise`` stops at a bad image; ``skip`` leaves it out of the mean and
             counts it in the ``skipped`` state.
+        precision: ``auto``, ``fp32``, ``bf16`` or ``fp16``.
         batch_size: images per forward pass inside one :meth:`update`.
-        describer: writes descriptions for images that come without one.
+        describer: writes descriptions for images that come without one (an object or a name
+            such as ``"openai"``); without one they are scored image-only, with one warning.
+        progress: show a progress bar inside :meth:`update` (default: never, as fits a loop).
         **kwargs: passed to ``torchmetrics.Metric`` (``dist_sync_on_step``, ``sync_on_compute``, ...).
 
     Raises:
@@ -68,8 +71,10 @@ class Realness(_MetricBase):
         *,
         keep_scores: bool = False,
         on_error: str = "raise",
+        precision: str = "auto",
         batch_size: int = 32,
         describer: Any = None,
+        progress: bool = False,
         **kwargs: Any,
     ) -> None:
         if _TORCHMETRICS_MISSING:
@@ -78,7 +83,8 @@ class Realness(_MetricBase):
         check_on_error(on_error)
         self.keep_scores = keep_scores
         self.on_error = on_error
-        self.scorer = as_scorer(model, device=self.device, batch_size=batch_size, describer=describer)
+        self.progress = progress
+        self.scorer = as_scorer(model, device=self.device, precision=precision, batch_size=batch_size, describer=describer)
         self.add_state("total", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
         self.add_state("count", default=torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
         self.add_state("skipped", default=torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
@@ -91,13 +97,14 @@ class Realness(_MetricBase):
         Args:
             images: one image or a batch: a ``B x 3 x H x W`` tensor in [0, 1], paths, PIL
                 images, arrays (see :mod:`realness.inputs`).
-            descriptions: one description per image, or None (image-only, or written by
-                the describer).
+            descriptions: None, one string for one image, a sequence aligned with the
+                images, or a describer (object or name) that writes them; a missing one is
+                written by the metric's describer, else the image is scored image-only.
 
         Raises:
             InvalidImageError: a bad image, with ``on_error="raise"``.
         """
-        scores = self.scorer(images, descriptions, on_error=self.on_error, progress=False).scores
+        scores = self.scorer(images, descriptions, on_error=self.on_error, progress=self.progress).scores
         scores = scores.to(self.device)
         scored = ~torch.isnan(scores)
         self.total += scores[scored].double().sum()

@@ -19,15 +19,11 @@ import numpy as np
 from scipy import optimize
 from scipy import stats as scipy_stats
 
-from realness.errors import RealnessError
+from realness.errors import StatsInputError
 
 MIN_PAIRS = 3
 
 ArrayLike = Sequence[float] | np.ndarray
-
-
-class StatsInputError(RealnessError, ValueError):
-    """Predictions and MOS that cannot be compared: mismatched lengths or too few valid pairs."""
 
 
 def valid_pairs(pred: ArrayLike, mos: ArrayLike) -> tuple[np.ndarray, np.ndarray, int]:
@@ -345,3 +341,101 @@ def evaluate(pred: ArrayLike, mos: ArrayLike, bootstrap: int = 2000, seed: int =
         low, high = bootstrap_ci(pred_array, mos_array, n=bootstrap, seed=seed, level=level)
         results.update({"srocc_ci": [low, high], "ci_level": level, "bootstrap": bootstrap})
     return results
+
+
+# --- comparing two sets of scores (realness compare) ---------------------------------------
+
+#: Below this p-value a comparison calls a difference significant.
+SIGNIFICANCE = 0.05
+
+
+def _percentile_interval(values: np.ndarray, level: float) -> tuple[float, float]:
+    tail = (1.0 - level) / 2.0 * 100.0
+    low, high = np.percentile(values, [tail, 100.0 - tail])
+    return float(low), float(high)
+
+
+def mean_ci(values: ArrayLike, *, n: int = 2000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap confidence interval of a mean.
+
+    Args:
+        values: The scores (NaN and infinite values are left out).
+        n: Bootstrap resamples.
+        seed: Seed of the resampling, so the interval is reproducible.
+        level: Coverage, e.g. 0.95.
+
+    Returns:
+        ``(low, high)``; ``(nan, nan)`` with no finite value, the value itself twice with one.
+    """
+    array = np.asarray(values, dtype=np.float64)
+    array = array[np.isfinite(array)]
+    if array.size == 0:
+        return float("nan"), float("nan")
+    draws = np.random.default_rng(seed).integers(0, array.size, size=(n, array.size))
+    return _percentile_interval(array[draws].mean(axis=1), level)
+
+
+def mean_difference_ci(
+    first: ArrayLike, second: ArrayLike, *, n: int = 2000, seed: int = 0, level: float = 0.95
+) -> tuple[float, float]:
+    """Bootstrap interval of ``mean(first) - mean(second)`` for two independent samples (each resampled on its own).
+
+    Returns:
+        ``(low, high)``, or ``(nan, nan)`` when either sample has no finite value.
+    """
+    a = np.asarray(first, dtype=np.float64)
+    b = np.asarray(second, dtype=np.float64)
+    a, b = a[np.isfinite(a)], b[np.isfinite(b)]
+    if a.size == 0 or b.size == 0:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    means_a = a[rng.integers(0, a.size, size=(n, a.size))].mean(axis=1)
+    means_b = b[rng.integers(0, b.size, size=(n, b.size))].mean(axis=1)
+    return _percentile_interval(means_a - means_b, level)
+
+
+def wilcoxon_p(first: ArrayLike, second: ArrayLike) -> float:
+    """Two-sided Wilcoxon signed-rank p-value of paired scores (``first[i]`` with ``second[i]``).
+
+    Pairs with a NaN are left out. Identical pairs carry no sign, so they are split evenly
+    between the two sides (``zero_method="zsplit"``) rather than dropped, which would
+    overstate a difference seen on few pairs.
+
+    Returns:
+        The p-value; 1.0 when every pair is a tie; NaN with fewer than 2 pairs.
+    """
+    a = np.asarray(first, dtype=np.float64)
+    b = np.asarray(second, dtype=np.float64)
+    keep = np.isfinite(a) & np.isfinite(b)
+    a, b = a[keep], b[keep]
+    if a.size < 2:
+        return float("nan")
+    if np.all(a == b):
+        return 1.0
+    return float(scipy_stats.wilcoxon(a, b, zero_method="zsplit", alternative="two-sided").pvalue)
+
+
+def mann_whitney_p(first: ArrayLike, second: ArrayLike) -> tuple[float, float]:
+    """Two-sided Mann-Whitney U test of two independent samples.
+
+    Returns:
+        ``(U of first, p-value)``; NaNs when either sample has no finite value.
+    """
+    a = np.asarray(first, dtype=np.float64)
+    b = np.asarray(second, dtype=np.float64)
+    a, b = a[np.isfinite(a)], b[np.isfinite(b)]
+    if a.size == 0 or b.size == 0:
+        return float("nan"), float("nan")
+    result = scipy_stats.mannwhitneyu(a, b, alternative="two-sided")
+    return float(result.statistic), float(result.pvalue)
+
+
+def holm(pvalues: Sequence[float]) -> list[float]:
+    """Holm-Bonferroni adjusted p-values (family-wise error over several comparisons); NaNs stay NaN."""
+    finite = [(p, i) for i, p in enumerate(pvalues) if np.isfinite(p)]
+    adjusted = [float("nan")] * len(pvalues)
+    running = 0.0
+    for rank, (p, i) in enumerate(sorted(finite)):
+        running = max(running, min(1.0, (len(finite) - rank) * p))
+        adjusted[i] = running
+    return adjusted

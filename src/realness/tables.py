@@ -33,7 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Union
 
-from realness.errors import RealnessError
+# The table errors live in realness.errors with every other exception; callers may import them from here.
+from realness.errors import DescriptionsWarning, OutputError, TableError
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -42,18 +43,6 @@ IMAGE_COLUMN_ALIASES = ("path", "file", "filename", "file_name", "image", "image
 DESCRIPTION_COLUMN_ALIASES = ("description", "caption", "text")
 #: How many names a report spells out before "and N more".
 NAMES_SHOWN = 5
-
-
-class TableError(RealnessError, ValueError):
-    """A table that cannot be read or written as asked; the message names the file."""
-
-
-class OutputError(RealnessError, ValueError):
-    """An output path that would destroy an input or cannot be written; refused before any work."""
-
-
-class DescriptionsWarning(UserWarning):
-    """Descriptions that did not line up with the images (missing, unused or ambiguous rows)."""
 
 
 def name_list(names: Sequence[str], shown: int = NAMES_SHOWN) -> str:

@@ -9,9 +9,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 
 from realness import __version__
-from realness.errors import RealnessError
+from realness.errors import ChecksumError, DescriberError, RealnessError
 
 SUBCOMMANDS = ("score", "describe", "map", "train", "filter", "compare")
 
@@ -20,24 +21,68 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="realness",
         description="Score how real images look (CORE), map where they stop looking real (DREAM).",
+        epilog="Exit status: 0 done, 1 some items or the run failed, 2 a usage or input mistake. "
+        "Errors are one line; --debug (anywhere on the line) shows the traceback.",
     )
     parser.add_argument("--version", action="version", version=f"realness {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and warnings with their source")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in SUBCOMMANDS:
         importlib.import_module(f"realness.cli.{name}").register(subparsers)
     return parser
 
 
+# Failures of the run rather than of the command line: a describer service that failed, a
+# download that does not match its pin. Every other RealnessError is the user's to fix.
+_RUNTIME_ERRORS = (DescriberError, ChecksumError)
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    argv = [arg for arg in argv if arg != "--debug"]
     args = build_parser().parse_args(argv)
-    try:
-        return int(args.run(args) or 0)
-    except RealnessError as error:
-        # A user-facing failure (missing weights, bad option): no traceback.
-        print(f"realness {args.command}: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
+    command = f"realness {args.command}"
+    with warnings.catch_warnings():
+        if getattr(args, "quiet", False):
+            warnings.simplefilter("ignore")
+        elif not debug:
+            warnings.showwarning = _one_line_warning(command)
+        try:
+            return int(args.run(args) or 0)
+        except KeyboardInterrupt:
+            return 130
+        except Exception as error:  # noqa: BLE001 - every failure becomes one line (--debug re-raises)
+            if debug:
+                raise
+            status, line = _error_line(error)
+            print(f"{command}: {line}", file=sys.stderr)
+            return status
+
+
+def _error_line(error: BaseException) -> tuple[int, str]:
+    """The exit status and the one line (``ITEM: REASON``) that report ``error``."""
+    if isinstance(error, _RUNTIME_ERRORS):
+        return 1, str(error)
+    if isinstance(error, RealnessError):
+        return 2, str(error)
+    if isinstance(error, OSError) and error.filename is not None:
+        # A file the user named that is missing or unreadable.
+        return 2, f"{error.filename}: {error.strerror or error}"
+    if isinstance(error, ValueError):
+        # The library's own argument checks (top_k, stride, ...): the user's to fix.
+        return 2, str(error)
+    return 1, f"error: {type(error).__name__}: {error} (run with --debug for the traceback)"
+
+
+def _one_line_warning(command: str):
+    """A ``warnings.showwarning`` that prints ``realness CMD: warning: MESSAGE`` and no source line."""
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        text = " ".join(str(message).split())  # one line, whatever the message's layout
+        print(f"{command}: warning: {text}", file=file or sys.stderr)
+
+    return show
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -2,55 +2,19 @@
 
 from __future__ import annotations
 
-import csv
-import glob
-import json
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
-
-
-def expand_image_paths(patterns: Sequence[str]) -> list[Path]:
-    """Directories (recursively, image suffixes only), globs and plain files, in a stable order.
-
-    A plain path that does not exist is kept, so the caller reports it as a bad item
-    instead of silently dropping it.
-    """
-    paths: list[Path] = []
-    for pattern in patterns:
-        path = Path(pattern)
-        if path.is_dir():
-            paths.extend(
-                sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-            )
-        elif glob.has_magic(pattern):
-            paths.extend(sorted(Path(p) for p in glob.glob(pattern, recursive=True) if Path(p).is_file()))
-        else:
-            paths.append(path)
-    return paths
+# Path expansion is library code (the workflows use it too); the subcommands import it from here.
+from realness.files import IMAGE_SUFFIXES, expand_image_paths  # noqa: F401
 
 
 def write_rows(rows: list[dict], out: str | Path | None, columns: Sequence[str]) -> None:
-    """Write rows as CSV (default, also to stdout when ``out`` is None) or JSON (``.json``)."""
-    if out is not None and str(out).endswith(".json"):
-        Path(out).write_text(json.dumps(rows, indent=2, default=_json_default) + "\n")
-        return
-    handle = open(out, "w", newline="") if out is not None else sys.stdout
-    try:
-        writer = csv.DictWriter(handle, fieldnames=list(columns), extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
-    finally:
-        if out is not None:
-            handle.close()
+    """Write rows as CSV (default, also to stdout when ``out`` is None) or JSON (``.json``), atomically."""
+    from realness.tables import write_table
 
-
-def _json_default(value):
-    if hasattr(value, "item"):
-        return value.item()
-    return str(value)
+    write_table(rows, out, columns)
 
 
 def report_failures(command: str, failures: Iterable) -> int:
@@ -62,40 +26,110 @@ def report_failures(command: str, failures: Iterable) -> int:
     return count
 
 
-def read_descriptions_csv(path: str | Path) -> dict[str, str]:
-    """``{filename: description}`` from a CSV with ``filename`` (or ``image``) and ``description``.
+def report_scan(command: str, skipped: Iterable[tuple[str, str]]) -> None:
+    """Print what a folder scan left out, one line each, on stderr."""
+    for path, reason in skipped:
+        print(f"realness {command}: {path}: {reason}", file=sys.stderr)
 
-    Keys are base names, so a table written for one folder matches the same files elsewhere.
+
+def read_descriptions_csv(path: str | Path) -> dict[str, str]:
+    """``{file name: description}`` from a descriptions CSV, for tables of bare file names (RAISE-TD).
+
+    Prefer :func:`realness.tables.read_descriptions`, which keys rows by path and reports
+    images that share a file name instead of mixing them up.
     """
-    with open(path, newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        columns = reader.fieldnames or []
-        name_column = next((c for c in ("filename", "image", "path", "name") if c in columns), None)
-        if name_column is None or "description" not in columns:
-            raise ValueError(f"{path}: needs a 'filename' and a 'description' column, found {columns}")
-        return {Path(row[name_column]).name: row["description"] for row in reader}
+    from realness.tables import read_descriptions
+
+    return {Path(key).name: text for key, text in read_descriptions(path).texts.items()}
+
+
+def add_descriptions_arguments(parser) -> None:
+    """``--descriptions`` and ``--descriptions-root`` (score, filter, map)."""
+    parser.add_argument(
+        "--descriptions", metavar="CSV",
+        help="CSV with an image column (path, file, filename, image or name) and a description column "
+        "(description, caption or text); rows are matched by path, bare file names only when unambiguous",
+    )
+    parser.add_argument(
+        "--descriptions-root", metavar="DIR",
+        help="folder the CSV's relative paths start from (default: tried from the folders given, the CSV's "
+        "folder and the current directory)",
+    )
+
+
+def match_descriptions(command: str, args, paths: Sequence[Path]) -> list | None:
+    """The descriptions ``--descriptions`` gives ``paths`` (None without it); mismatches go to stderr.
+
+    Raises:
+        realness.tables.TableError: the CSV is missing, unreadable or contradicts itself.
+    """
+    if not getattr(args, "descriptions", None):
+        return None
+    from realness.tables import read_descriptions
+
+    table = read_descriptions(args.descriptions, root=getattr(args, "descriptions_root", None))
+    folders = [pattern for pattern in args.paths if Path(pattern).is_dir()]
+    match = table.match(paths, roots=folders)
+    for line in match.problems():
+        print(f"realness {command}: {line}", file=sys.stderr)
+    return match.texts
+
+
+def check_batch_size(args) -> None:
+    """Refuse a ``--batch-size`` below 1 before any work.
+
+    Raises:
+        realness.errors.RealnessError: it is below 1.
+    """
+    from realness.errors import RealnessError
+
+    if args.batch_size is not None and args.batch_size < 1:
+        raise RealnessError(f"--batch-size: must be at least 1, not {args.batch_size}")
 
 
 def add_model_arguments(parser) -> None:
     """``--model``, ``--device``, ``--batch-size`` and the describer options of scoring commands."""
     add_describer_argument(parser)
     parser.add_argument(
-        "--model", default=None, metavar="ID|DIR",
-        help="bundled model name, local directory or Hub id (default: the bundled lite model)",
+        "--model", default=None, metavar="NAME|DIR",
+        help="realness-core-lite (bundled, the default), hf-hub:ORG/REPO or a local directory",
     )
+    add_runtime_arguments(parser)
+
+
+def add_runtime_arguments(parser, *, batch_default: int | None = 32, batch_help: str = "images per forward pass") -> None:
+    """The flags every model-running subcommand shares: ``--device``, ``--precision``,
+    ``--batch-size``, ``--no-progress`` and ``--quiet`` (docs/cli.md lists them)."""
+    from realness.runtime import PRECISIONS
+
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: cuda if available)")
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument(
+        "--precision", default="auto", choices=PRECISIONS,
+        help="auto: bf16 autocast on CUDA, fp32 on CPU; fp32, bf16 or fp16 to choose (default: auto)",
+    )
+    default = "from free memory" if batch_default is None else batch_default
+    parser.add_argument("--batch-size", type=int, default=batch_default, metavar="N", help=f"{batch_help} (default: {default})")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar and no warnings; errors are still printed")
+
+
+def show_progress(args) -> bool | None:
+    """``progress=`` for the library: False under ``--no-progress`` or ``--quiet``, else None (automatic)."""
+    return False if getattr(args, "no_progress", False) or getattr(args, "quiet", False) else None
 
 
 def scorer_options(args) -> dict:
-    """``model``, ``device``, ``batch_size`` and ``describer`` from :func:`add_model_arguments`'s options."""
+    """``model``, ``device``, ``precision``, ``batch_size``, ``describer`` and ``progress`` from
+    :func:`add_model_arguments`'s options."""
     from realness.core import DEFAULT_MODEL
 
     return {
         "model": args.model or DEFAULT_MODEL,
         "device": args.device,
+        "precision": args.precision,
         "batch_size": args.batch_size,
         "describer": build_describer_from_args(args),
+        "progress": show_progress(args),
     }
 
 
@@ -104,7 +138,7 @@ def add_describer_argument(parser, *, default: str | None = None) -> None:
     from realness.describers.factory import DESCRIBER_SPECS
 
     parser.add_argument(
-        "--describer", default=default, metavar="SPEC",
+        "--describer", default=default, metavar="NAME",
         help=f"write missing descriptions with: {DESCRIBER_SPECS} (default: {default})",
     )
     parser.add_argument(

@@ -1,9 +1,10 @@
-"""``realness compare``: pick the most real output per prompt across models, summarize each model."""
+"""``realness compare``: which generator's images look more real, and how sure is that?"""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from realness.cli.common import add_model_arguments, report_failures
 
@@ -12,42 +13,62 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``compare`` subcommand."""
     parser = subparsers.add_parser(
         "compare",
-        help="pick the most real output per prompt across several models",
-        description="Score ROOT/<model>/<prompt_id>.<ext> (the same prompt ids in every model folder; "
-        "optional ROOT/descriptions.csv with model,prompt_id,description), pick the most real output "
-        "per prompt and summarize each model (mean, std, wins, win rate). Prints the summary as a "
-        "Markdown table; --out-dir also writes winners.csv, summary.csv, summary.md and summary.png.",
+        help="compare generators by realness: paired by prompt, or two folders as distributions",
+        description="Paired (default): ROOT with one sub-folder per model, or two or more model folders; "
+        "outputs pair across models by a key from their file names (--key, --key-pattern). Prints each "
+        "model's mean score with a bootstrap 95% CI and paired win rate, and for each pair of models the "
+        "mean difference with its CI and a Wilcoxon signed-rank test ('no significant difference' when "
+        "p >= 0.05). Exit status 2 when nothing pairs. --unpaired compares two folders of unrelated images "
+        "(Mann-Whitney U, CI on the difference of means). --out-dir writes winners.csv, summary.csv, "
+        "comparisons.csv, summary.md and summary.png.",
     )
-    parser.add_argument("root", metavar="ROOT", help="folder with one sub-folder of images per model")
-    parser.add_argument("--out-dir", metavar="DIR", help="write winners.csv, summary.csv, summary.md and summary.png here")
+    parser.add_argument("folders", nargs="+", metavar="FOLDER", help="ROOT with one folder per model, or the model folders")
+    parser.add_argument("--key", default="stem", choices=("stem", "name", "path"),
+                        help="pair outputs by file name without suffix (stem, default), whole file name (name), "
+                        "or path below the model folder (path, searches sub-folders)")
+    parser.add_argument("--key-pattern", metavar="REGEX",
+                        help="take the key out of the file name with this regular expression (its first group), "
+                        "e.g. '(.*)_v[0-9]+' pairs cat_v1.png with cat_v2.png")
+    parser.add_argument("--unpaired", action="store_true", help="compare two folders as distributions (no pairing)")
+    parser.add_argument("--descriptions", metavar="CSV",
+                        help="paired: model,prompt_id,description; unpaired: path,description")
+    parser.add_argument("--bootstrap", type=int, default=2000, metavar="N", help="bootstrap resamples for the CIs (default 2000)")
+    parser.add_argument("--out-dir", metavar="DIR", help="write the tables and the chart here")
     add_model_arguments(parser)
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run ``realness compare``; returns the exit status."""
-    from pathlib import Path
-
     from realness.cli.common import scorer_options
-    from realness.errors import SkippedItem
-    from realness.workflows.selection import select_best
+    from realness.errors import SkippedItem, UsageError
+    from realness.workflows.selection import compare_folders, select_best
 
-    try:
-        result = select_best(args.root, **scorer_options(args))
-    except (ValueError, FileNotFoundError) as error:
-        print(f"realness compare: {error}", file=sys.stderr)
-        return 2
+    options = scorer_options(args)
+    if args.unpaired:
+        if len(args.folders) != 2:
+            raise UsageError("--unpaired", f"needs exactly two folders, got {len(args.folders)}")
+        result = compare_folders(*args.folders, descriptions=args.descriptions, bootstrap=args.bootstrap, **options)
+        candidates = result.candidates
+    else:
+        folders = args.folders[0] if len(args.folders) == 1 else args.folders
+        result = select_best(
+            folders, key=args.key, key_pattern=args.key_pattern, descriptions=args.descriptions,
+            bootstrap=args.bootstrap, **options,
+        )
+        candidates = result.candidates
     print(result.summary_markdown())
     if args.out_dir:
         out = Path(args.out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        result.write_winners_csv(out / "winners.csv")
+        written = ["summary.csv", "summary.md", "summary.png"]
         result.write_summary(out / "summary.csv")
         result.write_summary(out / "summary.md")
         result.plot(out / "summary.png")
-        print(f"realness compare: wrote winners.csv, summary.csv, summary.md, summary.png -> {out}", file=sys.stderr)
-    if result.incomplete_prompts:
-        shown = ", ".join(result.incomplete_prompts[:10])
-        print(f"realness compare: {len(result.incomplete_prompts)} prompts lack an output from some model: {shown}", file=sys.stderr)
-    failures = [SkippedItem(i, str(c.path), c.error) for i, c in enumerate(result.candidates) if c.error]
+        if not args.unpaired:
+            result.write_winners_csv(out / "winners.csv")
+            result.write_comparisons_csv(out / "comparisons.csv")
+            written = ["winners.csv", "comparisons.csv", *written]
+        print(f"realness compare: wrote {', '.join(written)} -> {out}", file=sys.stderr)
+    failures = [SkippedItem(i, str(c.path), c.error) for i, c in enumerate(candidates) if c.error]
     return 1 if report_failures("compare", failures) else 0

@@ -35,8 +35,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from realness.core import CoreConfig
     from realness.data import load_csv, load_raise_td
+    from realness.runtime import resolve_device
     from realness.training import TrainingConfig, save_training_outputs, train_core
 
+    resolve_device(args.device)  # a device this machine lacks fails before the data loads
     data = load_raise_td(args.raise_td, split="train") if args.raise_td else load_csv(args.csv, image_root=args.image_root)
     model_config = CoreConfig.preset(args.config)
     model_config.modalities = args.modalities

@@ -13,20 +13,16 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from realness import hub
 from realness.core.config import CoreConfig
 from realness.core.encoders import build_image_encoder, build_text_encoder
 from realness.core.head import FusionHead
-from realness.errors import RealnessError
-
-CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "model.safetensors"
-
-
-class UntrainedModelError(RealnessError):
-    """The weights hold an untrained head: its scores would be noise."""
+from realness.core.pretrained import CONFIG_NAME, WEIGHTS_NAME, resolve_core_dir
+from realness.errors import RealnessError, UntrainedModelError
 
 
 class CoreModel(nn.Module):
@@ -102,8 +98,6 @@ class CoreModel(nn.Module):
             UntrainedModelError: the weights are an untrained head and ``allow_untrained`` is False.
             WeightsNotFoundError: the weights cannot be found offline and cannot be downloaded.
         """
-        from realness.core.pretrained import resolve_core_dir
-
         directory = resolve_core_dir(name_or_path, revision=revision)
         config = CoreConfig.from_dict(json.loads((directory / CONFIG_NAME).read_text()))
         weights_path = directory / WEIGHTS_NAME
@@ -125,15 +119,11 @@ class CoreModel(nn.Module):
 
     def push_to_hub(self, repo_id: str, *, token: str | None = None, private: bool = False, commit_message: str = "Upload realness CORE model") -> str:
         """Save to a temporary directory and upload it to the Hub repository ``repo_id``."""
-        from realness.hub import push_to_hub
-
         with tempfile.TemporaryDirectory() as tmp:
             self.save_pretrained(tmp)
-            return push_to_hub(tmp, repo_id, token=token, private=private, commit_message=commit_message)
+            return hub.push_to_hub(tmp, repo_id, token=token, private=private, commit_message=commit_message)
 
 
 def _read_metadata(path: Path) -> dict[str, str]:
-    from safetensors import safe_open
-
     with safe_open(str(path), framework="pt") as handle:
         return handle.metadata() or {}

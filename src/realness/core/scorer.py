@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
+import copy
 import os
 import threading
-import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator
 from typing import Any, Optional, Union
 
 import torch
@@ -15,12 +14,21 @@ from torch.utils.data import DataLoader
 from realness.core.model import CoreModel
 from realness.core.pretrained import DEFAULT_MODEL
 from realness.core.result import ScoreResult
+from realness.deprecation import UNSET, renamed
+from realness.descriptions import (
+    DescriptionsLike,
+    align_descriptions,
+    as_describer,
+    fill_missing,
+    split_describer,
+    warn_image_only,
+)
 from realness.errors import InvalidImageError, SkippedItem, check_on_error
+from realness.runtime import DeviceLike, autocast, check_precision, precision_from_dtype, resolve_device
 from realness.verdict import parse_verdict
 
-Descriptions = Union[None, str, Sequence[Optional[str]]]
-
-_IMAGE_ONLY_WARNED = False
+# The old name of the type of ``descriptions``, kept for callers that import it.
+Descriptions = DescriptionsLike
 
 
 class RealnessScorer:
@@ -30,15 +38,20 @@ class RealnessScorer:
     0 is the average image of RAISE, +1 one standard deviation more real); higher is better.
 
     Args:
-        model: a loaded :class:`CoreModel`, or a name for :meth:`CoreModel.from_pretrained`.
-        device: where to run (default: CUDA if available, else CPU).
-        dtype: parameter dtype; on CUDA, mixed precision autocast (bf16 where supported) is
-            used unless a dtype is given.
+        model: a loaded :class:`CoreModel`, or a name for :meth:`CoreModel.from_pretrained`
+            (``realness-core-lite``, ``hf-hub:org/repo`` or a local directory).
+        device: where to run (default: CUDA if available, else CPU); a device this machine
+            lacks raises :class:`~realness.errors.DeviceError`.
+        precision: ``auto`` (bf16 autocast on CUDA, fp16 where bf16 is unsupported; fp32
+            elsewhere), ``fp32``, ``bf16`` or ``fp16`` (autocast to that type).
         batch_size: images per forward pass.
-        describer: writes descriptions for images that come without one (see
-            :mod:`realness.describers`); without it, such images are scored image-only.
+        describer: writes descriptions for images that come without one: a describer object
+            or a name such as ``"openai"`` (see :func:`realness.list_describers`); without
+            one, such images are scored image-only (one warning).
+        progress: show a progress bar; None: for batches of more than 4 forward passes.
         num_workers: DataLoader workers decoding images while the model computes
             (``None``: chosen from the batch size and the number of CPUs).
+        dtype: deprecated: use ``precision``.
 
     Example:
         >>> scorer = RealnessScorer.from_pretrained()                      # doctest: +SKIP
@@ -51,25 +64,59 @@ class RealnessScorer:
         self,
         model: Union[CoreModel, str, os.PathLike] = DEFAULT_MODEL,
         *,
-        device: Union[str, torch.device, None] = None,
-        dtype: Optional[torch.dtype] = None,
+        device: DeviceLike = None,
+        precision: str = "auto",
         batch_size: int = 32,
         describer: Any = None,
+        progress: Optional[bool] = None,
         num_workers: Optional[int] = None,
+        dtype: Any = UNSET,
     ):
+        precision = renamed(
+            "RealnessScorer", "dtype", "precision", dtype, precision, new_default="auto", convert=precision_from_dtype
+        )
+        self.precision = check_precision(precision)
+        self.device = resolve_device(device)  # before loading: a bad device fails fast
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, not {batch_size}")
         if isinstance(model, (str, os.PathLike)):
             model = CoreModel.from_pretrained(model)
-        self.device = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
-        self.dtype = dtype
-        self.model = model.to(self.device, dtype=dtype).eval() if dtype else model.to(self.device).eval()
+        self.model = model.to(self.device).eval()
         self.batch_size = batch_size
-        self.describer = describer
+        self.describer = as_describer(describer)
+        self.progress = progress
         self.num_workers = num_workers
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str = DEFAULT_MODEL, *, revision: Optional[str] = None, **kwargs: Any) -> "RealnessScorer":
-        """A scorer around :meth:`CoreModel.from_pretrained` (bundled name, directory or Hub id)."""
-        return cls(CoreModel.from_pretrained(name_or_path, revision=revision), **kwargs)
+    def from_pretrained(
+        cls,
+        name_or_path: Union[str, os.PathLike] = DEFAULT_MODEL,
+        *,
+        device: DeviceLike = None,
+        precision: str = "auto",
+        revision: Optional[str] = None,
+        **kwargs: Any,
+    ) -> "RealnessScorer":
+        """A scorer around :meth:`CoreModel.from_pretrained`.
+
+        Args:
+            name_or_path: ``realness-core-lite`` (bundled), ``hf-hub:org/repo[@revision]`` or a
+                local directory written by ``save_pretrained``.
+            device: See :class:`RealnessScorer`.
+            precision: See :class:`RealnessScorer`.
+            revision: Hub revision (branch, tag or commit).
+            **kwargs: The other :class:`RealnessScorer` arguments.
+        """
+        resolve_device(device)  # a bad device fails before the weights load
+        return cls(CoreModel.from_pretrained(name_or_path, revision=revision), device=device, precision=precision, **kwargs)
+
+    def with_batch_size(self, batch_size: int) -> "RealnessScorer":
+        """This scorer (same model object, no copy of the weights) with another batch size."""
+        if batch_size == self.batch_size:
+            return self
+        other = copy.copy(self)
+        other.batch_size = batch_size
+        return other
 
     @property
     def score_units(self) -> str:
@@ -79,7 +126,7 @@ class RealnessScorer:
     def __call__(
         self,
         images: Any,
-        descriptions: Descriptions = None,
+        descriptions: DescriptionsLike = None,
         *,
         on_error: str = "raise",
         progress: Optional[bool] = None,
@@ -89,61 +136,104 @@ class RealnessScorer:
         Args:
             images: one image or a batch: paths, bytes, PIL images, arrays, tensors (see
                 :mod:`realness.inputs`), or a list mixing them, or a ``B x 3 x H x W`` tensor.
-            descriptions: one text per image (a single string for a single image); None
-                entries or no descriptions at all mean "write one with the describer", or
-                image-only scoring when the scorer has no describer.
+            descriptions: None, one string for one image, a sequence aligned with the
+                images, or a describer (object or name, e.g. ``"openai"``) that writes them.
+                A missing text is written by the describer (this one, else the scorer's);
+                with no describer the image is scored image-only, with one warning.
             on_error: ``raise`` stops at the first bad image; ``skip`` gives it a NaN score,
                 records it in ``result.skipped`` and scores the rest.
-            progress: show a progress bar (default: for batches of more than 4 forward passes).
+            progress: show a progress bar (default: the scorer's ``progress``, else for
+                batches of more than 4 forward passes).
 
         Returns:
             A :class:`ScoreResult` aligned with the inputs.
 
         Raises:
             InvalidImageError: a bad image, with ``on_error="raise"``.
-            ValueError: descriptions do not match the images.
+            DescriptionsError: descriptions do not match the images.
         """
-        from realness.inputs import item_name, split_batch
-
-        check_on_error(on_error)
-        items, single = split_batch(images)
-        texts = _align_descriptions(descriptions, len(items), single)
-        names = [item_name(item, None if single else index) for index, item in enumerate(items)]
-        skipped: dict[int, SkippedItem] = {}
-        if any(text is None for text in texts) and self.describer is not None:
-            self._describe_missing(items, names, texts, skipped, on_error)
-        if any(text is None for text in texts):
-            _warn_image_only(self.model)
+        items, single, names, texts, describer = self._prepare(images, descriptions, on_error)
         scores = torch.full((len(items),), float("nan"), dtype=torch.float32)
-        wanted = [i for i in range(len(items)) if i not in skipped]
-        show = progress if progress is not None else len(wanted) > 4 * self.batch_size
-        for indices, pixels, failures in self._batches(items, names, wanted, show):
-            for index, reason in failures:
-                if on_error == "raise":
-                    raise InvalidImageError(names[index], reason)
-                skipped[index] = SkippedItem(index, names[index], reason)
+        skipped: list[SkippedItem] = []
+        for indices, batch_scores, failures in self._score_stream(items, names, texts, describer, on_error, progress):
             if indices:
-                scores[indices] = self._forward(pixels, [texts[i] or "" for i in indices])
-        used = [texts[i] if i not in skipped else None for i in range(len(items))]
+                scores[indices] = batch_scores
+            skipped.extend(failures)
+        failed = {item.index for item in skipped}
+        used = [texts[i] if i not in failed else None for i in range(len(items))]
         return ScoreResult(
             scores=scores,
             names=names,
             descriptions=used,
             verdicts=[parse_verdict(text) for text in used],
-            skipped=sorted(skipped.values(), key=lambda s: s.index),
+            skipped=sorted(skipped, key=lambda s: s.index),
             single=single,
         )
 
-    def _describe_missing(self, items, names, texts, skipped, on_error) -> None:
-        missing = [i for i, text in enumerate(texts) if text is None]
-        described = self.describer.describe([items[i] for i in missing], on_error=on_error)
-        for index, description in zip(missing, described):
-            text = getattr(description, "text", None)
-            if text is None:
-                reason = getattr(description, "error", None) or "the describer returned no description"
-                skipped[index] = SkippedItem(index, names[index], f"description failed: {reason}")
-            else:
-                texts[index] = text
+    def iter_batches(
+        self,
+        images: Any,
+        descriptions: DescriptionsLike = None,
+        *,
+        on_error: str = "raise",
+        progress: Optional[bool] = None,
+    ) -> Iterator[tuple[list[int], ScoreResult]]:
+        """Score like :meth:`__call__`, handing back each forward batch as soon as it is done.
+
+        A long run can then save its results as it goes: interrupted (Ctrl-C), it keeps every
+        batch already yielded.
+
+        Yields:
+            ``(indices, result)``: the positions of this batch's items in ``images``, and a
+            :class:`ScoreResult` of those items alone (its ``skipped`` indices count within it).
+        """
+        items, single, names, texts, describer = self._prepare(images, descriptions, on_error)
+        for indices, batch_scores, failures in self._score_stream(items, names, texts, describer, on_error, progress):
+            done = sorted(indices + [item.index for item in failures])
+            position = {index: k for k, index in enumerate(done)}
+            scores = torch.full((len(done),), float("nan"), dtype=torch.float32)
+            if indices:
+                scores[[position[i] for i in indices]] = batch_scores
+            failed = {item.index for item in failures}
+            used = [None if i in failed else texts[i] for i in done]
+            yield done, ScoreResult(
+                scores=scores,
+                names=[names[i] for i in done],
+                descriptions=used,
+                verdicts=[parse_verdict(text) for text in used],
+                skipped=[SkippedItem(position[item.index], item.item, item.reason) for item in failures],
+            )
+
+    def _prepare(self, images: Any, descriptions: DescriptionsLike, on_error: str):
+        """``(items, single, names, texts, describer)``: the batch split, named, and aligned with its descriptions."""
+        from realness.inputs import item_name, split_batch
+
+        check_on_error(on_error)
+        texts, describer = split_describer(descriptions, self.describer)
+        items, single = split_batch(images)
+        texts = align_descriptions(texts, len(items))
+        names = [item_name(item, None if single else index) for index, item in enumerate(items)]
+        return items, single, names, texts, describer
+
+    def _score_stream(self, items, names, texts, describer, on_error, progress):
+        """Yield ``(scored indices, their scores, newly skipped items)`` batch by batch."""
+        failures = fill_missing(describer, items, names, texts, on_error=on_error)
+        skipped = {item.index: item for item in failures}
+        if skipped:
+            yield [], None, failures
+        if any(text is None for i, text in enumerate(texts) if i not in skipped):
+            warn_image_only(_validation_note(self.model))
+        wanted = [i for i in range(len(items)) if i not in skipped]
+        progress = progress if progress is not None else self.progress
+        show = progress if progress is not None else len(wanted) > 4 * self.batch_size
+        for indices, pixels, failures in self._batches(items, names, wanted, show):
+            new = []
+            for index, reason in failures:
+                if on_error == "raise":
+                    raise InvalidImageError(names[index], reason)
+                new.append(SkippedItem(index, names[index], reason))
+            scores = self._forward(pixels, [texts[i] or "" for i in indices]) if indices else None
+            yield indices, scores, new
 
     def _batches(self, items, names, wanted, show):
         """Yield (indices, pixels, failures) per batch; decoding overlaps compute in workers."""
@@ -173,9 +263,7 @@ class RealnessScorer:
     @torch.inference_mode()
     def _forward(self, pixels: torch.Tensor, texts: list[str]) -> torch.Tensor:
         pixels = pixels.to(self.device, non_blocking=True)
-        if self.dtype is not None:
-            pixels = pixels.to(self.dtype)
-        with _autocast(self.device, self.dtype):
+        with autocast(self.precision, self.device):
             return self.model(pixels, texts).float().cpu()
 
 
@@ -192,48 +280,15 @@ def auto_decode_workers(items: list, batch_size: int, device: torch.device) -> i
     return max(0, min(4, (os.cpu_count() or 1) - busy))
 
 
-def _autocast(device: torch.device, dtype: Optional[torch.dtype]):
-    if device.type != "cuda" or dtype is not None:
-        return contextlib.nullcontext()
-    half = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.autocast("cuda", dtype=half)
-
-
-def _align_descriptions(descriptions: Descriptions, count: int, single: bool) -> list[Optional[str]]:
-    if descriptions is None:
-        return [None] * count
-    if isinstance(descriptions, str):
-        if count != 1:
-            raise ValueError(f"one description string was given for {count} images; pass a list of {count}")
-        return [descriptions]
-    texts = list(descriptions)
-    if len(texts) != count:
-        raise ValueError(f"{len(texts)} descriptions were given for {count} images")
-    for index, text in enumerate(texts):
-        if text is not None and not isinstance(text, str):
-            raise ValueError(f"description {index} is a {type(text).__name__}, not a string")
-    return texts
-
-
-def _warn_image_only(model: CoreModel) -> None:
-    global _IMAGE_ONLY_WARNED
-    if _IMAGE_ONLY_WARNED:
-        return
-    _IMAGE_ONLY_WARNED = True
+def _validation_note(model: CoreModel) -> str:
+    """The model's measured cost of scoring without text, for the image-only warning."""
     validation = model.config.extra.get("validation", {})
-    measured = ""
     if "val_srocc" in validation and "val_srocc_image_only" in validation:
-        measured = (
-            f" (validation SROCC {validation['val_srocc']:.3f} with descriptions vs "
+        return (
+            f" (validation SROCC {validation['val_srocc']:.3f} with descriptions, "
             f"{validation['val_srocc_image_only']:.3f} without)"
         )
-    warnings.warn(
-        "Scoring without a description (image-only): agreement with people is lower than with a "
-        f"description of what looks unrealistic{measured}. "
-        "Pass descriptions=... or a describer to score with text.",
-        UserWarning,
-        stacklevel=3,
-    )
+    return ""
 
 
 _SCORERS: dict[tuple[str, str], RealnessScorer] = {}
@@ -242,31 +297,42 @@ _SCORERS_LOCK = threading.Lock()
 
 def score(
     images: Any,
-    description: Descriptions = None,
+    descriptions: DescriptionsLike = None,
     *,
-    model: str = DEFAULT_MODEL,
-    device: Union[str, torch.device, None] = None,
+    model: Union[str, os.PathLike] = DEFAULT_MODEL,
+    device: DeviceLike = None,
+    precision: str = "auto",
+    batch_size: int = 32,
+    progress: Optional[bool] = None,
     on_error: str = "raise",
+    description: Any = UNSET,
 ) -> Union[float, torch.Tensor]:
     """Realness score of one image (a float) or of a batch (a 1-D float tensor, NaN where skipped).
 
-    One scorer per (model, device) is built on first use and reused.
+    One scorer per (model, device, precision) is built on first use and reused.
 
     Args:
         images: one image or a batch (see :class:`RealnessScorer`).
-        description: the description of the one image, or a list with one per image.
-        model: bundled model name, local directory or Hub id.
-        device: where to run.
+        descriptions: None, one string for one image, a sequence aligned with the images, or
+            a describer (object or name such as ``"openai"``) that writes them.
+        model: ``realness-core-lite``, ``hf-hub:org/repo`` or a local directory.
+        device: where to run (default: CUDA if available).
+        precision: ``auto``, ``fp32``, ``bf16`` or ``fp16``.
+        batch_size: images per forward pass.
+        progress: show a progress bar (None: for long batches).
         on_error: ``raise`` or ``skip`` (skipped items score NaN).
+        description: deprecated: use ``descriptions``.
 
     Returns:
         ``float`` for a single image, else a ``torch.Tensor`` of shape ``(B,)``.
     """
-    resolved = str(torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu")))
-    key = (str(model), resolved)
+    descriptions = renamed("realness.score", "description", "descriptions", description, descriptions)
+    resolved = resolve_device(device)
+    key = (str(model), str(resolved), check_precision(precision))
     with _SCORERS_LOCK:
         if key not in _SCORERS:
-            _SCORERS[key] = RealnessScorer.from_pretrained(str(model), device=resolved)
+            _SCORERS[key] = RealnessScorer.from_pretrained(model, device=resolved, precision=precision)
         scorer = _SCORERS[key]
-    result = scorer(images, description, on_error=on_error)
+    # batch_size is per call: the cached scorer is shared, so it is not changed in place.
+    result = scorer.with_batch_size(batch_size)(images, descriptions, on_error=on_error, progress=progress)
     return float(result.scores[0]) if result.single else result.scores

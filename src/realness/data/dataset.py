@@ -9,15 +9,10 @@ from typing import Optional
 
 import numpy as np
 
-from realness.errors import RealnessError
+from realness.errors import DatasetError, DatasetNotFoundError
 
-
-class DatasetError(RealnessError, ValueError):
-    """A dataset's files are malformed or disagree with each other (the message says where)."""
-
-
-class DatasetNotFoundError(RealnessError, FileNotFoundError):
-    """A dataset, or a file it lists, is not on disk; the message says how to obtain it."""
+# The dataset errors live in realness.errors with every other exception; the readers import them from here.
+__all__ = ["DatasetError", "DatasetNotFoundError", "RatedImages", "Sample", "check_images_exist"]
 
 
 @dataclass(frozen=True)

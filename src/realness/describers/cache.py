@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from realness.describers.base import BaseDescriber, Description
-from realness.errors import RealnessError
+from realness.errors import CacheError
 
 CACHE_DIR_ENV = "REALNESS_CACHE_DIR"
 CACHE_FILE_NAME = "descriptions.sqlite3"
@@ -52,10 +52,6 @@ DROP TABLE IF EXISTS file_pixels
 #: remembered pixel hash to be trusted. A user can restore size and mtime by hand, not the
 #: status-change time or the inode a rewrite gives the file.
 FileStat = tuple[str, int, int, int, int]
-
-
-class CacheError(RealnessError):
-    """The description cache file cannot be used; the message names it and what to do."""
 
 
 def default_cache_path() -> Path:

@@ -3,15 +3,8 @@
 from __future__ import annotations
 
 from realness.dream.embedders import DEFAULT_MODEL, Embedder, OpenClipEmbedder, TransformersEmbedder, build_embedder
-from realness.dream.mapper import (
-    DEFAULT_STRIDE,
-    DEFAULT_WINDOW_SIZES,
-    RealnessMap,
-    RealnessMapBatch,
-    RealnessMapper,
-    auto_chunk_size,
-    realness_map,
-)
+from realness.dream.mapper import DEFAULT_WINDOW_SIZES, RealnessMapper, auto_batch_size, auto_chunk_size, realness_map
+from realness.dream.result import DEFAULT_STRIDE, RealnessMap, RealnessMapBatch
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -23,6 +16,7 @@ __all__ = [
     "RealnessMapBatch",
     "RealnessMapper",
     "TransformersEmbedder",
+    "auto_batch_size",
     "auto_chunk_size",
     "build_embedder",
     "realness_map",

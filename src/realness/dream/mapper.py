@@ -5,30 +5,37 @@ embedding and v the description's (the description says what looks unrealistic, 
 window that matches it scores low). ``R_W(x, y)`` is the mean of r_k over the windows of
 size W covering (x, y); ``R = max_W R_W``, min-max normalized to [0, 1]. High = realistic.
 
-The windows of all images and sizes of one call stream through the embedder in chunks of
-``chunk_size`` (full batches, whatever the image sizes), cut from ``unfold`` views and
-resized on the device; nothing loops over windows in Python.
+The windows of all images and sizes of one call stream through the embedder in batches of
+``batch_size`` windows (full batches, whatever the image sizes), cut from ``unfold`` views
+and resized on the device; nothing loops over windows in Python.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import os
+import time
+import warnings
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import numpy as np
 import torch
-
-if TYPE_CHECKING:
-    import matplotlib.figure
-    import PIL.Image
 import torch.nn.functional as F
+from tqdm.auto import tqdm
 
+from realness.deprecation import UNSET, renamed
+from realness.descriptions import (
+    DescriptionsLike,
+    align_descriptions,
+    as_describer,
+    fill_missing,
+    missing_description_failures,
+    split_describer,
+)
 from realness.dream.embedders import DEFAULT_MODEL, Embedder, build_embedder
+from realness.dream.result import DEFAULT_STRIDE, RealnessMap, RealnessMapBatch
 from realness.dream.windows import (
     INTERPOLATIONS,
     combine_scales,
@@ -37,103 +44,19 @@ from realness.dream.windows import (
     resize_windows,
     window_starts,
 )
-from realness.errors import InvalidImageError, SkippedItem, check_on_error
+from realness.errors import DescriptionsError, InvalidImageError, SkippedItem, SlowConfigurationWarning, check_on_error
+from realness.inputs import load_images, split_batch
+from realness.runtime import PRECISIONS, DeviceLike, autocast, check_precision, resolve_device
 
-#: The paper's window sides (pixels) and stride.
+#: The paper's window sides (pixels); the stride is :data:`DEFAULT_STRIDE`.
 DEFAULT_WINDOW_SIZES = (128, 64, 32)
-DEFAULT_STRIDE = 4
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
-# Auto chunk size: this share of the free memory, and at most this many windows (beyond
+# Auto batch size: this share of the free memory, and at most this many windows (beyond
 # which a CPU gains nothing and a GPU little).
 _MEMORY_SHARE = 0.25
-_MAX_CHUNK = {"cpu": 256, "cuda": 1024}
-
-
-@dataclass
-class RealnessMap:
-    """The realness map of one image.
-
-    Attributes:
-        map: ``H x W`` float32 array in [0, 1] aligned with the input pixels; high = realistic.
-        per_scale: ``{window_size: H x W raw R_W}`` before the max and the normalization
-            (sizes larger than the image are absent).
-        raw: ``max_W R_W`` before the normalization.
-        description: The text the map was computed against.
-        name: The input's readable name.
-        image: The input as a ``3 x H x W`` float tensor in [0, 1] (for rendering).
-        stride: The window stride used.
-    """
-
-    map: np.ndarray
-    per_scale: dict[int, np.ndarray]
-    raw: np.ndarray
-    description: str
-    name: str
-    image: torch.Tensor = field(repr=False)
-    stride: int = DEFAULT_STRIDE
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        """``(H, W)`` of the map and the input."""
-        return tuple(self.map.shape)
-
-    def overlay(self, *, alpha: float = 0.5, cmap: str = "magma", colorbar: bool = True) -> PIL.Image.Image:
-        """The image blended with the colour-mapped map (see :func:`realness.dream.render.overlay`).
-
-        Returns:
-            A PIL image.
-        """
-        from realness.dream.render import overlay
-
-        return overlay(self.image, self.map, alpha=alpha, cmap=cmap, colorbar=colorbar)
-
-    def figure(self, *, cmap: str = "magma") -> matplotlib.figure.Figure:
-        """Image | overlay | per-scale maps side by side (see :func:`realness.dream.render.figure`).
-
-        Returns:
-            A matplotlib Figure.
-        """
-        from realness.dream.render import figure
-
-        return figure(self, cmap=cmap)
-
-    def save(self, path: str | Path) -> Path:
-        """Write the map: ``.npy`` the float array, an image suffix the overlay, ``.pdf``/``.svg`` the figure.
-
-        Args:
-            path: Destination; its suffix picks the format.
-
-        Returns:
-            The path written.
-        """
-        from realness.dream.render import save_map
-
-        return save_map(self, path)
-
-
-@dataclass
-class RealnessMapBatch:
-    """Maps of a batch, aligned with the inputs.
-
-    Attributes:
-        maps: One :class:`RealnessMap` per input, None where the item was skipped.
-        names: A readable name per input.
-        skipped: The items left out under ``on_error="skip"``, with the reason.
-    """
-
-    maps: list[RealnessMap | None]
-    names: list[str]
-    skipped: list[SkippedItem] = field(default_factory=list)
-
-    def __len__(self) -> int:
-        return len(self.maps)
-
-    def __getitem__(self, index: int) -> RealnessMap | None:
-        return self.maps[index]
-
-    def __iter__(self) -> Iterator[RealnessMap | None]:
-        return iter(self.maps)
+_MAX_BATCH = {"cpu": 256, "cuda": 1024}
+# A run measured to take longer than this per image says so once, with the flags that speed it up.
+SLOW_SECONDS_PER_IMAGE = 60.0
 
 
 @dataclass
@@ -155,26 +78,31 @@ class RealnessMapper:
     """Dense realness maps (DREAM): where an image stops looking real, given a description.
 
     Args:
-        model: A dual encoder: Hub name or local directory of a transformers CLIP/SigLIP
-            model (default: CLIP ViT-B/32, as in the paper), ``"open_clip:ARCH[:TAG]"``, or
-            an :class:`~realness.dream.embedders.Embedder` object.
+        model: A dual encoder: Hub name (``org/repo`` or ``hf-hub:org/repo``) or local directory
+            of a transformers CLIP/SigLIP model (default: CLIP ViT-B/32, as in the paper),
+            ``"open_clip:ARCH[:TAG]"``, or an :class:`~realness.dream.embedders.Embedder` object.
         window_sizes: Window sides in pixels (the paper: 128, 64, 32).
-        stride: Step between windows in pixels (the paper: 4).
-        device: ``cpu``, ``cuda``, ``cuda:1``, ... (default: cuda when available).
-        chunk_size: Windows embedded per forward pass; None picks it from the free device memory.
+        stride: Step between windows in pixels (the paper: 4). Work grows with
+            ``1 / stride**2``: stride 16 is 16 times less than stride 4.
+        device: ``cpu``, ``cuda``, ``cuda:1``, ... (default: cuda when available); a device this
+            machine lacks raises :class:`~realness.errors.DeviceError`.
+        precision: ``auto`` (bf16 autocast on CUDA when supported, else fp16; fp32 on CPU),
+            ``fp32``, ``bf16`` or ``fp16``.
+        batch_size: Windows embedded per forward pass; None picks it from the free device memory.
         interpolation: How windows are resized to the embedder's input size
             (``F.interpolate`` mode: ``bicubic``, ``bilinear``, ``nearest``, ``area``).
         antialias: Antialiased resizing; with ``bicubic`` this is PIL's bicubic, the CLIP
             processors' resampling.
-        precision: ``auto`` (bf16 autocast on CUDA when supported, else fp16; fp32 on CPU),
-            ``fp32``, ``bf16`` or ``fp16``.
-        describer: Writes descriptions when none is given: a spec for
-            ``realness.describers.factory.build_describer`` or an object with ``describe``.
-        progress: Show a progress bar over windows.
+        describer: Writes descriptions for images that come without one: a describer object
+            or a name such as ``"openai"`` (see :func:`realness.list_describers`).
+        progress: Show one progress bar per call over its windows; None: when the call needs
+            more than 4 forward passes.
         revision: Hub revision of ``model``.
+        chunk_size: Deprecated: use ``batch_size``.
 
     Raises:
         WeightsNotFoundError: The model's weights are not available.
+        DeviceError: ``device`` does not exist here.
         ValueError: A bad option.
     """
 
@@ -184,79 +112,103 @@ class RealnessMapper:
         *,
         window_sizes: Sequence[int] = DEFAULT_WINDOW_SIZES,
         stride: int = DEFAULT_STRIDE,
-        device: str | torch.device | None = None,
-        chunk_size: int | None = None,
+        device: DeviceLike = None,
+        precision: str = "auto",
+        batch_size: int | None = None,
         interpolation: str = "bicubic",
         antialias: bool = True,
-        precision: str = "auto",
         describer: Any = None,
-        progress: bool = False,
+        progress: bool | None = None,
         revision: str | None = None,
+        chunk_size: Any = UNSET,
     ):
+        batch_size = renamed("RealnessMapper", "chunk_size", "batch_size", chunk_size, batch_size)
         self.window_sizes = tuple(sorted({int(size) for size in window_sizes}, reverse=True))
         if not self.window_sizes or min(self.window_sizes) < 1:
             raise ValueError(f"window_sizes must be positive integers, got {tuple(window_sizes)}")
         if stride < 1:
             raise ValueError(f"stride must be a positive integer, got {stride}")
-        if chunk_size is not None and chunk_size < 1:
-            raise ValueError(f"chunk_size must be a positive integer or None, got {chunk_size}")
+        if batch_size is not None and batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer or None, got {batch_size}")
         if interpolation not in INTERPOLATIONS:
             raise ValueError(f"interpolation must be one of {INTERPOLATIONS}, not {interpolation!r}")
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}, not {precision!r}")
+        self.precision = check_precision(precision)
         self.stride = int(stride)
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.device = resolve_device(device)  # before loading: a bad device fails fast
         self.embedder = build_embedder(model, revision=revision).to(self.device)
-        self.chunk_size = chunk_size or auto_chunk_size(self.embedder.input_size, self.device)
+        self.batch_size = batch_size or auto_batch_size(self.embedder.input_size, self.device)
         self.interpolation = interpolation
         self.antialias = antialias
-        self.dtype = _autocast_dtype(precision, self.device)
-        self.describer = describer
+        self.describer = as_describer(describer)
         self.progress = progress
+        self._warned_slow = False
+
+    @property
+    def chunk_size(self) -> int:
+        """Deprecated name of :attr:`batch_size`."""
+        return self.batch_size
 
     @classmethod
-    def from_pretrained(cls, name_or_dir: str | Path = DEFAULT_MODEL, **options: Any) -> "RealnessMapper":
-        """A mapper over the dual encoder ``name_or_dir`` (Hub name or local directory).
+    def from_pretrained(
+        cls,
+        name_or_path: str | Path = DEFAULT_MODEL,
+        *,
+        device: DeviceLike = None,
+        precision: str = "auto",
+        revision: str | None = None,
+        **options: Any,
+    ) -> RealnessMapper:
+        """A mapper over the dual encoder ``name_or_path`` (Hub name or local directory).
 
         Args:
-            name_or_dir: See ``model`` in :class:`RealnessMapper`.
+            name_or_path: See ``model`` in :class:`RealnessMapper`.
+            device: See :class:`RealnessMapper`.
+            precision: See :class:`RealnessMapper`.
+            revision: Hub revision.
             **options: The other :class:`RealnessMapper` arguments.
 
         Returns:
             The mapper.
         """
-        return cls(name_or_dir, **options)
+        return cls(name_or_path, device=device, precision=precision, revision=revision, **options)
 
     def __call__(
         self,
         images: Any,
-        description: str | Sequence[str | None] | None = None,
+        descriptions: DescriptionsLike = None,
         *,
         on_error: str = "raise",
+        progress: bool | None = None,
+        description: Any = UNSET,
     ) -> RealnessMap | RealnessMapBatch:
         """Map one image or a batch.
 
         Args:
             images: One image or a batch in any form ``realness.inputs.load_images`` accepts
                 (paths, bytes, PIL, arrays, tensors; sizes may differ).
-            description: What looks unrealistic: one string for every image, one per image,
-                or None to have the mapper's describer write them.
+            descriptions: What looks unrealistic: None, one string for one image, a sequence
+                aligned with the images, or a describer (object or name) that writes them.
+                A missing text is written by the describer (this one, else the mapper's);
+                with none, the image is a bad item: DREAM needs a text.
             on_error: ``"raise"`` stops at the first bad item; ``"skip"`` leaves None for it
                 and records why in ``skipped`` (a single image that cannot be mapped still
                 raises: there is nothing else to return).
+            progress: Show a progress bar (default: the mapper's ``progress``).
+            description: Deprecated: use ``descriptions``.
 
         Returns:
             A :class:`RealnessMap` for a single image, a :class:`RealnessMapBatch` for a batch.
 
         Raises:
             InvalidImageError: A bad image, or one smaller than every window (``on_error="raise"``).
-            ValueError: Descriptions missing or not one per image.
+            DescriptionsError: Descriptions not one per image, or an image without one and no
+                describer (``on_error="raise"``).
         """
-        from realness.inputs import load_images
-
+        descriptions = renamed("RealnessMapper", "description", "descriptions", description, descriptions)
         check_on_error(on_error)
+        texts, describer = split_describer(descriptions, self.describer)
         batch = load_images(images, on_error=on_error)
-        texts = self._descriptions(batch, description, on_error)
+        texts = align_descriptions(texts, len(batch))
         for index, tensor in enumerate(batch.tensors):
             if tensor is None:
                 continue
@@ -267,8 +219,19 @@ class RealnessMapper:
                     raise
                 batch.skipped.append(SkippedItem(index, batch.names[index], error.reason))
                 batch.tensors[index] = None
+        bad = {i for i, tensor in enumerate(batch.tensors) if tensor is None}
+        # The describer gets the items as given (paths keep their names, for a static table or the cache).
+        items, _ = split_batch(images)
+        failures = fill_missing(describer, items, batch.names, texts, on_error=on_error, skip=bad)
+        failures += missing_description_failures(batch.names, texts, bad | {f.index for f in failures}, "DREAM")
+        if failures and on_error == "raise":
+            raise DescriptionsError(failures[0].item, failures[0].reason)
+        for failure in failures:
+            batch.skipped.append(failure)
+            batch.tensors[failure.index] = None
         batch.skipped.sort(key=lambda item: item.index)
-        maps = self._map_tensors(batch.tensors, texts, batch.names)
+        show = progress if progress is not None else self.progress
+        maps = self._map_tensors(batch.tensors, texts, batch.names, show)
         if batch.single:
             if maps[0] is None:
                 reason = batch.skipped[0].reason if batch.skipped else "not mapped"
@@ -277,40 +240,6 @@ class RealnessMapper:
         return RealnessMapBatch(maps=maps, names=batch.names, skipped=batch.skipped)
 
     # --- steps ------------------------------------------------------------------------
-
-    def _descriptions(self, batch: Any, description: Any, on_error: str) -> list[str | None]:
-        count = len(batch)
-        if isinstance(description, str):
-            return [description] * count
-        if description is not None:
-            texts = list(description)
-            if len(texts) != count:
-                raise ValueError(f"got {len(texts)} descriptions for {count} images")
-            if any(text is None for text in texts) and self.describer is None:
-                raise ValueError("a description is None and the mapper has no describer to write it")
-            if all(text is not None for text in texts):
-                return texts
-        elif self.describer is None:
-            raise ValueError("no description given and the mapper has no describer: pass description= or describer=")
-        else:
-            texts = [None] * count
-        return self._describe_missing(batch, texts, on_error)
-
-    def _describe_missing(self, batch: Any, texts: list[str | None], on_error: str) -> list[str | None]:
-        describer = self.describer
-        if isinstance(describer, str):
-            from realness.describers.factory import build_describer
-
-            describer = self.describer = build_describer(describer)
-        wanted = [i for i, text in enumerate(texts) if text is None and batch.tensors[i] is not None]
-        written = describer.describe([batch.tensors[i] for i in wanted], on_error=on_error) if wanted else []
-        for index, result in zip(wanted, written):
-            if result.text is None:
-                reason = f"no description: {getattr(result, 'error', None) or 'the describer failed'}"
-                batch.skipped.append(SkippedItem(index, batch.names[index], reason))
-                batch.tensors[index] = None
-            texts[index] = result.text
-        return texts
 
     def _check_size(self, image: torch.Tensor, name: str) -> None:
         height, width = image.shape[-2:]
@@ -326,13 +255,13 @@ class RealnessMapper:
 
     @torch.inference_mode()
     def _map_tensors(
-        self, images: list[torch.Tensor | None], texts: list[str | None], names: list[str]
+        self, images: list[torch.Tensor | None], texts: list[str | None], names: list[str], progress: bool | None
     ) -> list[RealnessMap | None]:
         wanted = [i for i, image in enumerate(images) if image is not None]
         if not wanted:
             return [None] * len(images)
         unique_texts = sorted({texts[i] for i in wanted})
-        with self._autocast():
+        with autocast(self.precision, self.device):
             text_embeddings = F.normalize(self.embedder.embed_texts(unique_texts).float(), dim=-1)
         text_of = {text: row for text, row in zip(unique_texts, text_embeddings)}
 
@@ -344,7 +273,7 @@ class RealnessMapper:
                 lefts = window_starts(width, size, self.stride).to(self.device)
                 scores = torch.empty(len(tops) * len(lefts), device=self.device)
                 jobs.append(_Job(index, size, tops, lefts, scores))
-        self._score_windows(jobs, images, texts, text_of)
+        self._score_windows(jobs, images, texts, text_of, len(wanted), progress)
 
         maps: list[RealnessMap | None] = [None] * len(images)
         for index in wanted:
@@ -370,18 +299,26 @@ class RealnessMapper:
         return maps
 
     def _score_windows(
-        self, jobs: list[_Job], images: list[torch.Tensor | None], texts: list[str | None], text_of: dict
+        self,
+        jobs: list[_Job],
+        images: list[torch.Tensor | None],
+        texts: list[str | None],
+        text_of: dict,
+        image_count: int,
+        progress: bool | None,
     ) -> None:
-        """Fill every job's scores with r_k = 1 - cos(u_k, v), a chunk of windows at a time."""
-        from tqdm.auto import tqdm
-
+        """Fill every job's scores with r_k = 1 - cos(u_k, v), a batch of windows at a time."""
         size = self.embedder.input_size
         mean = torch.tensor(self.embedder.mean, device=self.device).view(1, 3, 1, 1)
         std = torch.tensor(self.embedder.std, device=self.device).view(1, 3, 1, 1)
         on_device: dict[int, torch.Tensor] = {}
         total = sum(job.count for job in jobs)
-        with tqdm(total=total, unit="win", desc="windows", disable=not self.progress) as bar:
-            for pieces in _chunks(jobs, self.chunk_size):
+        show = progress if progress is not None else total > 4 * self.batch_size
+        started, measured_first = time.perf_counter(), None
+        # One bar for the whole call (all its images), counted in windows: a CPU run of one
+        # image at the paper's stride is tens of thousands of them.
+        with tqdm(total=total, unit="win", desc=f"realness map ({image_count} images)", disable=not show) as bar:
+            for pieces in _batches(jobs, self.batch_size):
                 batch = []
                 for job, start, stop in pieces:
                     if job.image_index not in on_device:
@@ -396,25 +333,41 @@ class RealnessMapper:
                     )
                     batch.append(resize_windows(windows, size, interpolation=self.interpolation, antialias=self.antialias))
                 pixels = (torch.cat(batch) if len(batch) > 1 else batch[0]).sub_(mean).div_(std)
-                with self._autocast():
+                with autocast(self.precision, self.device):
                     embeddings = F.normalize(self.embedder.embed_images(pixels).float(), dim=-1)
                 offset = 0
                 for job, start, stop in pieces:
                     text = text_of[texts[job.image_index]]
                     job.scores[start:stop] = 1.0 - embeddings[offset : offset + stop - start] @ text
                     offset += stop - start
+                if measured_first is None:
+                    measured_first = (time.perf_counter() - started) / offset
+                    if offset < total:
+                        self._warn_if_slow(measured_first, total / image_count)
                 bar.update(offset)
 
-    def _autocast(self) -> contextlib.AbstractContextManager:
-        if self.dtype == torch.float32:
-            return contextlib.nullcontext()
-        return torch.autocast(device_type=self.device.type, dtype=self.dtype)
+    def _warn_if_slow(self, seconds_per_window: float, windows_per_image: float) -> None:
+        """Once per mapper: say how long an image will take, measured on the first batch, and what speeds it up."""
+        per_image = seconds_per_window * windows_per_image
+        if self._warned_slow or per_image < SLOW_SECONDS_PER_IMAGE:
+            return
+        self._warned_slow = True
+        faster = max(16, self.stride * 4)
+        speedup = (faster / self.stride) ** 2
+        warnings.warn(
+            f"DREAM will take about {_duration(per_image)} per image on {self.device.type} "
+            f"({windows_per_image:,.0f} windows per image at stride {self.stride}, sizes "
+            f"{', '.join(map(str, self.window_sizes))}); --stride {faster} (stride={faster}) is about "
+            f"{speedup:.0f}x faster, and fewer --window-sizes (window_sizes=) faster still",
+            SlowConfigurationWarning,
+            stacklevel=5,
+        )
 
 
-def _chunks(jobs: list[_Job], chunk_size: int) -> Iterator[list[tuple[_Job, int, int]]]:
-    """Cut the concatenated windows of all jobs into runs of ``chunk_size`` (the last may be short)."""
+def _batches(jobs: list[_Job], batch_size: int) -> Iterator[list[tuple[_Job, int, int]]]:
+    """Cut the concatenated windows of all jobs into runs of ``batch_size`` (the last may be short)."""
     pieces: list[tuple[_Job, int, int]] = []
-    room = chunk_size
+    room = batch_size
     for job in jobs:
         start = 0
         while start < job.count:
@@ -424,12 +377,12 @@ def _chunks(jobs: list[_Job], chunk_size: int) -> Iterator[list[tuple[_Job, int,
             start = stop
             if room == 0:
                 yield pieces
-                pieces, room = [], chunk_size
+                pieces, room = [], batch_size
     if pieces:
         yield pieces
 
 
-def auto_chunk_size(input_size: int, device: torch.device) -> int:
+def auto_batch_size(input_size: int, device: torch.device) -> int:
     """Windows per forward pass that fit a share of the free memory of ``device``.
 
     The estimate per window is the resized window in float32 times 16, a generous bound on the
@@ -440,15 +393,19 @@ def auto_chunk_size(input_size: int, device: torch.device) -> int:
         device: Where the windows are embedded.
 
     Returns:
-        A chunk size between 1 and 256 (CPU) or 1024 (CUDA).
+        A batch size between 1 and 256 (CPU) or 1024 (CUDA).
     """
     per_window = 3 * input_size * input_size * 4 * 16
     if device.type == "cuda":
         free = torch.cuda.mem_get_info(device)[0]
     else:
         free = _available_ram()
-    cap = _MAX_CHUNK.get(device.type, _MAX_CHUNK["cpu"])
+    cap = _MAX_BATCH.get(device.type, _MAX_BATCH["cpu"])
     return max(1, min(cap, int(free * _MEMORY_SHARE) // per_window))
+
+
+#: Deprecated name of :func:`auto_batch_size`.
+auto_chunk_size = auto_batch_size
 
 
 def _available_ram() -> int:
@@ -458,12 +415,12 @@ def _available_ram() -> int:
         return 4 << 30
 
 
-def _autocast_dtype(precision: str, device: torch.device) -> torch.dtype:
-    if precision == "fp32" or (precision == "auto" and device.type != "cuda"):
-        return torch.float32
-    if precision == "auto":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.bfloat16 if precision == "bf16" else torch.float16
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} minutes"
+    return f"{seconds / 3600:.1f} hours"
 
 
 @functools.lru_cache(maxsize=2)
@@ -473,23 +430,34 @@ def _cached_embedder(model: str, revision: str | None) -> Embedder:
 
 def realness_map(
     images: Any,
-    description: str | Sequence[str | None] | None = None,
+    descriptions: DescriptionsLike = None,
     *,
     model: str | Path | Embedder = DEFAULT_MODEL,
+    device: DeviceLike = None,
+    precision: str = "auto",
+    batch_size: int | None = None,
+    progress: bool | None = None,
     on_error: str = "raise",
     revision: str | None = None,
+    description: Any = UNSET,
     **options: Any,
 ) -> RealnessMap | RealnessMapBatch:
-    """Functional DREAM: the realness map(s) of ``images`` given their description(s).
+    """Functional DREAM: the realness map(s) of ``images`` given their descriptions.
 
     The embedder of a named model is loaded once and reused by later calls.
 
     Args:
         images: One image or a batch (see :meth:`RealnessMapper.__call__`).
-        description: One string, one per image, or None (then pass ``describer=``).
+        descriptions: None, one string for one image, a sequence aligned with the images, or
+            a describer (object or name such as ``"openai"``) that writes them.
         model: See :class:`RealnessMapper`.
+        device: See :class:`RealnessMapper`.
+        precision: ``auto``, ``fp32``, ``bf16`` or ``fp16``.
+        batch_size: Windows per forward pass (None: from the free memory).
+        progress: Show a progress bar (None: for long calls).
         on_error: ``"raise"`` or ``"skip"``.
         revision: Hub revision of ``model``.
+        description: Deprecated: use ``descriptions``.
         **options: Other :class:`RealnessMapper` arguments (``window_sizes``, ``stride``, ...).
 
     Returns:
@@ -499,16 +467,21 @@ def realness_map(
         WeightsNotFoundError: The model's weights are not available.
         InvalidImageError: A bad image (``on_error="raise"``).
     """
+    descriptions = renamed("realness_map", "description", "descriptions", description, descriptions)
+    resolve_device(device)  # a bad device fails before the weights load
     embedder = model if isinstance(model, Embedder) else _cached_embedder(str(model), revision)
-    return RealnessMapper(embedder, **options)(images, description, on_error=on_error)
+    mapper = RealnessMapper(embedder, device=device, precision=precision, batch_size=batch_size, progress=progress, **options)
+    return mapper(images, descriptions, on_error=on_error)
 
 
 __all__ = [
     "DEFAULT_STRIDE",
     "DEFAULT_WINDOW_SIZES",
+    "PRECISIONS",
     "RealnessMap",
     "RealnessMapBatch",
     "RealnessMapper",
+    "auto_batch_size",
     "auto_chunk_size",
     "realness_map",
 ]

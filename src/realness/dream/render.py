@@ -1,4 +1,4 @@
-"""Pictures of realness maps: an overlay with a colorbar, a Fig. 5-style panel figure, .npy files.
+"""Pictures of realness maps: an overlay with a colorbar, and a Fig. 5-style panel figure.
 
 Colormaps are matplotlib's perceptually uniform ones (``magma`` by default): equal steps
 in realness look like equal steps in colour, and the map survives grayscale printing.
@@ -6,19 +6,14 @@ in realness look like equal steps in colour, and the map survives grayscale prin
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import TYPE_CHECKING
-
+import matplotlib
 import numpy as np
 import torch
+from matplotlib.figure import Figure
 from PIL import Image, ImageDraw
 
-if TYPE_CHECKING:
-    from matplotlib.figure import Figure
-
-    from realness.dream.mapper import RealnessMap
-
-_FIGURE_SUFFIXES = (".pdf", ".svg", ".eps")
+#: Suffixes :meth:`RealnessMap.save` writes as the panel figure rather than the overlay.
+FIGURE_SUFFIXES = (".pdf", ".svg", ".eps")
 
 
 def colorize(values: np.ndarray, cmap: str = "magma") -> np.ndarray:
@@ -31,8 +26,6 @@ def colorize(values: np.ndarray, cmap: str = "magma") -> np.ndarray:
     Returns:
         float32 array of shape ``values.shape + (3,)`` in [0, 1].
     """
-    import matplotlib
-
     return matplotlib.colormaps[cmap](np.clip(values, 0.0, 1.0))[..., :3].astype(np.float32)
 
 
@@ -70,77 +63,46 @@ def overlay(
     return _with_colorbar(picture, cmap) if colorbar else picture
 
 
-def figure(result: "RealnessMap", *, cmap: str = "magma") -> "Figure":
+def panel_figure(
+    image: torch.Tensor,
+    realness: np.ndarray,
+    per_scale: dict[int, np.ndarray],
+    *,
+    title: str = "",
+    cmap: str = "magma",
+) -> Figure:
     """Image | overlay | one panel per window size (raw R_W), like Fig. 5 of the paper.
 
     Args:
-        result: A realness map.
+        image: ``3 x H x W`` float tensor in [0, 1].
+        realness: ``H x W`` map in [0, 1].
+        per_scale: ``{window size: H x W raw map}``.
+        title: The figure's title.
         cmap: matplotlib colormap name.
 
     Returns:
         A matplotlib Figure (not attached to pyplot: save it with ``savefig``).
     """
-    from matplotlib.figure import Figure
-
-    image = result.image.detach().cpu().float().permute(1, 2, 0).numpy()
-    scales = sorted(result.per_scale, reverse=True)
+    pixels = image.detach().cpu().float().permute(1, 2, 0).numpy()
+    scales = sorted(per_scale, reverse=True)
     panels = 2 + len(scales)
-    height, width = result.shape
+    height, width = realness.shape
     fig = Figure(figsize=(3.2 * panels, 3.2 * height / width + 0.8), layout="constrained")
     axes = fig.subplots(1, panels, squeeze=False)[0]
-    axes[0].imshow(image)
+    axes[0].imshow(pixels)
     axes[0].set_title("image")
-    axes[1].imshow(image)
-    shown = axes[1].imshow(result.map, cmap=cmap, vmin=0.0, vmax=1.0, alpha=0.5)
+    axes[1].imshow(pixels)
+    shown = axes[1].imshow(realness, cmap=cmap, vmin=0.0, vmax=1.0, alpha=0.5)
     axes[1].set_title("realness (1 = real)")
     fig.colorbar(shown, ax=axes[1], fraction=0.046, pad=0.02)
     for axis, size in zip(axes[2:], scales):
-        raw = axis.imshow(result.per_scale[size], cmap=cmap)
+        raw = axis.imshow(per_scale[size], cmap=cmap)
         axis.set_title(f"R_{size} (raw)")
         fig.colorbar(raw, ax=axis, fraction=0.046, pad=0.02)
     for axis in axes:
         axis.set_axis_off()
-    title = result.description if len(result.description) <= 90 else result.description[:87] + "..."
-    fig.suptitle(f"{result.name}: {title}", fontsize=9)
+    fig.suptitle(title, fontsize=9)
     return fig
-
-
-def save_map(result: "RealnessMap", path: str | Path) -> Path:
-    """Save a map by suffix: ``.npy`` the float32 ``H x W`` array, ``.pdf``/``.svg``/``.eps``
-    the panel figure, any image suffix the overlay.
-
-    Args:
-        result: A realness map.
-        path: Destination.
-
-    Returns:
-        ``path`` as a Path.
-    """
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix == ".npy":
-        np.save(path, result.map.astype(np.float32))
-    elif suffix in _FIGURE_SUFFIXES:
-        result.figure().savefig(path)
-    else:
-        result.overlay().save(path)
-    return path
-
-
-def save_figure(result: "RealnessMap", path: str | Path, *, dpi: int = 150) -> Path:
-    """Save the panel figure (:func:`figure`) in any format matplotlib writes (png, pdf, svg).
-
-    Args:
-        result: A realness map.
-        path: Destination.
-        dpi: Resolution of raster formats.
-
-    Returns:
-        ``path`` as a Path.
-    """
-    path = Path(path)
-    result.figure().savefig(path, dpi=dpi)
-    return path
 
 
 def _to_uint8(array: np.ndarray) -> np.ndarray:

@@ -9,22 +9,25 @@ Example:
 
 from __future__ import annotations
 
-import csv
+import contextlib
+import filecmp
 import math
 import os
 import shutil
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Optional, Union
 
 from realness.core.pretrained import DEFAULT_MODEL
-from realness.errors import SkippedItem
+from realness.descriptions import is_describer
+from realness.errors import ExportError, SkippedItem
 from realness.workflows.scoring import ModelLike, as_scorer, optional_float
 
 ExportMode = Literal["copy", "symlink", "hardlink"]
 PathsLike = Union[str, "os.PathLike[str]", Sequence[Union[str, "os.PathLike[str]"]]]
-DescriptionsLike = Union[None, str, "os.PathLike[str]", Mapping[str, str]]
+DescriptionsLike = Union[None, str, "os.PathLike[str]", Mapping[str, str], "DescriptionTable"]
 
 CSV_COLUMNS = ("rank", "path", "score", "kept", "verdict", "description", "error")
 
@@ -104,46 +107,85 @@ class FilterResult:
         Returns:
             The path written.
         """
+        from realness.tables import write_table
+
         path = Path(path)
-        rows = self.to_rows(include_rejected=include_rejected)
-        with open(path, "w", newline="", encoding="utf-8") as handle:
-            writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS)
-            writer.writeheader()
-            writer.writerows(rows)
+        write_table(self.to_rows(include_rejected=include_rejected), path, CSV_COLUMNS)
         return path
 
     def export(self, destination: Union[str, os.PathLike], *, mode: ExportMode = "copy") -> list[Path]:
         """Copy or link the kept images into ``destination``, keeping their paths below :attr:`root`.
 
-        Files already in ``destination`` under the same name are replaced.
+        Nothing is ever replaced or deleted: an image already in place (the same file, e.g.
+        when ``destination`` is the source folder, or a file with identical bytes) is left as
+        it is, and any other file in the way stops the export before a single file is placed.
+        Each file appears in one rename, so an interrupted export leaves no half-written file.
 
         Args:
             destination: the folder to fill (created if needed).
             mode: ``copy``, ``symlink`` (absolute links) or ``hardlink`` (same file system only).
 
         Returns:
-            The files created, in rank order.
+            The files created, in rank order (not those already in place).
 
         Raises:
             ValueError: ``mode`` is not one of the three.
+            ExportError: ``destination`` is a file, or files in the way differ from the images.
         """
         if mode not in ("copy", "symlink", "hardlink"):
             raise ValueError(f"mode must be 'copy', 'symlink' or 'hardlink', not {mode!r}")
+        from realness.tables import name_list
+
         destination = Path(destination)
+        if destination.exists() and not destination.is_dir():
+            raise ExportError(f"{destination}: is a file; --export needs a folder")
+        plan = [(image.path, destination / image.path.resolve().relative_to(self.root)) for image in self.kept]
+        to_place, in_the_way = [], []
+        for source, target in plan:
+            if not (target.exists() or target.is_symlink()):
+                to_place.append((source, target))
+            elif not _already_in_place(source, target):
+                in_the_way.append(str(target))
+        if in_the_way:
+            raise ExportError(
+                f"{destination}: {len(in_the_way)} files are in the way and differ from the images that would go "
+                f"there: {name_list(in_the_way)}; export never replaces files: choose another folder or move them"
+            )
         created = []
-        for image in self.kept:
-            target = destination / image.path.resolve().relative_to(self.root)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if target.is_symlink() or target.exists():
-                target.unlink()
-            if mode == "copy":
-                shutil.copy2(image.path, target)
-            elif mode == "symlink":
-                target.symlink_to(image.path.resolve())
-            else:
-                os.link(image.path, target)
+        for source, target in to_place:
+            _place(source, target, mode)
             created.append(target)
         return created
+
+
+def _already_in_place(source: Path, target: Path) -> bool:
+    """The target is the source itself (same file or a link to it) or a copy with identical bytes."""
+    try:
+        if os.path.samefile(source, target):
+            return True
+        return target.is_file() and not target.is_symlink() and filecmp.cmp(source, target, shallow=False)
+    except OSError:
+        return False
+
+
+def _place(source: Path, target: Path, mode: ExportMode) -> None:
+    """Put ``source`` at ``target`` under a temporary name first, then rename: never a partial file."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.export-tmp")
+    try:
+        if mode == "copy":
+            shutil.copy2(source, temporary)
+        elif mode == "symlink":
+            temporary.symlink_to(source.resolve())
+        else:
+            os.link(source, temporary)
+        # os.replace would clobber a file that appeared meanwhile; link+unlink refuses instead.
+        os.link(temporary, target, follow_symlinks=False)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            temporary.unlink()
+        raise
+    temporary.unlink()
 
 
 def filter_images(
@@ -156,6 +198,9 @@ def filter_images(
     device: Optional[str] = None,
     batch_size: int = 32,
     describer: Any = None,
+    descriptions_root: Union[str, os.PathLike, None] = None,
+    precision: str = "auto",
+    progress: Optional[bool] = None,
 ) -> FilterResult:
     """Score images, rank them and keep those with ``score >= min_score``, at most ``top_k`` of them.
 
@@ -170,12 +215,20 @@ def filter_images(
         top_k: keep at most this many of the best images.
         model: a model name, directory, :class:`~realness.core.model.CoreModel` or
             :class:`~realness.core.scorer.RealnessScorer`.
-        descriptions: ``{file name: description}`` or a CSV with ``filename`` and
-            ``description`` columns; images without one are described by ``describer`` or
-            scored image-only.
+        descriptions: ``{image path: description}`` or a CSV with an image column (``path``,
+            ``file``, ``filename``, ``image``, ``name``) and a description column
+            (``description``, ``caption``, ``text``). Paths may be relative to a folder in
+            ``paths``, to ``descriptions_root``, to the CSV's folder or to the current
+            directory; a bare file name matches only when one image has that name. Images
+            without one are described by ``describer`` or scored image-only; mismatches are
+            warned about (:class:`~realness.tables.DescriptionsWarning`), naming the images.
+            A describer (object or name such as ``"openai"``) instead writes them all.
         device: where to run (default: CUDA if available).
         batch_size: images per forward pass.
         describer: writes descriptions for images that come without one.
+        descriptions_root: the folder relative paths in ``descriptions`` start from.
+        precision: ``auto``, ``fp32``, ``bf16`` or ``fp16``.
+        progress: show a progress bar (None: for long runs).
 
     Returns:
         A :class:`FilterResult`.
@@ -183,21 +236,27 @@ def filter_images(
     Raises:
         ValueError: no image was found, or ``top_k`` is below 1.
     """
-    from realness.cli.common import expand_image_paths, read_descriptions_csv
+    from realness.files import expand_image_paths
+    from realness.tables import as_description_table
 
     if top_k is not None and top_k < 1:
         raise ValueError(f"top_k must be at least 1, not {top_k}")
+    if is_describer(descriptions):
+        descriptions, describer = None, descriptions
     patterns = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
-    files = expand_image_paths([str(p) for p in patterns])
+    scan_skipped: list[tuple[str, str]] = []
+    files = expand_image_paths([str(p) for p in patterns], scan_skipped)
+    for path, reason in scan_skipped:
+        warnings.warn(f"{path}: {reason}", UserWarning, stacklevel=2)
     if not files:
         raise ValueError(f"no image files found in {', '.join(str(p) for p in patterns)}")
-    table: Mapping[str, str] = {}
-    if isinstance(descriptions, (str, os.PathLike)):
-        table = read_descriptions_csv(descriptions)
-    elif descriptions is not None:
-        table = descriptions
-    texts = [table.get(path.name) for path in files]
-    scorer = as_scorer(model, device=device, batch_size=batch_size, describer=describer)
+    texts: list[Optional[str]] = [None] * len(files)
+    table = as_description_table(descriptions, root=descriptions_root)
+    if table is not None:
+        match = table.match(files, roots=[p for p in patterns if Path(p).is_dir()])
+        match.warn()
+        texts = match.texts
+    scorer = as_scorer(model, device=device, precision=precision, batch_size=batch_size, describer=describer, progress=progress)
     result = scorer([str(path) for path in files], texts, on_error="skip")
     scores = [float(value) for value in result.scores]
     errors = {item.index: item.reason for item in result.skipped}

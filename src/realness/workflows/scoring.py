@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Optional, Union
+from typing import Any, Union
 
 import torch
 
@@ -17,26 +17,32 @@ ModelLike = Union[str, "os.PathLike[str]", CoreModel, RealnessScorer]
 def as_scorer(
     model: ModelLike = DEFAULT_MODEL,
     *,
-    device: Union[str, torch.device, None] = None,
+    device: str | torch.device | None = None,
+    precision: str = "auto",
     batch_size: int = 32,
     describer: Any = None,
+    progress: bool | None = None,
 ) -> RealnessScorer:
     """A scorer for ``model``, reusing it when it already is one.
 
     Args:
         model: a bundled model name, a local model directory, a Hub id, a loaded
             :class:`~realness.core.model.CoreModel`, or a :class:`~realness.core.scorer.RealnessScorer`
-            (returned unchanged: its own device, batch size and describer win).
+            (returned unchanged: its own settings win).
         device: where to run a newly built scorer (default: CUDA if available, else CPU).
+        precision: ``auto``, ``fp32``, ``bf16`` or ``fp16`` for a newly built scorer.
         batch_size: images per forward pass of a newly built scorer.
         describer: writes descriptions for images that come without one (newly built scorer only).
+        progress: show progress bars (newly built scorer only; None: for long batches).
 
     Returns:
         A :class:`~realness.core.scorer.RealnessScorer`.
     """
     if isinstance(model, RealnessScorer):
         return model
-    return RealnessScorer(model, device=device, batch_size=batch_size, describer=describer)
+    return RealnessScorer(
+        model, device=device, precision=precision, batch_size=batch_size, describer=describer, progress=progress
+    )
 
 
 def model_label(model: ModelLike) -> str:
@@ -46,6 +52,6 @@ def model_label(model: ModelLike) -> str:
     return type(model).__name__
 
 
-def optional_float(value: float) -> Optional[float]:
+def optional_float(value: float) -> float | None:
     """``value`` rounded for tables, or None where it is NaN (a skipped item)."""
     return None if value != value else round(float(value), 6)

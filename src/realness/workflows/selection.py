@@ -1,44 +1,75 @@
-"""Cross-model selection: for each prompt, which model's output looks most real?
+"""Comparing generators by realness: paired (same prompts) and unpaired (two folders).
 
-Layout of the outputs (one folder per model, one image per prompt, the same prompt ids
-in every folder):
+**Paired.** One folder per model, one image per prompt; outputs of different models pair
+up by a *key* computed from each file's name:
 
     ROOT/
       descriptions.csv          optional: model,prompt_id,description
       model-a/
-        cat-on-sofa.png         prompt id = file name without its extension
+        cat-on-sofa.png         key "cat-on-sofa" (key="stem", the default)
         street-at-night.jpg
         descriptions.csv        optional: prompt_id,description (overrides ROOT's table)
       model-b/
         cat-on-sofa.png
         street-at-night.png
 
-:func:`select_best` scores every image, picks the most real output per prompt, and
-summarizes each model: mean and standard deviation of its scores, wins and win rate
-(wins over the prompts it has a scored output for).
+``key="name"`` pairs by the whole file name, ``key="path"`` by the path below the model
+folder without its suffix (nested folders), and ``key_pattern`` takes the key out of the
+stem with a regular expression (its first group, or the whole match), so ``cat_a.png`` and
+``cat_b.png`` pair under ``key_pattern=r"(.*)_[ab]"``. :func:`select_best` refuses a layout
+where nothing pairs (:class:`~realness.errors.NothingPairedError`) and warns about items
+without a partner (:class:`~realness.errors.UnpairedItemsWarning`).
+
+It reports per model the mean score with a bootstrap 95 % confidence interval and the
+paired win rate (wins over the prompts every model has a scored output for), and per pair
+of models the mean paired difference with its interval, how often the first wins, and a
+Wilcoxon signed-rank test (Holm-adjusted over the pairs when there are more than two
+models). A p-value at or above 0.05 is reported as "no significant difference".
+
+**Unpaired.** :func:`compare_folders` scores two folders of unrelated images (two
+distributions, like clean-fid's ``compute_fid(dir1, dir2)``) and reports each mean with
+its interval, the difference of means with a bootstrap interval and a Mann-Whitney U test.
 
 Example:
     >>> from realness.workflows.selection import select_best   # doctest: +SKIP
     >>> result = select_best("outputs/")                        # doctest: +SKIP
     >>> print(result.summary_markdown())                        # doctest: +SKIP
-    >>> result.plot("summary.png")                              # doctest: +SKIP
 """
 
 from __future__ import annotations
 
 import csv
+import errno
 import math
 import os
+import re
 import statistics
+import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from itertools import combinations
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Union
 
+from realness import stats
 from realness.core.pretrained import DEFAULT_MODEL
+from realness.descriptions import is_describer
+from realness.errors import NothingPairedError, UnpairedItemsWarning, UsageError
+from realness.files import IMAGE_SUFFIXES, expand_image_paths
+from realness.runtime import resolve_device
 from realness.workflows.scoring import ModelLike, as_scorer, optional_float
 
 DESCRIPTIONS_FILE = "descriptions.csv"
-SUMMARY_COLUMNS = ("model", "n", "mean", "std", "wins", "win_rate", "skipped")
+#: How outputs pair across models: by file stem, whole file name, or path below the model folder.
+KEYS = ("stem", "name", "path")
+SUMMARY_COLUMNS = ("model", "n", "mean", "ci_low", "ci_high", "std", "wins", "win_rate", "skipped")
+COMPARISON_COLUMNS = (
+    "first", "second", "pairs", "mean_difference", "ci_low", "ci_high", "first_win_rate", "p_value", "verdict",
+)
+#: Below this many pairs a two-sided Wilcoxon test cannot reach p < 0.05 at all.
+MIN_PAIRS_FOR_SIGNIFICANCE = 6
+
+FolderLike = Union[str, "os.PathLike[str]"]
 
 
 @dataclass
@@ -47,7 +78,7 @@ class Candidate:
 
     Attributes:
         model: the model (its folder name).
-        prompt_id: the prompt (the file name without extension).
+        prompt_id: the pairing key (by default the file name without extension).
         path: the image file.
         description: the description used for scoring, or None (image-only).
         score: its realness score; NaN until scored, or when it could not be scored.
@@ -57,28 +88,37 @@ class Candidate:
     model: str
     prompt_id: str
     path: Path
-    description: Optional[str] = None
+    description: str | None = None
     score: float = math.nan
-    error: Optional[str] = None
+    error: str | None = None
+
+    @property
+    def key(self) -> str:
+        """The pairing key (the same as ``prompt_id``)."""
+        return self.prompt_id
 
 
 @dataclass
 class ModelSummary:
-    """How one model did over all prompts.
+    """How one model (or one folder) did.
 
     Attributes:
         model: the model (its folder name).
         n: outputs scored.
         mean: mean score of its scored outputs (NaN if none).
+        ci_low: lower end of the bootstrap 95 % interval of the mean.
+        ci_high: upper end of it.
         std: sample standard deviation of its scores (NaN with fewer than two).
-        wins: prompts where its output was the most real.
-        win_rate: ``wins / n``.
+        wins: prompts, among those every model has a scored output for, where its output was the most real.
+        win_rate: ``wins`` over those prompts (NaN when there are none).
         skipped: outputs that could not be scored.
     """
 
     model: str
     n: int
     mean: float
+    ci_low: float
+    ci_high: float
     std: float
     wins: int
     win_rate: float
@@ -90,6 +130,8 @@ class ModelSummary:
             "model": self.model,
             "n": self.n,
             "mean": optional_float(self.mean),
+            "ci_low": optional_float(self.ci_low),
+            "ci_high": optional_float(self.ci_high),
             "std": optional_float(self.std),
             "wins": self.wins,
             "win_rate": optional_float(self.win_rate),
@@ -98,26 +140,91 @@ class ModelSummary:
 
 
 @dataclass
+class PairedComparison:
+    """Two models on the prompts both have a scored output for.
+
+    Attributes:
+        first: one model.
+        second: the other.
+        pairs: prompts both scored.
+        mean_difference: mean of ``score(first) - score(second)`` over the pairs.
+        ci_low: lower end of its bootstrap 95 % interval.
+        ci_high: upper end of it.
+        first_win_rate: share of pairs where ``first`` scored higher (ties count half).
+        p_value: two-sided Wilcoxon signed-rank p-value (Holm-adjusted over all pairs of
+            models when there are more than two).
+    """
+
+    first: str
+    second: str
+    pairs: int
+    mean_difference: float
+    ci_low: float
+    ci_high: float
+    first_win_rate: float
+    p_value: float
+
+    @property
+    def significant(self) -> bool:
+        """The difference is significant at p < 0.05."""
+        return not math.isnan(self.p_value) and self.p_value < stats.SIGNIFICANCE
+
+    @property
+    def verdict(self) -> str:
+        """One sentence: which model looks more real, or that the data cannot tell."""
+        p = _fmt_p(self.p_value)
+        if self.significant:
+            better, worse = (self.first, self.second) if self.mean_difference > 0 else (self.second, self.first)
+            return f"{better} looks more real than {worse} (Wilcoxon p = {p}, {self.pairs} pairs)"
+        reason = (
+            f"; {self.pairs} pairs are too few for p < 0.05"
+            if self.pairs < MIN_PAIRS_FOR_SIGNIFICANCE
+            else ""
+        )
+        return f"no significant difference between {self.first} and {self.second} (Wilcoxon p = {p}, {self.pairs} pairs{reason})"
+
+    def to_row(self) -> dict[str, Any]:
+        """The comparison as a table row (see :data:`COMPARISON_COLUMNS`)."""
+        return {
+            "first": self.first,
+            "second": self.second,
+            "pairs": self.pairs,
+            "mean_difference": optional_float(self.mean_difference),
+            "ci_low": optional_float(self.ci_low),
+            "ci_high": optional_float(self.ci_high),
+            "first_win_rate": optional_float(self.first_win_rate),
+            "p_value": optional_float(self.p_value),
+            "verdict": self.verdict,
+        }
+
+
+@dataclass
 class SelectionResult:
-    """Per-prompt winners and per-model summaries.
+    """Per-prompt winners, per-model summaries and pairwise tests.
 
     Attributes:
         candidates: every output, scored.
-        winners: prompt id to its most real scored output (ties go to the model whose name
-            sorts first).
-        summaries: one per model, by win rate then mean score, best first.
-        incomplete_prompts: prompt ids some model has no output for.
+        winners: prompt key to its most real output, over the prompts every model has a
+            scored output for (ties go to the model whose name sorts first).
+        summaries: one per model, best mean first.
+        comparisons: one per pair of models.
+        incomplete_prompts: keys some model has no scored output for (left out of the wins).
     """
 
     candidates: list[Candidate]
     winners: dict[str, Candidate]
     summaries: list[ModelSummary]
+    comparisons: list[PairedComparison] = field(default_factory=list)
     incomplete_prompts: list[str] = field(default_factory=list)
 
     @property
     def models(self) -> list[str]:
         """The model names, sorted."""
         return sorted({candidate.model for candidate in self.candidates})
+
+    def verdicts(self) -> list[str]:
+        """One sentence per pair of models (see :attr:`PairedComparison.verdict`)."""
+        return [comparison.verdict for comparison in self.comparisons]
 
     def winner_rows(self) -> list[dict[str, Any]]:
         """One row per prompt: the winner, its score, its margin over the runner-up, every model's score."""
@@ -143,27 +250,17 @@ class SelectionResult:
             rows.append(row)
         return rows
 
-    def write_winners_csv(self, path: Union[str, os.PathLike]) -> Path:
-        """Write :meth:`winner_rows` as CSV.
-
-        Args:
-            path: the CSV file to write.
-
-        Returns:
-            The path written.
-        """
+    def write_winners_csv(self, path: str | os.PathLike) -> Path:
+        """Write :meth:`winner_rows` as CSV; returns the path written."""
         columns = ["prompt_id", "winner", "winner_score", "margin", "path"] + [f"score:{m}" for m in self.models]
         return _write_csv(path, self.winner_rows(), columns)
 
-    def write_summary(self, path: Union[str, os.PathLike]) -> Path:
-        """Write the per-model summary as a Markdown table (``.md``) or CSV (any other suffix).
+    def write_comparisons_csv(self, path: str | os.PathLike) -> Path:
+        """Write the pairwise tests as CSV (see :data:`COMPARISON_COLUMNS`); returns the path written."""
+        return _write_csv(path, [c.to_row() for c in self.comparisons], COMPARISON_COLUMNS)
 
-        Args:
-            path: the file to write.
-
-        Returns:
-            The path written.
-        """
+    def write_summary(self, path: str | os.PathLike) -> Path:
+        """Write the per-model summary as Markdown (``.md``, with the tests) or CSV (any other suffix)."""
         path = Path(path)
         if path.suffix == ".md":
             path.write_text(self.summary_markdown() + "\n", encoding="utf-8")
@@ -171,179 +268,533 @@ class SelectionResult:
         return _write_csv(path, [summary.to_row() for summary in self.summaries], SUMMARY_COLUMNS)
 
     def summary_markdown(self) -> str:
-        """The per-model summary as a Markdown table."""
+        """The per-model summary and the pairwise tests as Markdown tables, then one verdict per pair."""
         lines = [
-            "| model | n | mean score | std | wins | win rate | skipped |",
+            "| model | n | mean score [95% CI] | std | wins | paired win rate | skipped |",
             "|---|---:|---:|---:|---:|---:|---:|",
         ]
         for s in self.summaries:
             lines.append(
-                f"| {s.model} | {s.n} | {_fmt(s.mean)} | {_fmt(s.std)} | {s.wins} | {_fmt(s.win_rate, percent=True)} | {s.skipped} |"
+                f"| {s.model} | {s.n} | {_fmt(s.mean)} [{_fmt(s.ci_low)}, {_fmt(s.ci_high)}] | {_fmt(s.std)} | "
+                f"{s.wins} | {_fmt(s.win_rate, percent=True)} | {s.skipped} |"
             )
+        if self.comparisons:
+            lines += [
+                "",
+                "| first vs second | pairs | mean difference [95% CI] | first wins | Wilcoxon p |",
+                "|---|---:|---:|---:|---:|",
+            ]
+            for c in self.comparisons:
+                lines.append(
+                    f"| {c.first} vs {c.second} | {c.pairs} | {_fmt(c.mean_difference)} "
+                    f"[{_fmt(c.ci_low)}, {_fmt(c.ci_high)}] | {_fmt(c.first_win_rate, percent=True)} | {_fmt_p(c.p_value)} |"
+                )
+            if len(self.comparisons) > 1:
+                lines.append("")
+                lines.append("p-values are Holm-adjusted over the pairs of models.")
+            lines.append("")
+            lines += [f"- {verdict}" for verdict in self.verdicts()]
         return "\n".join(lines)
 
-    def plot(self, path: Union[str, os.PathLike]) -> Path:
-        """Save a bar chart: mean score (with standard error) and win rate per model.
-
-        Args:
-            path: the image file to write (``.png``, ``.svg``, ``.pdf``).
-
-        Returns:
-            The path written.
-        """
-        # A bare Figure renders with Agg and leaves pyplot's global backend and state alone.
-        from matplotlib.figure import Figure
-
+    def plot(self, path: str | os.PathLike) -> Path:
+        """Save a bar chart: mean score with its 95 % interval, and paired win rate, per model."""
         names = [s.model for s in self.summaries]
-        means = [0.0 if math.isnan(s.mean) else s.mean for s in self.summaries]
-        errors = [0.0 if math.isnan(s.std) else s.std / math.sqrt(s.n) for s in self.summaries]
-        rates = [0.0 if math.isnan(s.win_rate) else 100 * s.win_rate for s in self.summaries]
-        figure = Figure(figsize=(max(6.0, 1.6 * len(names) + 3), 3.6))
-        left, right = figure.subplots(1, 2)
-        left.bar(names, means, yerr=errors, capsize=4, color="#4c72b0")
-        left.axhline(0, color="black", linewidth=0.8)
-        left.set_ylabel("mean realness score (± s.e.)")
-        right.bar(names, rates, color="#55a868")
-        right.set_ylabel("win rate (%)")
-        right.set_ylim(0, 100)
-        for axis in (left, right):
-            axis.tick_params(axis="x", labelrotation=30)
-        figure.tight_layout()
+        return _bar_chart(
+            path,
+            names,
+            [s.mean for s in self.summaries],
+            [(s.ci_low, s.ci_high) for s in self.summaries],
+            rates=[s.win_rate for s in self.summaries],
+        )
+
+
+@dataclass
+class FolderComparison:
+    """Two folders of unrelated images compared as distributions (unpaired).
+
+    Attributes:
+        first: the first folder's summary (``wins`` and ``win_rate`` do not apply: 0 and NaN).
+        second: the second folder's.
+        mean_difference: ``first.mean - second.mean``.
+        ci_low: lower end of the bootstrap 95 % interval of the difference.
+        ci_high: upper end of it.
+        u_statistic: Mann-Whitney U of the first folder.
+        p_value: two-sided Mann-Whitney p-value.
+        candidates: every image, scored (``model`` is its folder's label).
+    """
+
+    first: ModelSummary
+    second: ModelSummary
+    mean_difference: float
+    ci_low: float
+    ci_high: float
+    u_statistic: float
+    p_value: float
+    candidates: list[Candidate] = field(default_factory=list)
+
+    @property
+    def significant(self) -> bool:
+        """The difference is significant at p < 0.05."""
+        return not math.isnan(self.p_value) and self.p_value < stats.SIGNIFICANCE
+
+    @property
+    def verdict(self) -> str:
+        """One sentence: which folder looks more real, or that the data cannot tell."""
+        p = _fmt_p(self.p_value)
+        if self.significant:
+            better, worse = (self.first, self.second) if self.mean_difference > 0 else (self.second, self.first)
+            return f"{better.model} looks more real than {worse.model} (Mann-Whitney p = {p})"
+        return f"no significant difference between {self.first.model} and {self.second.model} (Mann-Whitney p = {p})"
+
+    def summary_markdown(self) -> str:
+        """Both folders' means with intervals, the difference and the test, as Markdown."""
+        lines = ["| folder | n | mean score [95% CI] | std | skipped |", "|---|---:|---:|---:|---:|"]
+        for s in (self.first, self.second):
+            interval = f"[{_fmt(s.ci_low)}, {_fmt(s.ci_high)}]"
+            lines.append(f"| {s.model} | {s.n} | {_fmt(s.mean)} {interval} | {_fmt(s.std)} | {s.skipped} |")
+        lines += [
+            "",
+            f"Difference of means ({self.first.model} - {self.second.model}): {_fmt(self.mean_difference)} "
+            f"[{_fmt(self.ci_low)}, {_fmt(self.ci_high)}]; "
+            f"Mann-Whitney U = {_fmt(self.u_statistic)}, p = {_fmt_p(self.p_value)}.",
+            "",
+            f"- {self.verdict}",
+        ]
+        return "\n".join(lines)
+
+    def to_rows(self) -> list[dict[str, Any]]:
+        """The two folder summaries as rows (see :data:`SUMMARY_COLUMNS`)."""
+        return [self.first.to_row(), self.second.to_row()]
+
+    def write_summary(self, path: str | os.PathLike) -> Path:
+        """Write the comparison as Markdown (``.md``) or the two folder summaries as CSV."""
         path = Path(path)
-        figure.savefig(path, dpi=120)
-        return path
+        if path.suffix == ".md":
+            path.write_text(self.summary_markdown() + "\n", encoding="utf-8")
+            return path
+        return _write_csv(path, self.to_rows(), SUMMARY_COLUMNS)
+
+    def plot(self, path: str | os.PathLike) -> Path:
+        """Save a bar chart of both means with their 95 % intervals."""
+        pair = (self.first, self.second)
+        return _bar_chart(path, [s.model for s in pair], [s.mean for s in pair], [(s.ci_low, s.ci_high) for s in pair])
 
 
-def find_candidates(root: Union[str, os.PathLike]) -> list[Candidate]:
-    """The outputs in a selection layout (see the module docs), unscored, with their descriptions.
-
-    Hidden folders (``.name``) are ignored.
+def pairing_key(key: str = "stem", key_pattern: str | None = None) -> Callable[[Path, Path], str | None]:
+    """The function that names an output's pairing key: ``key(file, model_folder) -> str`` (None: no key).
 
     Args:
-        root: the folder holding one sub-folder per model.
-
-    Returns:
-        One :class:`Candidate` per image, sorted by model then prompt id.
+        key: ``stem`` (file name without suffix), ``name`` (whole file name) or ``path``
+            (path below the model folder, without suffix).
+        key_pattern: A regular expression searched in that key; the key becomes its first
+            group (or the whole match); a file it does not match has no key.
 
     Raises:
-        ValueError: ``root`` has no model folders with images, or a model has two images
-            for one prompt id.
-        FileNotFoundError: ``root`` is not a folder.
+        UsageError: An unknown ``key`` or a pattern that does not compile.
     """
-    from realness.cli.common import IMAGE_SUFFIXES
+    if key not in KEYS:
+        raise UsageError(f"key={key!r}", f"use one of {', '.join(KEYS)}")
+    try:
+        pattern = re.compile(key_pattern) if key_pattern is not None else None
+    except re.error as error:
+        raise UsageError(f"key_pattern={key_pattern!r}", f"not a regular expression ({error})") from None
 
-    root = Path(root)
-    if not root.is_dir():
-        raise FileNotFoundError(f"{root}: not a folder")
-    shared = _read_table(root / DESCRIPTIONS_FILE, with_model=True)
+    def key_of(file: Path, folder: Path) -> str | None:
+        if key == "stem":
+            text = file.stem
+        elif key == "name":
+            text = file.name
+        else:
+            text = file.relative_to(folder).with_suffix("").as_posix()
+        if pattern is None:
+            return text
+        match = pattern.search(text)
+        if match is None:
+            return None
+        return match.group(1) if pattern.groups else match.group(0)
+
+    return key_of
+
+
+def find_candidates(
+    folders: FolderLike | Sequence[FolderLike],
+    *,
+    key: str = "stem",
+    key_pattern: str | None = None,
+) -> list[Candidate]:
+    """The outputs to compare, unscored, with the descriptions their folders' tables give.
+
+    Args:
+        folders: one folder holding one sub-folder per model (hidden ones ignored), or a list
+            of model folders (each folder is one model, named after it).
+        key: how outputs pair across models (see :func:`pairing_key`).
+        key_pattern: a regular expression taking the key out of the file's name.
+
+    Returns:
+        One :class:`Candidate` per image, sorted by model then key.
+
+    Raises:
+        FileNotFoundError: a folder does not exist.
+        UsageError: no model folder has images, two images of one model share a key, or two
+            model folders share a name.
+    """
+    key_of = pairing_key(key, key_pattern)
+    if isinstance(folders, (str, os.PathLike)):
+        root = Path(folders)
+        if not root.is_dir():
+            raise FileNotFoundError(errno.ENOENT, "not a folder", str(root))
+        shared = _read_table(root / DESCRIPTIONS_FILE, with_model=True)
+        model_folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+        where = str(root)
+    else:
+        shared = {}
+        model_folders = [Path(folder) for folder in folders]
+        for folder in model_folders:
+            if not folder.is_dir():
+                raise FileNotFoundError(errno.ENOENT, "not a folder", str(folder))
+        names = [folder.resolve().name for folder in model_folders]
+        if len(set(names)) != len(names):
+            raise UsageError(", ".join(map(str, model_folders)), "two model folders have the same name; rename one")
+        where = ", ".join(map(str, model_folders))
     candidates = []
-    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+    unmatched: list[str] = []
+    for folder in model_folders:
+        model = folder.resolve().name
         own = _read_table(folder / DESCRIPTIONS_FILE, with_model=False)
+        files = _image_files(folder, recursive=key == "path")
         seen: dict[str, Path] = {}
-        for path in sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES):
-            if path.stem in seen:
-                raise ValueError(f"{folder}: two images for prompt {path.stem!r}: {seen[path.stem].name} and {path.name}")
-            seen[path.stem] = path
-            description = own.get(path.stem, shared.get(f"{folder.name}/{path.stem}"))
-            candidates.append(Candidate(model=folder.name, prompt_id=path.stem, path=path, description=description))
+        for path in files:
+            item_key = key_of(path, folder)
+            if item_key is None:
+                unmatched.append(str(path))
+                continue
+            if item_key in seen:
+                raise UsageError(
+                    str(folder),
+                    f"two images have the key {item_key!r}: {seen[item_key].name} and {path.name}; choose another --key",
+                )
+            seen[item_key] = path
+            description = own.get(item_key, shared.get(f"{model}/{item_key}"))
+            candidates.append(Candidate(model=model, prompt_id=item_key, path=path, description=description))
+    if unmatched:
+        warnings.warn(
+            f"{len(unmatched)} file(s) do not match key_pattern {key_pattern!r} and are left out: {', '.join(unmatched[:5])}",
+            UnpairedItemsWarning,
+            stacklevel=2,
+        )
     if not candidates:
-        raise ValueError(f"{root}: no model folders with images (expected ROOT/<model>/<prompt_id>.png)")
+        raise UsageError(where, "no model folders with images (expected ROOT/<model>/<prompt>.png, or two or more model folders)")
     return candidates
 
 
 def select_best(
-    root: Union[str, os.PathLike],
+    folders: FolderLike | Sequence[FolderLike],
     *,
+    key: str = "stem",
+    key_pattern: str | None = None,
     model: ModelLike = DEFAULT_MODEL,
-    device: Optional[str] = None,
+    descriptions: Any = None,
+    device: str | None = None,
+    precision: str = "auto",
     batch_size: int = 32,
     describer: Any = None,
+    progress: bool | None = None,
+    bootstrap: int = 2000,
+    seed: int = 0,
 ) -> SelectionResult:
-    """Score every model's outputs under ``root`` and pick the most real output per prompt.
+    """Score every model's outputs, pick the most real output per prompt and test the differences.
 
     Args:
-        root: the folder holding one sub-folder per model (layout in the module docs).
+        folders: one folder with a sub-folder per model, or a list of model folders.
+        key: how outputs pair across models: ``stem``, ``name`` or ``path`` (see :func:`pairing_key`).
+        key_pattern: a regular expression taking the key out of each file's name.
         model: the realness model: a name, directory, :class:`~realness.core.model.CoreModel`
             or :class:`~realness.core.scorer.RealnessScorer`.
+        descriptions: a CSV with ``model``, a key column (``prompt_id``, ``key`` or
+            ``filename``) and ``description`` (overrides the folders' own tables), or a
+            describer (object or name such as ``"openai"``) that writes them.
         device: where to run (default: CUDA if available).
+        precision: ``auto``, ``fp32``, ``bf16`` or ``fp16``.
         batch_size: images per forward pass.
         describer: writes descriptions for outputs that come without one.
+        progress: show a progress bar (None: for long runs).
+        bootstrap: bootstrap resamples for the confidence intervals.
+        seed: seed of the resampling (intervals are reproducible).
+
+    Returns:
+        A :class:`SelectionResult`.
+
+    Raises:
+        NothingPairedError: fewer than two models, or no output has a partner in another model.
+    """
+    resolve_device(device)  # a device this machine lacks fails before any work
+    if is_describer(descriptions):
+        descriptions, describer = None, descriptions
+    candidates = find_candidates(folders, key=key, key_pattern=key_pattern)
+    if descriptions is not None:
+        table = _read_table(Path(descriptions), with_model=True, required=True)
+        for candidate in candidates:
+            candidate.description = table.get(f"{candidate.model}/{candidate.prompt_id}", candidate.description)
+    _check_pairing(candidates, str(folders) if isinstance(folders, (str, os.PathLike)) else "the folders")
+    _score(candidates, model, device=device, precision=precision, batch_size=batch_size, describer=describer, progress=progress)
+    return summarize(candidates, bootstrap=bootstrap, seed=seed)
+
+
+def summarize(candidates: list[Candidate], *, bootstrap: int = 2000, seed: int = 0) -> SelectionResult:
+    """Winners, per-model summaries and pairwise tests of already scored candidates.
+
+    Args:
+        candidates: scored outputs (NaN scores count as skipped).
+        bootstrap: bootstrap resamples for the confidence intervals.
+        seed: seed of the resampling.
 
     Returns:
         A :class:`SelectionResult`.
     """
-    candidates = find_candidates(root)
-    scorer = as_scorer(model, device=device, batch_size=batch_size, describer=describer)
+    models = sorted({c.model for c in candidates})
+    scores = {(c.model, c.prompt_id): c.score for c in candidates if not math.isnan(c.score)}
+    prompts = sorted({c.prompt_id for c in candidates})
+    complete = [p for p in prompts if all((m, p) in scores for m in models)]
+    by_key = {(c.model, c.prompt_id): c for c in candidates}
+    winners: dict[str, Candidate] = {}
+    for prompt in complete:
+        # max() keeps the first of equal scores: ties go to the model whose name sorts first.
+        winners[prompt] = max((by_key[(m, prompt)] for m in models), key=lambda c: c.score)
+    summaries = []
+    for name in models:
+        own = [c for c in candidates if c.model == name]
+        summaries.append(
+            _summary(name, [c.score for c in own], bootstrap=bootstrap, seed=seed,
+                     wins=sum(1 for w in winners.values() if w.model == name), contested=len(complete))
+        )
+    summaries.sort(key=lambda s: (-_or_low(s.mean), s.model))
+    comparisons = [_paired(a, b, scores, prompts, bootstrap=bootstrap, seed=seed) for a, b in combinations(models, 2)]
+    if len(comparisons) > 1:
+        for comparison, adjusted in zip(comparisons, stats.holm([c.p_value for c in comparisons])):
+            comparison.p_value = adjusted
+    incomplete = [p for p in prompts if p not in set(complete)]
+    return SelectionResult(
+        candidates=candidates, winners=winners, summaries=summaries, comparisons=comparisons, incomplete_prompts=incomplete
+    )
+
+
+def compare_folders(
+    first: FolderLike,
+    second: FolderLike,
+    *,
+    model: ModelLike = DEFAULT_MODEL,
+    descriptions: Any = None,
+    device: str | None = None,
+    precision: str = "auto",
+    batch_size: int = 32,
+    describer: Any = None,
+    progress: bool | None = None,
+    bootstrap: int = 2000,
+    seed: int = 0,
+) -> FolderComparison:
+    """Compare two folders of unrelated images by their realness distributions (unpaired).
+
+    Args:
+        first: a folder of images (searched recursively).
+        second: another.
+        model: the realness model (see :func:`select_best`).
+        descriptions: a CSV with ``path`` (or ``filename``) and ``description`` columns, or a
+            describer (object or name) that writes them.
+        device: where to run.
+        precision: ``auto``, ``fp32``, ``bf16`` or ``fp16``.
+        batch_size: images per forward pass.
+        describer: writes descriptions for images that come without one.
+        progress: show a progress bar.
+        bootstrap: bootstrap resamples for the intervals.
+        seed: seed of the resampling.
+
+    Returns:
+        A :class:`FolderComparison`.
+
+    Raises:
+        UsageError: a folder has no images.
+    """
+    resolve_device(device)  # a device this machine lacks fails before any work
+    if is_describer(descriptions):
+        descriptions, describer = None, descriptions
+    table = _read_path_table(Path(descriptions)) if descriptions is not None else {}
+    candidates = []
+    labels = _folder_labels(Path(first), Path(second))
+    for folder, label in zip((Path(first), Path(second)), labels):
+        files = expand_image_paths([str(folder)])
+        if not files:
+            raise UsageError(str(folder), "no images in this folder")
+        for path in files:
+            text = table.get(str(path.resolve()), table.get(path.name))
+            candidates.append(Candidate(model=label, prompt_id=str(path), path=path, description=text))
+    _score(candidates, model, device=device, precision=precision, batch_size=batch_size, describer=describer, progress=progress)
+    groups = [[c.score for c in candidates if c.model == label] for label in labels]
+    summaries = [_summary(label, group, bootstrap=bootstrap, seed=seed) for label, group in zip(labels, groups)]
+    u_statistic, p_value = stats.mann_whitney_p(*groups)
+    low, high = stats.mean_difference_ci(*groups, n=bootstrap, seed=seed)
+    return FolderComparison(
+        first=summaries[0],
+        second=summaries[1],
+        mean_difference=summaries[0].mean - summaries[1].mean,
+        ci_low=low,
+        ci_high=high,
+        u_statistic=u_statistic,
+        p_value=p_value,
+        candidates=candidates,
+    )
+
+
+# --- helpers --------------------------------------------------------------------------------
+
+
+def _image_files(folder: Path, *, recursive: bool) -> list[Path]:
+    if recursive:
+        return expand_image_paths([str(folder)])
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def _check_pairing(candidates: list[Candidate], where: str) -> None:
+    """Refuse a comparison where nothing pairs; warn about the outputs without a partner."""
+    models = sorted({c.model for c in candidates})
+    if len(models) < 2:
+        raise NothingPairedError(where, f"found one model folder ({models[0]}); a comparison needs at least two")
+    owners: dict[str, set[str]] = {}
+    for candidate in candidates:
+        owners.setdefault(candidate.prompt_id, set()).add(candidate.model)
+    paired = {key for key, found in owners.items() if len(found) > 1}
+    if not paired:
+        examples = "; ".join(
+            f"{m}: {', '.join(sorted(c.prompt_id for c in candidates if c.model == m)[:3])}" for m in models
+        )
+        raise NothingPairedError(
+            where,
+            f"no output pairs with another model's (keys {examples}); name files alike, or choose --key / --key-pattern",
+        )
+    lonely = sorted(key for key, found in owners.items() if len(found) < len(models))
+    if lonely:
+        warnings.warn(
+            f"{len(lonely)} of {len(owners)} prompts lack an output from some model and are left out of the wins: "
+            f"{', '.join(lonely[:5])}{', ...' if len(lonely) > 5 else ''}",
+            UnpairedItemsWarning,
+            stacklevel=3,
+        )
+
+
+def _score(candidates: list[Candidate], model: ModelLike, **options: Any) -> None:
+    scorer = as_scorer(model, **options)
     result = scorer([str(c.path) for c in candidates], [c.description for c in candidates], on_error="skip")
     errors = {item.index: item.reason for item in result.skipped}
     for index, candidate in enumerate(candidates):
         candidate.score = float(result.scores[index])
         candidate.description = result.descriptions[index]
         candidate.error = errors.get(index)
-    return summarize(candidates)
 
 
-def summarize(candidates: list[Candidate]) -> SelectionResult:
-    """Winners and per-model summaries of already scored candidates.
-
-    Args:
-        candidates: scored outputs (NaN scores count as skipped).
-
-    Returns:
-        A :class:`SelectionResult`.
-    """
-    models = sorted({c.model for c in candidates})
-    prompts = sorted({c.prompt_id for c in candidates})
-    winners: dict[str, Candidate] = {}
-    for candidate in sorted(candidates, key=lambda c: (c.prompt_id, c.model)):
-        if math.isnan(candidate.score):
-            continue
-        best = winners.get(candidate.prompt_id)
-        if best is None or candidate.score > best.score:
-            winners[candidate.prompt_id] = candidate
-    summaries = []
-    for name in models:
-        own = [c for c in candidates if c.model == name]
-        scores = [c.score for c in own if not math.isnan(c.score)]
-        wins = sum(1 for w in winners.values() if w.model == name)
-        summaries.append(
-            ModelSummary(
-                model=name,
-                n=len(scores),
-                mean=statistics.fmean(scores) if scores else math.nan,
-                std=statistics.stdev(scores) if len(scores) > 1 else math.nan,
-                wins=wins,
-                win_rate=wins / len(scores) if scores else math.nan,
-                skipped=len(own) - len(scores),
-            )
-        )
-    summaries.sort(key=lambda s: (-_or_low(s.win_rate), -_or_low(s.mean), s.model))
-    per_prompt = {p: {c.model for c in candidates if c.prompt_id == p} for p in prompts}
-    incomplete = [p for p in prompts if len(per_prompt[p]) < len(models)]
-    return SelectionResult(candidates=candidates, winners=winners, summaries=summaries, incomplete_prompts=incomplete)
+def _summary(name: str, scores: Sequence[float], *, bootstrap: int, seed: int, wins: int = 0, contested: int = 0) -> ModelSummary:
+    valid = [s for s in scores if not math.isnan(s)]
+    low, high = stats.mean_ci(valid, n=bootstrap, seed=seed)
+    return ModelSummary(
+        model=name,
+        n=len(valid),
+        mean=statistics.fmean(valid) if valid else math.nan,
+        ci_low=low,
+        ci_high=high,
+        std=statistics.stdev(valid) if len(valid) > 1 else math.nan,
+        wins=wins,
+        win_rate=wins / contested if contested else math.nan,
+        skipped=len(scores) - len(valid),
+    )
 
 
-def _read_table(path: Path, *, with_model: bool) -> dict[str, str]:
-    """Descriptions keyed by ``model/prompt_id`` (ROOT table) or ``prompt_id`` (model table)."""
+def _paired(first: str, second: str, scores: dict, prompts: list[str], *, bootstrap: int, seed: int) -> PairedComparison:
+    shared = [p for p in prompts if (first, p) in scores and (second, p) in scores]
+    a = [scores[(first, p)] for p in shared]
+    b = [scores[(second, p)] for p in shared]
+    differences = [x - y for x, y in zip(a, b)]
+    low, high = stats.mean_ci(differences, n=bootstrap, seed=seed)
+    wins = sum(1.0 if d > 0 else 0.5 if d == 0 else 0.0 for d in differences)
+    return PairedComparison(
+        first=first,
+        second=second,
+        pairs=len(shared),
+        mean_difference=statistics.fmean(differences) if differences else math.nan,
+        ci_low=low,
+        ci_high=high,
+        first_win_rate=wins / len(shared) if shared else math.nan,
+        p_value=stats.wilcoxon_p(a, b),
+    )
+
+
+def _folder_labels(first: Path, second: Path) -> list[str]:
+    names = [first.resolve().name, second.resolve().name]
+    return names if names[0] != names[1] else [str(first), str(second)]
+
+
+def _read_table(path: Path, *, with_model: bool, required: bool = False) -> dict[str, str]:
+    """Descriptions keyed by ``model/key`` (a ROOT or ``--descriptions`` table) or ``key`` (a model folder's table)."""
     if not path.is_file():
+        if required:
+            raise UsageError(str(path), "no such descriptions file")
         return {}
-    with open(path, newline="", encoding="utf-8") as handle:
+    with open(path, newline="", encoding="utf-8-sig") as handle:
         reader = csv.DictReader(handle)
         columns = reader.fieldnames or []
-        prompt_column = next((c for c in ("prompt_id", "filename") if c in columns), None)
+        key_column = next((c for c in ("prompt_id", "key", "filename") if c in columns), None)
         needed = ["model"] if with_model else []
-        if prompt_column is None or "description" not in columns or any(c not in columns for c in needed):
+        if key_column is None or "description" not in columns or any(c not in columns for c in needed):
             wanted = "model,prompt_id,description" if with_model else "prompt_id,description"
-            raise ValueError(f"{path}: needs the columns {wanted}, found {columns}")
+            raise UsageError(str(path), f"needs the columns {wanted}, found {', '.join(columns) or 'none'}")
         table = {}
         for row in reader:
-            prompt_id = Path(row[prompt_column]).stem
-            key = f"{row['model']}/{prompt_id}" if with_model else prompt_id
-            table[key] = row["description"]
+            # A file name in the key column stands for its stem, the default key.
+            key = row[key_column] if key_column != "filename" else Path(row[key_column]).stem
+            table[f"{row['model']}/{key}" if with_model else key] = row["description"]
         return table
 
 
-def _write_csv(path: Union[str, os.PathLike], rows: list[dict[str, Any]], columns: Any) -> Path:
+def _read_path_table(path: Path) -> dict[str, str]:
+    """Descriptions keyed by absolute path and by file name, from a ``path``/``filename`` + ``description`` CSV."""
+    if not path.is_file():
+        raise UsageError(str(path), "no such descriptions file")
+    with open(path, newline="", encoding="utf-8-sig") as handle:
+        reader = csv.DictReader(handle)
+        columns = reader.fieldnames or []
+        name_column = next((c for c in ("path", "filename", "image", "name") if c in columns), None)
+        if name_column is None or "description" not in columns:
+            found = ", ".join(columns) or "none"
+            raise UsageError(str(path), f"needs a path (or filename) and a description column, found {found}")
+        table = {}
+        for row in reader:
+            table[str(Path(row[name_column]).resolve())] = row["description"]
+            table.setdefault(Path(row[name_column]).name, row["description"])
+        return table
+
+
+def _bar_chart(path, names, means, intervals, *, rates=None) -> Path:
+    # A bare Figure renders with Agg and leaves pyplot's global backend and state alone.
+    from matplotlib.figure import Figure
+
+    heights = [0.0 if math.isnan(m) else m for m in means]
+    below = [0.0 if math.isnan(m) or math.isnan(lo) else m - lo for m, (lo, _) in zip(means, intervals)]
+    above = [0.0 if math.isnan(m) or math.isnan(hi) else hi - m for m, (_, hi) in zip(means, intervals)]
+    figure = Figure(figsize=(max(6.0, 1.6 * len(names) + 3), 3.6))
+    axes = figure.subplots(1, 2 if rates is not None else 1, squeeze=False)[0]
+    axes[0].bar(names, heights, yerr=[below, above], capsize=4, color="#4c72b0")
+    axes[0].axhline(0, color="black", linewidth=0.8)
+    axes[0].set_ylabel("mean realness score (95% CI)")
+    if rates is not None:
+        axes[1].bar(names, [0.0 if math.isnan(r) else 100 * r for r in rates], color="#55a868")
+        axes[1].set_ylabel("paired win rate (%)")
+        axes[1].set_ylim(0, 100)
+    for axis in axes:
+        axis.tick_params(axis="x", labelrotation=30)
+    figure.tight_layout()
+    path = Path(path)
+    figure.savefig(path, dpi=120)
+    return path
+
+
+def _write_csv(path: str | os.PathLike, rows: list[dict[str, Any]], columns: Any) -> Path:
     path = Path(path)
     with open(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(columns))
@@ -356,6 +807,12 @@ def _fmt(value: float, *, percent: bool = False) -> str:
     if math.isnan(value):
         return "–"
     return f"{100 * value:.1f} %" if percent else f"{value:.3f}"
+
+
+def _fmt_p(value: float) -> str:
+    if math.isnan(value):
+        return "–"
+    return f"{value:.2g}" if value >= 0.001 else "< 0.001"
 
 
 def _or_low(value: float) -> float:

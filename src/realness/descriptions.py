@@ -1,0 +1,155 @@
+"""Descriptions beside images, the same at every entry point.
+
+``descriptions`` is None, one string for one image, a sequence aligned with the images
+(None entries allowed), or a describer (an object with ``describe``, or a describer name
+such as ``"openai:gpt-4.1"``) that writes them. A missing description is written by the
+describer when there is one. Without a describer, the one rule is: an image without a
+description goes on without text where the method has a validated text-free mode (CORE,
+trained with description dropout: image-only, one :class:`ImageOnlyWarning` line), and is
+a bad item otherwise (DREAM: a map needs a text; :class:`~realness.errors.DescriptionsError`
+under ``on_error="raise"``, skipped and named under ``on_error="skip"``).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from typing import Any, Union
+
+from realness.describers.factory import build_describer, is_describer_name
+from realness.errors import DescriptionsError, ImageOnlyWarning, SkippedItem, UsageError
+
+DescriptionsLike = Union[None, str, Sequence[str | None], Any]
+
+
+_WARNED_IMAGE_ONLY = False
+
+
+def is_describer(value: Any) -> bool:
+    """Whether ``value`` writes descriptions: an object with ``describe`` or a describer name."""
+    return callable(getattr(value, "describe", None)) or is_describer_name(value)
+
+
+def as_describer(describer: Any) -> Any:
+    """A describer object from an object or a name (built, cached, through the registry); None stays None.
+
+    Raises:
+        UnknownNameError: An unknown describer name.
+        UsageError: Something that is neither.
+    """
+    if describer is None or callable(getattr(describer, "describe", None)):
+        return describer
+    if isinstance(describer, str):
+        return build_describer(describer)
+    raise UsageError(f"describer={type(describer).__name__}", "pass a describer object or a describer name such as 'openai'")
+
+
+def split_describer(descriptions: DescriptionsLike, describer: Any = None) -> tuple[Any, Any]:
+    """``(texts, describer)``: a describer passed as ``descriptions`` moves to the describer's place.
+
+    Args:
+        descriptions: What the caller passed as ``descriptions``.
+        describer: The entry point's own describer (a constructor's ``describer=``), or None.
+
+    Returns:
+        The texts (None when ``descriptions`` was a describer) and the describer object to
+        fill missing ones with (None if there is none).
+    """
+    if is_describer(descriptions):
+        return None, as_describer(descriptions)
+    return descriptions, as_describer(describer)
+
+
+def align_descriptions(descriptions: Any, count: int) -> list[str | None]:
+    """One text (or None) per image.
+
+    Args:
+        descriptions: None, one string (only for one image), or a sequence of ``count`` strings or Nones.
+        count: How many images there are.
+
+    Raises:
+        DescriptionsError: One string for several images, a count that differs, or an entry
+            that is not a string.
+    """
+    if descriptions is None:
+        return [None] * count
+    if isinstance(descriptions, str):
+        if count != 1:
+            raise DescriptionsError(
+                "descriptions", f"one string was given for {count} images; pass a list of {count}, one per image"
+            )
+        return [descriptions]
+    if not isinstance(descriptions, Sequence):
+        raise DescriptionsError(
+            "descriptions", f"a {type(descriptions).__name__} is neither a string, a sequence of strings nor a describer"
+        )
+    texts = list(descriptions)
+    if len(texts) != count:
+        raise DescriptionsError("descriptions", f"{len(texts)} descriptions were given for {count} images")
+    for index, text in enumerate(texts):
+        if text is not None and not isinstance(text, str):
+            raise DescriptionsError(f"descriptions[{index}]", f"a {type(text).__name__}, not a string")
+    return texts
+
+
+def fill_missing(
+    describer: Any,
+    items: Sequence[Any],
+    names: Sequence[str],
+    texts: list[str | None],
+    *,
+    on_error: str,
+    skip: frozenset[int] | set[int] = frozenset(),
+) -> list[SkippedItem]:
+    """Have ``describer`` write the texts that are None (in place); return the items it failed on.
+
+    Args:
+        describer: A describer object, or None (then nothing happens).
+        items: The images (anything ``describe`` accepts), aligned with ``texts``.
+        names: Their readable names.
+        texts: One text or None per image; filled in place.
+        on_error: ``"raise"`` lets the describer raise on a failure; ``"skip"`` returns it.
+        skip: Positions not to describe (already known to be bad).
+
+    Returns:
+        One :class:`SkippedItem` per image the describer could not describe.
+    """
+    missing = [i for i, text in enumerate(texts) if text is None and i not in skip]
+    if describer is None or not missing:
+        return []
+    failures = []
+    for index, result in zip(missing, describer.describe([items[i] for i in missing], on_error=on_error)):
+        text = getattr(result, "text", None)
+        if text is None:
+            reason = getattr(result, "error", None) or "the describer returned no description"
+            failures.append(SkippedItem(index, names[index], f"no description: {reason}"))
+        else:
+            texts[index] = text
+    return failures
+
+
+def warn_image_only(detail: str = "") -> None:
+    """Say once per process, in one line, that images are being scored without a description."""
+    global _WARNED_IMAGE_ONLY
+    if _WARNED_IMAGE_ONLY:
+        return
+    _WARNED_IMAGE_ONLY = True
+    warnings.warn(
+        f"scoring without a description (image-only) agrees less with people{detail}; "
+        "pass descriptions= (texts or a describer such as 'openai') to score with text",
+        ImageOnlyWarning,
+        stacklevel=4,
+    )
+
+
+def missing_description_failures(names: Sequence[str], texts: Sequence[str | None], skip: set[int], what: str) -> list[SkippedItem]:
+    """The items a method that needs a text cannot process: no description and no describer.
+
+    Args:
+        names: Readable names of the images.
+        texts: Their texts after any describer ran.
+        skip: Positions already known to be bad.
+        what: The method, for the reason (``"DREAM"``).
+    """
+    reason = f"no description, and {what} needs one: pass descriptions= (texts or a describer such as 'openai')"
+    return [SkippedItem(i, names[i], reason) for i, text in enumerate(texts) if text is None and i not in skip]

@@ -1,0 +1,73 @@
+"""Image files from what a user types: folders (searched recursively), glob patterns and plain paths.
+
+The library's workflows and the CLI expand paths here, so ``filter_images("gen/")`` and
+``realness filter gen/`` see the same files in the same order.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
+
+
+def expand_image_paths(patterns: Sequence[str], skipped: list[tuple[str, str]] | None = None) -> list[Path]:
+    """Directories (recursively, image suffixes only), globs and plain files, in a stable order.
+
+    Folder scans follow symbolic links to files and folders; a folder reached a second time
+    (a link loop, or two links to one folder) is scanned once, and broken links and
+    unreadable folders are left out. Each such case is appended to ``skipped`` as
+    ``(path, reason)`` so the caller can report it.
+
+    A plain path that does not exist is kept, so the caller reports it as a bad item
+    instead of silently dropping it.
+    """
+    paths: list[Path] = []
+    for pattern in patterns:
+        path = Path(pattern)
+        if path.is_dir():
+            paths.extend(_scan_folder(path, skipped if skipped is not None else []))
+        elif glob.has_magic(pattern):
+            paths.extend(sorted(Path(p) for p in glob.glob(pattern, recursive=True) if Path(p).is_file()))
+        else:
+            paths.append(path)
+    return paths
+
+
+def _scan_folder(root: Path, skipped: list[tuple[str, str]]) -> list[Path]:
+    found: list[Path] = []
+    seen: dict[tuple[int, int], str] = {}
+
+    def visit(folder: Path) -> None:
+        try:
+            status = folder.stat()
+            entries = sorted(os.scandir(folder), key=lambda entry: entry.name)
+        except OSError as error:
+            skipped.append((str(folder), f"cannot read the folder ({error.strerror or error})"))
+            return
+        identity = (status.st_dev, status.st_ino)
+        if identity in seen:
+            skipped.append((str(folder), f"same folder as {seen[identity]} (symbolic link loop or second link), scanned once"))
+            return
+        seen[identity] = str(folder)
+        for entry in entries:
+            child = Path(entry.path)
+            try:
+                is_dir = entry.is_dir()  # follows links
+                is_file = entry.is_file()
+            except OSError as error:
+                skipped.append((str(child), f"cannot read it ({error.strerror or error})"))
+                continue
+            if is_dir:
+                visit(child)
+            elif is_file:
+                if child.suffix.lower() in IMAGE_SUFFIXES:
+                    found.append(child)
+            elif entry.is_symlink():
+                skipped.append((str(child), "broken symbolic link"))
+
+    visit(root)
+    return found

@@ -1,0 +1,228 @@
+"""One vocabulary at every entry point: the same call forms mean the same thing everywhere.
+
+Each entry point (``RealnessScorer``, ``realness.score``, ``Realness``, ``filter_images``,
+``RealnessMapper``, ``realness_map``) is wrapped in an adapter that returns one value per
+image (a score, or a map), so one table of call forms can be asserted against all of them.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import realness
+from realness import descriptions as descriptions_module
+from realness.core import RealnessScorer, score
+from realness.describers import StaticDescriber
+from realness.dream import RealnessMapper, realness_map
+from realness.errors import DescriptionsError, DeviceError, ImageOnlyWarning, UnknownNameError, UsageError
+from realness.inputs import split_batch
+from test_dream import save_tiny_clip, smooth_image
+
+TEXTS = ["No.", "Yes. The hand has six fingers."]
+
+
+@pytest.fixture(scope="module")
+def clip_dir(tmp_path_factory):
+    return save_tiny_clip(tmp_path_factory.mktemp("vocabulary-clip"))
+
+
+@pytest.fixture
+def image_files(tmp_path):
+    paths = []
+    for index in range(2):
+        array = (smooth_image(40, 40, seed=index).permute(1, 2, 0).numpy() * 255).astype(np.uint8)
+        path = tmp_path / f"img{index}.png"
+        Image.fromarray(array).save(path)
+        paths.append(str(path))
+    return paths
+
+
+@pytest.fixture
+def describer_csv(tmp_path, image_files):
+    table = tmp_path / "texts.csv"
+    table.write_text("filename,description\n" + "".join(f"img{i}.png,{text}\n" for i, text in enumerate(TEXTS)))
+    return table
+
+
+def _scores(result):
+    scores = result if isinstance(result, torch.Tensor) else getattr(result, "scores", result)
+    return [float(value) for value in torch.as_tensor(scores).reshape(-1)]
+
+
+def _maps(result):
+    if hasattr(result, "maps"):
+        return [m.map for m in result.maps]
+    return [result.map]
+
+
+@pytest.fixture
+def entry_points(tiny_model, tiny_model_dir, clip_dir):
+    """name -> call(images, descriptions, **options) -> one value per image."""
+    mapper_options = {"window_sizes": (16,), "stride": 8, "device": "cpu"}
+
+    def scorer(images, descriptions=None, **options):
+        init = {k: options.pop(k) for k in ("precision", "device", "batch_size") if k in options}
+        return _scores(RealnessScorer(tiny_model, **{"device": "cpu", **init})(images, descriptions, **options))
+
+    def functional(images, descriptions=None, **options):
+        return _scores(score(images, descriptions, model=str(tiny_model_dir), **{"device": "cpu", **options}))
+
+    def metric(images, descriptions=None, **options):
+        from realness.metrics import Realness
+
+        init = {k: options.pop(k) for k in ("precision", "on_error") if k in options}
+        if "device" in options:
+            from realness.runtime import resolve_device
+
+            resolve_device(options.pop("device"))  # the metric follows .to(device), checked the same way
+        scorer = RealnessScorer(tiny_model, device="cpu", precision=init.pop("precision", "auto"))
+        metric = Realness(scorer, keep_scores=True, **init)
+        metric.update(images, descriptions)
+        return _scores(metric.compute()["scores"])
+
+    def mapper(images, descriptions=None, **options):
+        init = {k: options.pop(k) for k in ("precision", "device", "batch_size") if k in options}
+        return _maps(RealnessMapper(clip_dir, **{**mapper_options, **init})(images, descriptions, **options))
+
+    def functional_map(images, descriptions=None, **options):
+        return _maps(realness_map(images, descriptions, model=str(clip_dir), **{**mapper_options, **options}))
+
+    return {"scorer": scorer, "score": functional, "metric": metric, "mapper": mapper, "realness_map": functional_map}
+
+
+SCORING = ("scorer", "score", "metric")
+MAPPING = ("mapper", "realness_map")
+ALL = SCORING + MAPPING
+
+
+def _same(first, second):
+    assert len(first) == len(second)
+    for a, b in zip(first, second):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-5)
+
+
+@pytest.mark.parametrize("entry", ALL)
+def test_one_string_for_one_image_equals_a_list_of_one(entry, entry_points, image_files):
+    call = entry_points[entry]
+    _same(call(image_files[0], TEXTS[1]), call([image_files[0]], [TEXTS[1]]))
+
+
+@pytest.mark.parametrize("entry", ALL)
+def test_one_string_for_several_images_is_refused(entry, entry_points, image_files):
+    with pytest.raises(DescriptionsError, match="one string was given for 2 images"):
+        entry_points[entry](image_files, TEXTS[0])
+
+
+@pytest.mark.parametrize("entry", ALL)
+def test_a_list_of_the_wrong_length_is_refused(entry, entry_points, image_files):
+    with pytest.raises(DescriptionsError, match="1 descriptions were given for 2 images"):
+        entry_points[entry](image_files, TEXTS[:1])
+
+
+@pytest.mark.parametrize("entry", ALL)
+def test_a_describer_object_or_name_fills_the_descriptions(entry, entry_points, image_files, describer_csv):
+    call = entry_points[entry]
+    expected = call(image_files, TEXTS)
+    _same(call(image_files, StaticDescriber.from_csv(describer_csv)), expected)
+    _same(call(image_files, f"static:{describer_csv}"), expected)
+
+
+@pytest.mark.parametrize("entry", ALL)
+def test_precision_and_device_mean_the_same_everywhere(entry, entry_points, image_files):
+    call = entry_points[entry]
+    _same(call(image_files, TEXTS, precision="fp32"), call(image_files, TEXTS))
+    with pytest.raises(UsageError, match="precision='int8'"):
+        call(image_files, TEXTS, precision="int8")
+    if not torch.cuda.is_available():
+        with pytest.raises(DeviceError, match="CUDA is not available"):
+            call(image_files, TEXTS, device="cuda")
+
+
+@pytest.mark.parametrize("entry", ALL)
+def test_on_error_is_checked_everywhere(entry, entry_points, image_files):
+    with pytest.raises(ValueError, match="on_error must be 'raise' or 'skip'"):
+        entry_points[entry](image_files, TEXTS, on_error="ignore")
+
+
+@pytest.mark.parametrize("entry", SCORING)
+def test_without_descriptions_scoring_is_image_only_with_one_warning(entry, entry_points, image_files, monkeypatch):
+    monkeypatch.setattr(descriptions_module, "_WARNED_IMAGE_ONLY", False)
+    with pytest.warns(ImageOnlyWarning) as caught:
+        scores = entry_points[entry](image_files)
+    assert len([w for w in caught if issubclass(w.category, ImageOnlyWarning)]) == 1
+    assert "\n" not in str(caught[0].message) and all(np.isfinite(scores))
+
+
+@pytest.mark.parametrize("entry", MAPPING)
+def test_without_descriptions_mapping_names_the_image(entry, entry_points, image_files):
+    with pytest.raises(DescriptionsError, match="img0.png: no description, and DREAM needs one"):
+        entry_points[entry](image_files)
+
+
+def test_a_batch_tensor_inside_a_list_stands_for_its_images(tiny_model):
+    batch = torch.rand(3, 3, 32, 32)
+    items, single = split_batch([torch.rand(3, 32, 32), batch, np.zeros((32, 32, 3), np.uint8)])
+    assert len(items) == 5 and not single
+    scorer = RealnessScorer(tiny_model, device="cpu")
+    mixed = scorer([batch[0], batch, batch[2]], ["No."] * 5).scores
+    torch.testing.assert_close(mixed[1:4], scorer(batch, ["No."] * 3).scores, atol=1e-5, rtol=0)
+
+
+# --- old spellings ---------------------------------------------------------------------------
+
+
+def test_old_spellings_work_with_a_deprecation_warning(tiny_model, tiny_model_dir, clip_dir, image_files):
+    new = score(image_files[0], TEXTS[1], model=str(tiny_model_dir), device="cpu")
+    with pytest.warns(DeprecationWarning, match=r"description= is deprecated .* use descriptions="):
+        old = score(image_files[0], description=TEXTS[1], model=str(tiny_model_dir), device="cpu")
+    assert old == pytest.approx(new)
+    with pytest.warns(DeprecationWarning, match="dtype= is deprecated"):
+        assert RealnessScorer(tiny_model, device="cpu", dtype=torch.float32).precision == "fp32"
+    with pytest.warns(DeprecationWarning, match="chunk_size= is deprecated"):
+        mapper = RealnessMapper(clip_dir, window_sizes=(16,), stride=8, device="cpu", chunk_size=5)
+    assert mapper.batch_size == 5
+    with pytest.warns(DeprecationWarning, match="description= is deprecated"):
+        old_map = mapper(image_files[0], description=TEXTS[0])
+    np.testing.assert_allclose(old_map.map, mapper(image_files[0], TEXTS[0]).map)
+    with pytest.raises(TypeError, match="pass descriptions= only"):
+        score(image_files[0], TEXTS[0], description=TEXTS[0], model=str(tiny_model_dir), device="cpu")
+
+
+def test_the_new_spellings_give_no_deprecation_warning(tiny_model, clip_dir, image_files):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)
+        RealnessScorer(tiny_model, device="cpu", precision="fp32", batch_size=2, progress=False)(image_files, TEXTS)
+        RealnessMapper(clip_dir, window_sizes=(16,), stride=8, device="cpu", batch_size=4, progress=False)(image_files, TEXTS)
+
+
+# --- names ---------------------------------------------------------------------------------------
+
+
+def test_registries_list_what_they_accept():
+    assert realness.list_models() == ["realness-core-lite"]
+    assert realness.list_describers()[:3] == ["openai", "openai:MODEL", "openai:MODEL@URL"]
+    assert {"vlm:ORG/REPO", "static:FILE.csv"} <= set(realness.list_describers())
+
+
+def test_a_describer_name_works_where_a_describer_is_taken(tiny_model, monkeypatch, describer_csv, image_files):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")  # never used: nothing is described
+    pytest.importorskip("openai")
+    scorer = RealnessScorer(tiny_model, device="cpu", describer="openai")
+    assert scorer.describer.model == "gpt-4.1"
+    from_table = RealnessScorer(tiny_model, device="cpu", describer=f"static:{describer_csv}")
+    _same(_scores(from_table(image_files)), _scores(from_table(image_files, TEXTS)))
+    with pytest.raises(UnknownNameError, match="unknown describer name; use openai"):
+        RealnessScorer(tiny_model, device="cpu", describer="gpt")
+
+
+def test_a_description_text_is_never_taken_for_a_describer_name():
+    from realness.describers.factory import is_describer_name
+
+    assert is_describer_name("openai:gpt-4.1") and is_describer_name("vlm:org/repo") and is_describer_name("openai")
+    assert not is_describer_name("No.") and not is_describer_name("static: the sky is odd")
+    assert not is_describer_name("Yes. The openai logo is warped.")

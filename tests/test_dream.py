@@ -410,3 +410,50 @@ def test_overlay_figure_and_npy(mapper, tmp_path):
     assert result.save(tmp_path / "figure.pdf").stat().st_size > 0
     with pytest.raises(ValueError, match="alpha"):
         result.overlay(alpha=2.0)
+
+
+# --- honest speed -------------------------------------------------------------------------
+
+
+class SlowRednessEmbedder(RednessEmbedder):
+    """The redness embedder, taking a fixed time per window (a stand-in for a CPU CLIP tower)."""
+
+    seconds_per_window = 0.002
+
+    def embed_images(self, pixels):
+        import time
+
+        time.sleep(self.seconds_per_window * len(pixels))
+        return super().embed_images(pixels)
+
+
+def test_a_slow_configuration_is_announced_once_with_the_estimate_and_the_faster_flag(monkeypatch):
+    from realness.dream import mapper as mapper_module
+    from realness.errors import SlowConfigurationWarning
+
+    # 48x48 at stride 2 with windows of 8: 21*21 = 441 windows, about 0.9 s per image at 2 ms each.
+    monkeypatch.setattr(mapper_module, "SLOW_SECONDS_PER_IMAGE", 0.5)
+    mapper = RealnessMapper(SlowRednessEmbedder(), window_sizes=(8,), stride=2, batch_size=64, progress=False)
+    with pytest.warns(SlowConfigurationWarning) as caught:
+        mapper(torch.rand(3, 48, 48), "red")
+    [warning] = [w for w in caught if issubclass(w.category, SlowConfigurationWarning)]
+    message = str(warning.message)
+    assert "per image" in message and "441 windows per image at stride 2" in message
+    assert "--stride 16" in message and "64x faster" in message and "\n" not in message
+    estimate = float(message.split("about ")[1].split(" s ")[0])
+    assert 0.5 < estimate < 5.0  # measured on the first batch: 441 windows * >= 2 ms
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SlowConfigurationWarning)
+        mapper(torch.rand(3, 48, 48), "red")  # said once per mapper
+
+
+def test_a_fast_configuration_says_nothing_and_one_bar_covers_the_call(monkeypatch, capsys):
+    from realness.errors import SlowConfigurationWarning
+
+    mapper = RealnessMapper(RednessEmbedder(), window_sizes=(8,), stride=4, batch_size=16, progress=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SlowConfigurationWarning)
+        batch = mapper([torch.rand(3, 24, 24), torch.rand(3, 32, 32)], ["red", "red"])
+    assert len(batch) == 2
+    bars = [line for line in capsys.readouterr().err.replace("\r", "\n").splitlines() if "realness map (2 images)" in line]
+    assert bars and all("win" in line for line in bars)  # one bar, over the windows of both images

@@ -261,3 +261,72 @@ def _plugin_installed() -> bool:
     from importlib.metadata import entry_points
 
     return any(ep.value == "realness.pytest_plugin" for ep in entry_points(group="pytest11"))
+
+
+def _scored(model, prompt, score):
+    return Candidate(model=model, prompt_id=prompt, path=f"{model}/{prompt}.png", score=score)  # type: ignore[arg-type]
+
+
+def test_a_clear_paired_difference_is_significant_and_a_noisy_one_is_not():
+    rng = np.random.default_rng(0)
+    base = rng.normal(0, 1, 20)
+    clear = summarize([_scored("a", f"p{i}", b + 0.5) for i, b in enumerate(base)]
+                      + [_scored("b", f"p{i}", b) for i, b in enumerate(base)])
+    [comparison] = clear.comparisons
+    assert comparison.p_value < 0.001 and comparison.first_win_rate == 1.0
+    assert comparison.ci_low == pytest.approx(0.5) and comparison.ci_high == pytest.approx(0.5)
+    assert comparison.verdict.startswith("a looks more real than b (Wilcoxon p = < 0.001, 20 pairs)")
+    noise = rng.normal(0, 1, 20)
+    noisy = summarize([_scored("a", f"p{i}", b + n) for i, (b, n) in enumerate(zip(base, noise))]
+                      + [_scored("b", f"p{i}", b) for i, b in enumerate(base)])
+    [comparison] = noisy.comparisons
+    assert comparison.p_value >= 0.05 and comparison.verdict.startswith("no significant difference between a and b")
+    assert comparison.ci_low < 0 < comparison.ci_high
+    assert "- no significant difference between a and b" in noisy.summary_markdown()
+
+
+def test_three_models_get_holm_adjusted_pairwise_tests():
+    from realness import stats
+
+    rng = np.random.default_rng(1)
+    scores = {m: rng.normal(shift, 1, 12) for m, shift in (("a", 0.0), ("b", 0.3), ("c", 1.5))}
+    result = summarize([_scored(m, f"p{i}", s) for m, values in scores.items() for i, s in enumerate(values)])
+    assert [(c.first, c.second) for c in result.comparisons] == [("a", "b"), ("a", "c"), ("b", "c")]
+    raw = [stats.wilcoxon_p(scores[c.first], scores[c.second]) for c in result.comparisons]
+    assert [c.p_value for c in result.comparisons] == pytest.approx(stats.holm(raw))
+    assert "Holm-adjusted" in result.summary_markdown()
+    assert sum(s.wins for s in result.summaries) == 12
+
+
+def test_pairing_by_a_key_pattern_and_refusing_when_nothing_pairs(tiny_model, tmp_path):
+    from realness.errors import NothingPairedError, UnpairedItemsWarning
+
+    for model, suffix, seed in (("model-a", "a", 0), ("model-b", "b", 1)):
+        folder = tmp_path / model
+        for index, path in enumerate(_write_images(folder, 3, seed=seed)):
+            path.rename(folder / f"prompt{index}_{suffix}.png")
+    scorer = RealnessScorer(tiny_model, device="cpu")
+    with pytest.raises(NothingPairedError, match="no output pairs with another model's"):
+        select_best(tmp_path, model=scorer)
+    result = select_best([tmp_path / "model-a", tmp_path / "model-b"], key_pattern=r"(.*)_[ab]$", model=scorer)
+    assert sorted(result.winners) == ["prompt0", "prompt1", "prompt2"] and result.comparisons[0].pairs == 3
+    (tmp_path / "model-b" / "prompt2_b.png").unlink()
+    with pytest.warns(UnpairedItemsWarning, match="1 of 3 prompts lack an output from some model"):
+        partial = select_best(tmp_path, key_pattern=r"(.*)_[ab]$", model=scorer)
+    assert partial.comparisons[0].pairs == 2 and sorted(partial.winners) == ["prompt0", "prompt1"]
+    with pytest.raises(NothingPairedError, match="a comparison needs at least two"):
+        select_best([tmp_path / "model-a"], model=scorer)
+
+
+def test_unpaired_folders_compare_as_distributions(tiny_model, tmp_path):
+    from realness.workflows.selection import compare_folders
+
+    _write_images(tmp_path / "real", 4, seed=0)
+    _write_images(tmp_path / "fake", 5, seed=3)
+    scorer = RealnessScorer(tiny_model, device="cpu")
+    result = compare_folders(tmp_path / "real", tmp_path / "fake", model=scorer, bootstrap=500)
+    assert (result.first.model, result.first.n, result.second.model, result.second.n) == ("real", 4, "fake", 5)
+    assert result.mean_difference == pytest.approx(result.first.mean - result.second.mean)
+    assert result.ci_low <= result.mean_difference <= result.ci_high
+    assert 0.0 <= result.p_value <= 1.0 and "Mann-Whitney" in result.summary_markdown()
+    assert result.first.ci_low <= result.first.mean <= result.first.ci_high

@@ -8,6 +8,7 @@ from collections import Counter
 from pathlib import Path
 
 from realness.cli.common import add_describer_argument, build_describer_from_args
+from realness.cli.engine import add_engine_arguments
 
 DEFAULT_DESCRIBER = "openai"
 #: Images handed to the describer per step: progress shows and the cache fills as it goes.
@@ -30,11 +31,16 @@ def register(subparsers) -> None:
         help="requests in flight at once for OpenAI-compatible describers (default 8)",
     )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_engine_arguments(parser, describe=True)
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Describe the images; exit 0 when all were described, 1 when some failed."""
+    if args.engine == "ray":
+        from realness.cli.engine import run_describe_on_ray
+
+        return run_describe_on_ray(args)
     from tqdm import tqdm
 
     from realness.cli.common import expand_image_paths, report_failures, write_rows

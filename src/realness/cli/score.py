@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from realness.cli.common import add_model_arguments, expand_image_paths, read_descriptions_csv, report_failures, write_rows
+from realness.cli.engine import add_engine_arguments
 
 COLUMNS = ("name", "score", "verdict", "description", "error")
 
@@ -21,10 +22,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--descriptions", metavar="CSV", help="CSV with filename and description columns (RAISE-TD layout)")
     add_model_arguments(parser)
     parser.add_argument("--out", metavar="FILE", help="write .csv or .json here (default: CSV on stdout)")
+    add_engine_arguments(parser)
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.engine == "ray":
+        from realness.cli.engine import run_score_on_ray
+
+        return run_score_on_ray(args)
     from realness.cli.common import build_describer_from_args
     from realness.core import DEFAULT_MODEL, RealnessScorer
 

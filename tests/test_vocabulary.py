@@ -207,6 +207,9 @@ def test_registries_list_what_they_accept():
     assert realness.list_models() == ["realness-core-lite"]
     assert realness.list_describers()[:3] == ["openai", "openai:MODEL", "openai:MODEL@URL"]
     assert {"vlm:ORG/REPO", "static:FILE.csv"} <= set(realness.list_describers())
+    # A bare name is a bundled model or a typo; it is never sent to the Hub as a repository.
+    with pytest.raises(UnknownNameError, match="'realness-core-big': not a bundled model .realness-core-lite."):
+        RealnessScorer("realness-core-big", device="cpu")
 
 
 def test_a_describer_name_works_where_a_describer_is_taken(tiny_model, monkeypatch, describer_csv, image_files):

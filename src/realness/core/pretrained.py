@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from realness.errors import UnknownNameError
 from realness.hub import resolve_model_dir, verify_sha256
 
 DEFAULT_MODEL = "realness-core-lite"
@@ -55,8 +56,19 @@ def bundled_model_dir(name: str) -> Path | None:
 
 
 def resolve_core_dir(name_or_path: str | Path, *, revision: str | None = None) -> Path:
-    """A directory holding a CORE model's ``config.json`` and ``model.safetensors``."""
-    bundled = bundled_model_dir(str(name_or_path))
+    """A directory holding a CORE model's ``config.json`` and ``model.safetensors``.
+
+    Raises:
+        UnknownNameError: a bare name (no folder, no ``org/``) that is not a bundled model.
+        WeightsNotFoundError: a directory or Hub repository that does not hold the model.
+    """
+    name = str(name_or_path)
+    bundled = bundled_model_dir(name)
     if bundled is not None:
         return bundled
+    if "/" not in name and "\\" not in name and not Path(name).exists():
+        # Not a directory, not org/repo: a typo of a bundled name rather than a Hub repository.
+        raise UnknownNameError(
+            repr(name), f"not a bundled model ({', '.join(list_models())}); use hf-hub:ORG/REPO or a local directory"
+        )
     return resolve_model_dir(str(name_or_path), files=(CONFIG_NAME, WEIGHTS_NAME), revision=revision)

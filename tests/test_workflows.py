@@ -316,6 +316,8 @@ def test_pairing_by_a_key_pattern_and_refusing_when_nothing_pairs(tiny_model, tm
     assert partial.comparisons[0].pairs == 2 and sorted(partial.winners) == ["prompt0", "prompt1"]
     with pytest.raises(NothingPairedError, match="a comparison needs at least two"):
         select_best([tmp_path / "model-a"], model=scorer)
+    with pytest.raises(ValueError, match=r"--key-pattern 'zzz': matches none of the 5 file names \(e.g. prompt0_a.png\)"):
+        find_candidates(tmp_path, key_pattern="zzz")
 
 
 def test_unpaired_folders_compare_as_distributions(tiny_model, tmp_path):

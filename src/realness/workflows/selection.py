@@ -476,6 +476,9 @@ def find_candidates(
             seen[item_key] = path
             description = own.get(item_key, shared.get(f"{model}/{item_key}"))
             candidates.append(Candidate(model=model, prompt_id=item_key, path=path, description=description))
+    if unmatched and not candidates:
+        example = Path(unmatched[0]).name
+        raise UsageError(f"--key-pattern {key_pattern!r}", f"matches none of the {len(unmatched)} file names (e.g. {example})")
     if unmatched:
         warnings.warn(
             f"{len(unmatched)} file(s) do not match key_pattern {key_pattern!r} and are left out: {', '.join(unmatched[:5])}",

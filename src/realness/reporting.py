@@ -17,6 +17,7 @@ from typing import Any, Mapping, Optional, Sequence
 import numpy as np
 
 from realness import stats
+from realness.tables import write_text_atomic
 
 
 def hardware_summary() -> dict[str, Any]:
@@ -146,7 +147,7 @@ def write_results(
         "results": _jsonable(results),
     }
     json_path = folder / f"{name}.json"
-    json_path.write_text(json.dumps(record, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    write_text_atomic(json_path, json.dumps(record, indent=2, allow_nan=False) + "\n")
 
     parts = [f"# {name}\n", f"- command: `{command}`", f"- date (UTC): {date}", f"- hardware: {described}\n"]
     rows = results.get("rows")
@@ -160,7 +161,7 @@ def write_results(
     if scalars:
         parts.append(markdown_table(scalars, ["metric", "value"]))
     markdown_path = folder / f"{name}.md"
-    markdown_path.write_text("\n".join(parts), encoding="utf-8")
+    write_text_atomic(markdown_path, "\n".join(parts))
     return json_path, markdown_path
 
 

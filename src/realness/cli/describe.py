@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections import Counter
-from pathlib import Path
 
 from realness.cli.common import add_describer_argument, build_describer_from_args
 from realness.cli.engine import add_engine_arguments
@@ -21,7 +19,8 @@ def register(subparsers) -> None:
         "describe",
         help="describe what looks unrealistic in images (writes filename,MOS,description)",
         description="Ask a describer what looks unrealistic in each image and write the RAISE-TD CSV "
-        "layout (filename,MOS,description; MOS left empty). Failed images are listed on stderr.",
+        "layout (filename,MOS,description; MOS left empty; filename is each image's path as given, "
+        "which realness score --descriptions matches). Failed images are listed on stderr.",
     )
     parser.add_argument("paths", nargs="+", metavar="PATH", help="image files, directories or globs")
     add_describer_argument(parser, default=DEFAULT_DESCRIBER)
@@ -43,7 +42,8 @@ def run(args: argparse.Namespace) -> int:
         return run_describe_on_ray(args)
     from tqdm import tqdm
 
-    from realness.cli.common import expand_image_paths, report_failures, write_rows
+    from realness.cli.common import expand_image_paths, report_failures, report_scan, write_rows
+    from realness.tables import check_output_path
     from realness.describers.base import summarize
     from realness.errors import SkippedItem
 
@@ -55,18 +55,21 @@ def run(args: argparse.Namespace) -> int:
         # just contends for cores (measured 25x slower cache hits on a busy 2-core machine).
         torch.set_num_threads(1)
     options = {"concurrency": args.concurrency} if args.concurrency is not None and over_http else {}
+    scan_skipped: list[tuple[str, str]] = []
+    paths = expand_image_paths(args.paths, scan_skipped)
+    report_scan("describe", scan_skipped)
+    check_output_path(args.out, inputs=paths, what="--out")
     describer = build_describer_from_args(args, **options)
-    paths = expand_image_paths(args.paths)
     descriptions = []
     with tqdm(total=len(paths), unit="image", disable=args.no_progress, file=sys.stderr) as progress:
         for start in range(0, len(paths), CHUNK_SIZE):
             chunk = [str(path) for path in paths[start : start + CHUNK_SIZE]]
             descriptions.extend(describer.describe(chunk, on_error="skip"))
             progress.update(len(chunk))
-    names = _csv_names(paths)
+    # Keyed by the path as given, so two folders' img.png never share a row when scored later.
     rows = [
-        {"filename": name, "MOS": "", "description": d.text}
-        for name, d in zip(names, descriptions)
+        {"filename": str(path), "MOS": "", "description": d.text}
+        for path, d in zip(paths, descriptions)
         if d.ok
     ]
     write_rows(rows, args.out, ["filename", "MOS", "description"])
@@ -76,8 +79,3 @@ def run(args: argparse.Namespace) -> int:
     print(f"realness describe: {summarize(descriptions)}", file=sys.stderr)
     return 0 if all(d.ok for d in descriptions) else 1
 
-
-def _csv_names(paths: list[Path]) -> list[str]:
-    """File names as RAISE-TD writes them; the paths as given where two files share a name."""
-    counts = Counter(path.name for path in paths)
-    return [path.name if counts[path.name] == 1 else str(path) for path in paths]

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
-from realness.cli.common import add_model_arguments, report_failures
+from realness.cli.common import (
+    add_descriptions_arguments,
+    add_model_arguments,
+    report_failures,
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -25,30 +30,51 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--all", action="store_true", help="list every image in the CSV, with a kept column, not only the kept ones")
     parser.add_argument("--export", metavar="DIR", help="copy or link the kept images into DIR, keeping their relative paths")
     parser.add_argument("--mode", choices=("copy", "symlink", "hardlink"), default="copy", help="how --export places files (default: copy)")
-    parser.add_argument("--descriptions", metavar="CSV", help="CSV with filename and description columns")
+    add_descriptions_arguments(parser)
     add_model_arguments(parser)
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run ``realness filter``; returns the exit status."""
-    from realness.cli.common import scorer_options, write_rows
-    from realness.workflows.filtering import CSV_COLUMNS, filter_images
+    import warnings
 
-    try:
-        result = filter_images(
-            args.paths,
-            min_score=args.min_score,
-            top_k=args.top_k,
-            descriptions=args.descriptions,
-            **scorer_options(args),
-        )
-    except ValueError as error:
-        print(f"realness filter: {error}", file=sys.stderr)
-        return 2
+    from realness.cli.common import (
+        check_batch_size,
+        expand_image_paths,
+        scorer_options,
+        write_rows,
+    )
+    from realness.tables import check_output_path
+    from realness.workflows.filtering import CSV_COLUMNS, ExportError, filter_images
+
+    check_batch_size(args)
+    inputs = expand_image_paths(args.paths) + ([args.descriptions] if args.descriptions else [])
+    check_output_path(args.out, inputs=inputs, what="--out")
+    if args.export and Path(args.export).is_file():
+        raise ExportError(f"{args.export}: is a file; --export needs a folder")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            result = filter_images(
+                args.paths,
+                min_score=args.min_score,
+                top_k=args.top_k,
+                descriptions=args.descriptions,
+                descriptions_root=args.descriptions_root,
+                **scorer_options(args),
+            )
+        except ValueError as error:
+            print(f"realness filter: {error}", file=sys.stderr)
+            return 2
+    for warning in caught:
+        print(f"realness filter: {warning.message}", file=sys.stderr)
     write_rows(result.to_rows(include_rejected=args.all), args.out, CSV_COLUMNS)
     if args.export:
-        result.export(args.export, mode=args.mode)
+        created = result.export(args.export, mode=args.mode)
+        in_place = len(result.kept) - len(created)
+        already = f" ({in_place} already there)" if in_place else ""
+        print(f"realness filter: exported {len(created)} images -> {args.export}{already}", file=sys.stderr)
     failed = report_failures("filter", result.skipped)
     scored = len(result.images) - failed
     where = f" -> {args.out}" if args.out else ""

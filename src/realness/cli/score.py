@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 
-from realness.cli.common import add_model_arguments, expand_image_paths, read_descriptions_csv, report_failures, write_rows
+from realness.cli.common import (
+    add_descriptions_arguments,
+    add_model_arguments,
+    check_batch_size,
+    expand_image_paths,
+    match_descriptions,
+    report_failures,
+    report_scan,
+)
 from realness.cli.engine import add_engine_arguments
 
 COLUMNS = ("name", "score", "verdict", "description", "error")
@@ -16,12 +25,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "score",
         help="score how real images look (CORE)",
         description="Score images with CORE. Bad files are reported on stderr and skipped; "
-        "the exit status is 1 if any item failed.",
+        "the exit status is 1 if any item failed. Rows are saved as each batch finishes: "
+        "Ctrl-C stops within a batch, keeps every row scored so far in --out (exit status 130), "
+        "and --resume continues from there.",
     )
     parser.add_argument("paths", nargs="+", metavar="PATH", help="image files, directories or glob patterns")
-    parser.add_argument("--descriptions", metavar="CSV", help="CSV with filename and description columns (RAISE-TD layout)")
+    add_descriptions_arguments(parser)
     add_model_arguments(parser)
     parser.add_argument("--out", metavar="FILE", help="write .csv or .json here (default: CSV on stdout)")
+    parser.add_argument(
+        "--resume", action="store_true",
+        help="keep the rows already in --out (or left by an interrupted run) and score only the other images",
+    )
     add_engine_arguments(parser)
     parser.set_defaults(run=run)
 
@@ -31,26 +46,73 @@ def run(args: argparse.Namespace) -> int:
         from realness.cli.engine import run_score_on_ray
 
         return run_score_on_ray(args)
-    from realness.cli.common import build_describer_from_args
-    from realness.core import DEFAULT_MODEL, RealnessScorer
+    from realness.cli.common import scorer_options
+    from realness.core import RealnessScorer
+    from realness.tables import RowJournal, check_output_path
 
-    paths = expand_image_paths(args.paths)
+    check_batch_size(args)
+    if args.resume and not args.out:
+        print("realness score: --resume: needs --out, the file to continue", file=sys.stderr)
+        return 2
+    scan_skipped: list[tuple[str, str]] = []
+    paths = expand_image_paths(args.paths, scan_skipped)
+    report_scan("score", scan_skipped)
     if not paths:
         print("realness score: no images found", file=sys.stderr)
         return 2
-    texts = None
-    if args.descriptions:
-        table = read_descriptions_csv(args.descriptions)
-        texts = [table.get(path.name) for path in paths]
-    scorer = RealnessScorer.from_pretrained(
-        args.model or DEFAULT_MODEL,
-        device=args.device,
-        batch_size=args.batch_size,
-        describer=build_describer_from_args(args),
-    )
-    result = scorer([str(p) for p in paths], texts, on_error="skip")
-    write_rows(result.to_rows(), args.out, COLUMNS)
-    failed = report_failures("score", result.skipped)
+    inputs = paths + ([args.descriptions] if args.descriptions else [])
+    check_output_path(args.out, inputs=inputs, what="--out")
+    texts = match_descriptions("score", args, paths)
+    # Everything a user can get wrong is checked above: only now load the model.
+    scorer = RealnessScorer(**scorer_options(args))
+    names = [str(path) for path in paths]
+    journal = RowJournal(args.out, COLUMNS, resume=args.resume) if args.out else None
+    done = journal.done() if journal is not None else set()
+    todo = [i for i, name in enumerate(names) if name not in done]
+    failed = scored = 0
+    interrupted = False
+    header = journal is None
+    try:
+        if todo:
+            batches = scorer.iter_batches(
+                [names[i] for i in todo], [texts[i] for i in todo] if texts else None, on_error="skip"
+            )
+            for _, result in batches:
+                rows = result.to_rows()
+                if journal is not None:
+                    journal.append(rows)
+                else:
+                    _print_rows(rows, header=header)
+                    header = False
+                failed += report_failures("score", result.skipped)
+                scored += len(rows)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        if journal is not None:
+            # A second Ctrl-C must not cut the final write short.
+            previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+            try:
+                journal.finish(order=names)
+            finally:
+                signal.signal(signal.SIGINT, previous)
+    where = f" -> {args.out}" if args.out else ""
+    kept = f", {len(names) - len(todo)} already there" if len(todo) < len(names) else ""
+    if interrupted:
+        print(
+            f"realness score: interrupted after {scored - failed} scored, {failed} failed of {len(todo)}{kept}{where}"
+            + ("; run it again with --resume to finish" if args.out else ""),
+            file=sys.stderr,
+        )
+        return 130
     if args.out:
-        print(f"realness score: {len(paths) - failed} scored, {failed} failed -> {args.out}", file=sys.stderr)
+        print(f"realness score: {scored - failed} scored, {failed} failed{kept}{where}", file=sys.stderr)
     return 1 if failed else 0
+
+
+def _print_rows(rows: list[dict], *, header: bool) -> None:
+    """Stream rows as CSV on stdout, so a pipe sees each batch as soon as it is scored."""
+    from realness.tables import write_csv_rows
+
+    write_csv_rows(sys.stdout, rows, COLUMNS, header=header)
+    sys.stdout.flush()

@@ -99,11 +99,14 @@ class CoreModel(nn.Module):
             WeightsNotFoundError: the weights cannot be found offline and cannot be downloaded.
         """
         directory = resolve_core_dir(name_or_path, revision=revision)
-        config = CoreConfig.from_dict(json.loads((directory / CONFIG_NAME).read_text()))
+        config = read_config(directory / CONFIG_NAME)
         weights_path = directory / WEIGHTS_NAME
-        model = cls(config, pretrained_encoders=not config.includes_encoder_weights)
-        state = load_file(str(weights_path))
-        trained = _read_metadata(weights_path).get("trained") == "true"
+        from realness.import_guard import transformers_import_guard
+
+        with transformers_import_guard(f"the encoders of {name_or_path}"):
+            model = cls(config, pretrained_encoders=not config.includes_encoder_weights)
+        state, metadata = read_weights(weights_path)
+        trained = metadata.get("trained") == "true"
         if not trained and not allow_untrained:
             raise UntrainedModelError(
                 f"{name_or_path}: {WEIGHTS_NAME} holds an untrained head; its scores would be noise. "
@@ -127,3 +130,52 @@ class CoreModel(nn.Module):
 def _read_metadata(path: Path) -> dict[str, str]:
     with safe_open(str(path), framework="pt") as handle:
         return handle.metadata() or {}
+
+def read_config(path: Path) -> CoreConfig:
+    """A saved model's ``config.json``; fields this version does not know are warned about and ignored.
+
+    Raises:
+        RealnessError: the file is unreadable, cut short or not a CORE configuration; the
+            message names the file.
+    """
+    import dataclasses
+    import warnings
+
+    from realness.core.config import ImageEncoderConfig, TextEncoderConfig
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise RealnessError(
+            f"{path}: not a readable config.json ({error}); the model directory is damaged: save or download it again"
+        ) from None
+    if not isinstance(data, dict) or not isinstance(data.get("image_encoder"), dict) or not isinstance(data.get("text_encoder"), dict):
+        raise RealnessError(f"{path}: not a CORE model configuration (needs image_encoder and text_encoder objects)")
+    unknown = []
+    for section, kind in ((None, CoreConfig), ("image_encoder", ImageEncoderConfig), ("text_encoder", TextEncoderConfig)):
+        fields = data if section is None else data[section]
+        known = {f.name for f in dataclasses.fields(kind)} | ({"model_type"} if section is None else set())
+        for name in [name for name in fields if name not in known]:
+            unknown.append(name if section is None else f"{section}.{name}")
+            del fields[name]
+    if unknown:
+        # A newer realness may add fields; this version scores without them rather than refusing.
+        warnings.warn(f"{path}: ignoring fields this version of realness does not know: {', '.join(unknown)}", UserWarning, stacklevel=3)
+    try:
+        return CoreConfig.from_dict(data)
+    except (TypeError, ValueError) as error:
+        raise RealnessError(f"{path}: not a valid CORE model configuration ({error})") from None
+
+
+def read_weights(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """The tensors and metadata of ``model.safetensors``.
+
+    Raises:
+        RealnessError: the file is missing, truncated or corrupt; the message names it.
+    """
+    try:
+        return load_file(str(path)), _read_metadata(path)
+    except Exception as error:  # safetensors raises its own SafetensorError, OSError, or ValueError
+        raise RealnessError(
+            f"{path}: unreadable weights ({error}); the file is truncated or corrupt: save or download the model again"
+        ) from None

@@ -251,6 +251,7 @@ class RealnessScorer:
             collate_fn=collate_decoded,
             pin_memory=self.device.type == "cuda",
             prefetch_factor=4 if workers else None,
+            worker_init_fn=quiet_worker_teardown if workers else None,
         )
         with tqdm(total=len(wanted), disable=not show, unit="img", desc="realness score") as bar:
             for positions, pixels, reasons in loader:
@@ -265,6 +266,24 @@ class RealnessScorer:
         pixels = pixels.to(self.device, non_blocking=True)
         with autocast(self.precision, self.device):
             return self.model(pixels, texts).float().cpu()
+
+
+def quiet_worker_teardown(worker_id: int) -> None:
+    """In a decode worker: no traceback when the main process stops listening (Ctrl-C).
+
+    A worker hands each decoded batch over through a background thread of multiprocessing;
+    when the main process is interrupted mid-transfer that thread's pipe breaks and it
+    reports the ``BrokenPipeError`` through ``sys.excepthook``, which is expected then.
+    """
+    import sys
+
+    previous = sys.excepthook
+
+    def hook(kind, value, traceback):
+        if not issubclass(kind, (OSError, EOFError)):
+            previous(kind, value, traceback)
+
+    sys.excepthook = hook
 
 
 def auto_decode_workers(items: list, batch_size: int, device: torch.device) -> int:

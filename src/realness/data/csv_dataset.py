@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import math
 from pathlib import Path
 from typing import Optional, Sequence
@@ -19,32 +18,29 @@ IMAGE_COLUMN_CANDIDATES = ("filename", "image", "image_path", "path", "file")
 
 
 def read_csv_rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
-    """Read a CSV file with a header row.
+    """Read a CSV file with a header row (through :func:`realness.tables.read_table`).
 
     Args:
-        path: the CSV file (UTF-8, a byte-order mark is accepted).
+        path: the CSV file (UTF-8 with or without a byte-order mark, or UTF-16).
 
     Returns:
-        ``(columns, rows)`` where each row maps column name to its text.
+        ``(columns, rows)`` where each row maps column name to its text; header cells are
+        stripped of stray spaces (``"MOS "``).
 
     Raises:
         DatasetNotFoundError: the file does not exist.
-        DatasetError: the file has no header row or cannot be parsed.
+        DatasetError: the file has no header row, cannot be parsed, or is in another encoding
+            (the message names the byte offset and how to re-save it).
     """
+    from realness.tables import TableError, read_table
+
     if not path.is_file():
         raise DatasetNotFoundError(f"{path}: no such CSV file")
     try:
-        with path.open(newline="", encoding="utf-8-sig") as handle:
-            reader = csv.DictReader(handle)
-            rows = list(reader)
-            columns = [name.strip() for name in reader.fieldnames or []]
-    except (csv.Error, UnicodeDecodeError) as error:
-        raise DatasetError(f"{path}: not a readable CSV file ({error})") from error
-    if not columns:
-        raise DatasetError(f"{path}: empty CSV file (no header row)")
-    # Header cells may carry stray spaces ("MOS "): match on the stripped names.
-    rows = [{(key or "").strip(): (value or "") for key, value in row.items()} for row in rows]
-    return columns, rows
+        table = read_table(path)
+    except TableError as error:
+        raise DatasetError(str(error)) from None
+    return table.columns, table.rows
 
 
 def parse_mos(text: str, *, path: Path, line: int, column: str) -> float:

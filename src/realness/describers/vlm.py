@@ -59,12 +59,17 @@ class TransformersDescriber(BaseDescriber):
         self.dtype = dtype or (torch.bfloat16 if self.device.type == "cuda" else torch.float32)
         self.batch_size = batch_size
         self.max_new_tokens = max_new_tokens
-        self.processor = AutoProcessor.from_pretrained(str(model), revision=revision)
+        from realness.import_guard import transformers_import_guard
+
+        # Image processors and VLM classes import torchvision when it is installed.
+        with transformers_import_guard(f"the VLM {model}"):
+            self.processor = AutoProcessor.from_pretrained(str(model), revision=revision)
+            network = AutoModelForImageTextToText.from_pretrained(
+                str(model), revision=revision, dtype=self.dtype, use_safetensors=True
+            )
         # Decoder-only generation continues from the last position: pad on the left.
         self.processor.tokenizer.padding_side = "left"
-        self.network = AutoModelForImageTextToText.from_pretrained(
-            str(model), revision=revision, dtype=self.dtype, use_safetensors=True
-        ).to(self.device)
+        self.network = network.to(self.device)
         self.network.eval()
 
     def describe_tensors(self, images: Sequence[Any], names: Sequence[str]) -> list[Description]:

@@ -104,10 +104,12 @@ class TransformersEmbedder:
 
         Raises:
             WeightsNotFoundError: The weights are neither local, installed, cached nor downloadable.
+            BrokenDependencyError: transformers cannot import CLIP because torchvision is broken.
         """
         from transformers import AutoModel, AutoTokenizer
 
         from realness.hub import resolve_model_dir
+        from realness.import_guard import transformers_import_guard
 
         directory = resolve_model_dir(
             name_or_dir,
@@ -115,7 +117,8 @@ class TransformersEmbedder:
             optional_files=_TOKENIZER_FILES,
             revision=revision,
         )
-        model = AutoModel.from_pretrained(directory, use_safetensors=True)
+        with transformers_import_guard(f"the CLIP model in {directory}"):
+            model = AutoModel.from_pretrained(directory, use_safetensors=True)
         tokenizer = AutoTokenizer.from_pretrained(directory)
         preprocessor = directory / "preprocessor_config.json"
         settings = json.loads(preprocessor.read_text()) if preprocessor.is_file() else {}

@@ -259,3 +259,22 @@ def test_readme_and_docs_snippets_parse_and_use_no_deprecated_spelling():
             if re.search(r"--chunk-size|--describer\s+\"?(transformers|https?://)", block):
                 problems.append(f"{page.name}: an old CLI spelling in {block[:60]!r}")
     assert problems == []
+
+
+def test_the_workflows_take_the_same_words(tiny_model, image_files, describer_csv, tmp_path):
+    from realness.workflows.filtering import filter_images
+    from realness.workflows.selection import compare_folders
+
+    folder = str(tmp_path)
+    by_table = filter_images(folder, model=tiny_model, descriptions=describer_csv, device="cpu")
+    by_table = {i.path.name: i.score for i in by_table.images}
+    by_name = filter_images(folder, model=tiny_model, descriptions=f"static:{describer_csv}", device="cpu", precision="fp32")
+    assert {i.path.name: i.score for i in by_name.images} == pytest.approx(by_table)
+    assert [i.description for i in sorted(by_name.images, key=lambda i: i.path.name)] == TEXTS
+    with pytest.raises(UsageError, match="precision='int8'"):
+        filter_images(folder, model=tiny_model, precision="int8")
+    if not torch.cuda.is_available():
+        with pytest.raises(DeviceError):
+            filter_images(folder, model=tiny_model, device="cuda")
+        with pytest.raises(DeviceError):
+            compare_folders(folder, folder, model=tiny_model, device="cuda")

@@ -105,6 +105,10 @@ class OutputError(RealnessError, ValueError):
     """An output path that would destroy an input or cannot be written; refused before any work."""
 
 
+class BrokenDependencyError(RealnessError, ImportError):
+    """An installed package fails to import and takes a needed one down with it; the message says which and what to do."""
+
+
 class CacheError(RealnessError):
     """The description cache file cannot be used; the message names it and what to do."""
 

@@ -16,11 +16,8 @@ import importlib.util
 from collections.abc import Iterator
 from typing import Optional
 
-from realness.errors import RealnessError
-
-
-class BrokenDependencyError(RealnessError, ImportError):
-    """An installed package fails to import and takes a needed one down with it; the message says which and what to do."""
+# BrokenDependencyError lives in realness.errors with every other exception; callers may import it from here.
+from realness.errors import BrokenDependencyError
 
 
 @contextlib.contextmanager

@@ -437,6 +437,7 @@ def test_a_slow_configuration_is_announced_once_with_the_estimate_and_the_faster
     with pytest.warns(SlowConfigurationWarning) as caught:
         mapper(torch.rand(3, 48, 48), "red")
     [warning] = [w for w in caught if issubclass(w.category, SlowConfigurationWarning)]
+    assert warning.filename == __file__  # points at the caller's line, not the library's
     message = str(warning.message)
     assert "per image" in message and "441 windows per image at stride 2" in message
     assert "--stride 16" in message and "64x faster" in message and "\n" not in message

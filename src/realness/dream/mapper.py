@@ -360,7 +360,7 @@ class RealnessMapper:
             f"{', '.join(map(str, self.window_sizes))}); --stride {faster} (stride={faster}) is about "
             f"{speedup:.0f}x faster, and fewer --window-sizes (window_sizes=) faster still",
             SlowConfigurationWarning,
-            stacklevel=5,
+            stacklevel=6,  # past _score_windows, _map_tensors and its inference_mode wrapper, __call__
         )
 
 

@@ -65,7 +65,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from realness.cli.common import build_describer_from_args
-    from realness.dream import DEFAULT_MODEL, DEFAULT_STRIDE, DEFAULT_WINDOW_SIZES, RealnessMapper
+    from realness.dream import DEFAULT_EMBEDDER, DEFAULT_STRIDE, DEFAULT_WINDOW_SIZES, RealnessMapper
     from realness.tables import check_output_path
 
     if (args.description is None) == (args.descriptions is None and args.describer is None):
@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
     for path in paths:
         check_output_path(_overlay_path(path, args.out, several=len(paths) > 1), inputs=paths, what="map output")
     mapper = RealnessMapper(
-        args.model or DEFAULT_MODEL,
+        args.model or DEFAULT_EMBEDDER,
         window_sizes=args.window_sizes or DEFAULT_WINDOW_SIZES,
         stride=args.stride or DEFAULT_STRIDE,
         device=args.device,

@@ -19,7 +19,9 @@ import torch
 from realness.errors import MissingDependencyError
 
 #: The model the paper uses, and the default.
-DEFAULT_MODEL = "openai/clip-vit-base-patch32"
+DEFAULT_EMBEDDER = "openai/clip-vit-base-patch32"
+#: The old name of :data:`DEFAULT_EMBEDDER` (``realness.core.DEFAULT_MODEL`` is the CORE model).
+DEFAULT_MODEL = DEFAULT_EMBEDDER
 
 # The normalization every OpenAI CLIP checkpoint was trained with.
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -217,7 +219,7 @@ class OpenClipEmbedder:
         return self.model.encode_text(self.tokenizer(texts).to(self.device))
 
 
-def build_embedder(model: str | Path | Embedder = DEFAULT_MODEL, *, revision: str | None = None) -> Embedder:
+def build_embedder(model: str | Path | Embedder = DEFAULT_EMBEDDER, *, revision: str | None = None) -> Embedder:
     """The embedder a name, directory or object designates.
 
     Args:

@@ -34,7 +34,7 @@ from realness.descriptions import (
     missing_description_failures,
     split_describer,
 )
-from realness.dream.embedders import DEFAULT_MODEL, Embedder, build_embedder
+from realness.dream.embedders import DEFAULT_EMBEDDER, Embedder, build_embedder
 from realness.dream.result import DEFAULT_STRIDE, RealnessMap, RealnessMapBatch
 from realness.dream.windows import (
     INTERPOLATIONS,
@@ -108,7 +108,7 @@ class RealnessMapper:
 
     def __init__(
         self,
-        model: str | Path | Embedder = DEFAULT_MODEL,
+        model: str | Path | Embedder = DEFAULT_EMBEDDER,
         *,
         window_sizes: Sequence[int] = DEFAULT_WINDOW_SIZES,
         stride: int = DEFAULT_STRIDE,
@@ -151,7 +151,7 @@ class RealnessMapper:
     @classmethod
     def from_pretrained(
         cls,
-        name_or_path: str | Path = DEFAULT_MODEL,
+        name_or_path: str | Path = DEFAULT_EMBEDDER,
         *,
         device: DeviceLike = None,
         precision: str = "auto",
@@ -432,7 +432,7 @@ def realness_map(
     images: Any,
     descriptions: DescriptionsLike = None,
     *,
-    model: str | Path | Embedder = DEFAULT_MODEL,
+    model: str | Path | Embedder = DEFAULT_EMBEDDER,
     device: DeviceLike = None,
     precision: str = "auto",
     batch_size: int | None = None,

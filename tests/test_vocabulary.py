@@ -278,3 +278,14 @@ def test_the_workflows_take_the_same_words(tiny_model, image_files, describer_cs
             filter_images(folder, model=tiny_model, device="cuda")
         with pytest.raises(DeviceError):
             compare_folders(folder, folder, model=tiny_model, device="cuda")
+
+
+def test_descriptions_may_be_any_iterable_and_nan_means_missing():
+    from realness.descriptions import align_descriptions
+
+    assert align_descriptions(np.array(["a", "b"]), 2) == ["a", "b"]
+    assert align_descriptions(("a", float("nan")), 2) == ["a", None]
+    with pytest.raises(DescriptionsError, match=r"descriptions\[1\]: a int, not a string"):
+        align_descriptions(["a", 3], 2)
+    with pytest.raises(DescriptionsError, match="neither a string"):
+        align_descriptions(3, 1)

@@ -12,14 +12,16 @@ under ``on_error="raise"``, skipped and named under ``on_error="skip"``).
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Sequence
-from typing import Any, Union
+from typing import Any
 
 from realness.describers.factory import build_describer, is_describer_name
 from realness.errors import DescriptionsError, ImageOnlyWarning, SkippedItem, UsageError
 
-DescriptionsLike = Union[None, str, Sequence[str | None], Any]
+#: None, one text, texts aligned with the images, or a describer (object or name: hence ``Any``).
+DescriptionsLike = None | str | Sequence[str | None] | Any
 
 
 _WARNED_IMAGE_ONLY = False
@@ -79,15 +81,19 @@ def align_descriptions(descriptions: Any, count: int) -> list[str | None]:
                 "descriptions", f"one string was given for {count} images; pass a list of {count}, one per image"
             )
         return [descriptions]
-    if not isinstance(descriptions, Sequence):
+    try:
+        # Any iterable of texts: a list, a tuple, a numpy array or a pandas column.
+        texts = list(descriptions)
+    except TypeError:
         raise DescriptionsError(
             "descriptions", f"a {type(descriptions).__name__} is neither a string, a sequence of strings nor a describer"
-        )
-    texts = list(descriptions)
+        ) from None
     if len(texts) != count:
         raise DescriptionsError("descriptions", f"{len(texts)} descriptions were given for {count} images")
     for index, text in enumerate(texts):
-        if text is not None and not isinstance(text, str):
+        if isinstance(text, float) and math.isnan(text):
+            texts[index] = None  # how pandas spells a missing text
+        elif text is not None and not isinstance(text, str):
             raise DescriptionsError(f"descriptions[{index}]", f"a {type(text).__name__}, not a string")
     return texts
 
@@ -142,7 +148,9 @@ def warn_image_only(detail: str = "") -> None:
     )
 
 
-def missing_description_failures(names: Sequence[str], texts: Sequence[str | None], skip: set[int], what: str) -> list[SkippedItem]:
+def missing_description_failures(
+    names: Sequence[str], texts: Sequence[str | None], skip: set[int], what: str
+) -> list[SkippedItem]:
     """The items a method that needs a text cannot process: no description and no describer.
 
     Args:

@@ -82,3 +82,26 @@ def test_quiet_hides_warnings(image, tiny_model_dir, capsys, monkeypatch):
     monkeypatch.setattr(descriptions_module, "_WARNED_IMAGE_ONLY", False)
     assert main(["score", str(image), "--model", str(tiny_model_dir), "--device", "cpu", "--quiet"]) == 0
     assert "warning" not in capsys.readouterr().err
+
+
+def test_the_shared_flags_table_in_the_docs_matches_the_parsers():
+    import re
+
+    from conftest import REPO_ROOT
+    from realness.cli import build_parser
+
+    parser = build_parser()
+    subparsers = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction").choices
+    text = (REPO_ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
+    table = text[text.index("## Shared flags"):].split("\n\n")[2].splitlines()
+    commands = [cell.strip() for cell in table[0].strip("|").split("|")[2:]]
+    assert set(commands) == set(subparsers)
+    checked = 0
+    for row in table[2:]:
+        cells = [cell.strip() for cell in re.split(r"(?<!\\)\|", row.strip().strip("|"))]
+        flag = cells[0].strip("`").split()[0]
+        for command, mark in zip(commands, cells[2:]):
+            accepted = flag == "--debug" or flag in subparsers[command]._option_string_actions
+            assert accepted == (mark == "✓"), (flag, command, mark)
+            checked += 1
+    assert checked >= 50

@@ -153,3 +153,21 @@ def test_a_read_only_cache_degrades_to_uncached_with_one_warning(tmp_path, monke
         )
     ]
     assert texts == texts_again and all(t.startswith("Somewhat. Mean") for t in texts)
+
+
+def test_a_writer_failing_halfway_leaves_the_previous_figure(tmp_path):
+    from realness.tables import write_file_atomic
+
+    target = tmp_path / "summary.png"
+    target.write_bytes(b"previous figure")
+
+    def broken_writer(handle):
+        handle.write(b"\x89PNG half a figure")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        write_file_atomic(target, broken_writer)
+    assert target.read_bytes() == b"previous figure"
+    assert [p.name for p in tmp_path.iterdir()] == ["summary.png"]
+    assert write_file_atomic(target, lambda handle: handle.write(b"new")) == target
+    assert target.read_bytes() == b"new" and oct(target.stat().st_mode & 0o777) != "0o600"

@@ -17,7 +17,7 @@ from typing import Any, Mapping, Optional, Sequence
 import numpy as np
 
 from realness import stats
-from realness.tables import write_text_atomic
+from realness.tables import write_file_atomic, write_text_atomic
 
 
 def hardware_summary() -> dict[str, Any]:
@@ -234,7 +234,4 @@ def scatter_plot(
     axes.grid(alpha=0.3)
     axes.legend(fontsize=7, loc="lower right")
     figure.tight_layout()
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(out, format="png")
-    return out
+    return write_file_atomic(path, lambda handle: figure.savefig(handle, format="png"))

@@ -28,7 +28,7 @@ import posixpath
 import sys
 import tempfile
 import warnings
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Union
@@ -109,6 +109,20 @@ def write_bytes_atomic(path: PathLike, data: bytes) -> Path:
     """Write ``data`` to ``path`` atomically; returns the path."""
     with atomic_output(path, "wb") as handle:
         handle.write(data)
+    return Path(path)
+
+
+def write_file_atomic(path: PathLike, write: Callable[[IO[bytes]], Any]) -> Path:
+    """Let ``write`` fill a temporary binary file beside ``path``, then rename it into place.
+
+    For writers that take an open file (``figure.savefig(handle, format=...)``,
+    ``image.save(handle, format=...)``, ``numpy.save``); see :func:`atomic_output`.
+
+    Returns:
+        ``path`` as a Path.
+    """
+    with atomic_output(path, "wb") as handle:
+        write(handle)
     return Path(path)
 
 

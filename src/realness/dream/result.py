@@ -12,6 +12,7 @@ import torch
 
 from realness.dream.render import FIGURE_SUFFIXES, overlay, panel_figure
 from realness.errors import SkippedItem
+from realness.tables import write_file_atomic
 
 if TYPE_CHECKING:  # annotations only: matplotlib and PIL load when a picture is made
     import PIL.Image
@@ -79,15 +80,16 @@ class RealnessMap:
         Returns:
             The path written.
         """
+        from PIL import Image
+
         path = Path(path)
         suffix = path.suffix.lower()
         if suffix == ".npy":
-            np.save(path, self.map.astype(np.float32))
-        elif suffix in FIGURE_SUFFIXES:
-            self.figure().savefig(path)
-        else:
-            self.overlay().save(path)
-        return path
+            return write_file_atomic(path, lambda handle: np.save(handle, self.map.astype(np.float32)))
+        if suffix in FIGURE_SUFFIXES:
+            return write_file_atomic(path, lambda handle: self.figure().savefig(handle, format=suffix[1:]))
+        image_format = Image.registered_extensions().get(suffix, "PNG")
+        return write_file_atomic(path, lambda handle: self.overlay().save(handle, format=image_format))
 
     def save_figure(self, path: str | Path, *, dpi: int = 150) -> Path:
         """Save the panel figure (:meth:`figure`) in any format matplotlib writes (png, pdf, svg).
@@ -100,8 +102,8 @@ class RealnessMap:
             ``path`` as a Path.
         """
         path = Path(path)
-        self.figure().savefig(path, dpi=dpi)
-        return path
+        image_format = path.suffix.lower().lstrip(".") or "png"
+        return write_file_atomic(path, lambda handle: self.figure().savefig(handle, format=image_format, dpi=dpi))
 
 
 @dataclass

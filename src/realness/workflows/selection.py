@@ -38,7 +38,6 @@ Example:
 
 from __future__ import annotations
 
-import csv
 import errno
 import math
 import os
@@ -57,6 +56,14 @@ from realness.descriptions import is_describer
 from realness.errors import NothingPairedError, UnpairedItemsWarning, UsageError
 from realness.files import IMAGE_SUFFIXES, expand_image_paths
 from realness.runtime import resolve_device
+from realness.tables import (
+    DESCRIPTION_COLUMN_ALIASES,
+    IMAGE_COLUMN_ALIASES,
+    read_table,
+    write_file_atomic,
+    write_table,
+    write_text_atomic,
+)
 from realness.workflows.scoring import ModelLike, as_scorer, optional_float
 
 DESCRIPTIONS_FILE = "descriptions.csv"
@@ -263,7 +270,7 @@ class SelectionResult:
         """Write the per-model summary as Markdown (``.md``, with the tests) or CSV (any other suffix)."""
         path = Path(path)
         if path.suffix == ".md":
-            path.write_text(self.summary_markdown() + "\n", encoding="utf-8")
+            write_text_atomic(path, self.summary_markdown() + "\n")
             return path
         return _write_csv(path, [summary.to_row() for summary in self.summaries], SUMMARY_COLUMNS)
 
@@ -370,7 +377,7 @@ class FolderComparison:
         """Write the comparison as Markdown (``.md``) or the two folder summaries as CSV."""
         path = Path(path)
         if path.suffix == ".md":
-            path.write_text(self.summary_markdown() + "\n", encoding="utf-8")
+            write_text_atomic(path, self.summary_markdown() + "\n")
             return path
         return _write_csv(path, self.to_rows(), SUMMARY_COLUMNS)
 
@@ -739,38 +746,30 @@ def _read_table(path: Path, *, with_model: bool, required: bool = False) -> dict
         if required:
             raise UsageError(str(path), "no such descriptions file")
         return {}
-    with open(path, newline="", encoding="utf-8-sig") as handle:
-        reader = csv.DictReader(handle)
-        columns = reader.fieldnames or []
-        key_column = next((c for c in ("prompt_id", "key", "filename") if c in columns), None)
-        needed = ["model"] if with_model else []
-        if key_column is None or "description" not in columns or any(c not in columns for c in needed):
-            wanted = "model,prompt_id,description" if with_model else "prompt_id,description"
-            raise UsageError(str(path), f"needs the columns {wanted}, found {', '.join(columns) or 'none'}")
-        table = {}
-        for row in reader:
-            # A file name in the key column stands for its stem, the default key.
-            key = row[key_column] if key_column != "filename" else Path(row[key_column]).stem
-            table[f"{row['model']}/{key}" if with_model else key] = row["description"]
-        return table
+    table = read_table(path)
+    key_column = table.column(("prompt_id", "key", "filename"), purpose="prompt id")
+    text_column = table.column(DESCRIPTION_COLUMN_ALIASES, purpose="description")
+    model_column = table.column(("model",), purpose="model") if with_model else None
+    texts = {}
+    for row in table.rows:
+        # A file name in the key column stands for its stem, the default key.
+        key = row[key_column] if key_column.lower() != "filename" else Path(row[key_column]).stem
+        texts[f"{row[model_column]}/{key}" if model_column else key] = row[text_column]
+    return texts
 
 
 def _read_path_table(path: Path) -> dict[str, str]:
     """Descriptions keyed by absolute path and by file name, from a ``path``/``filename`` + ``description`` CSV."""
     if not path.is_file():
         raise UsageError(str(path), "no such descriptions file")
-    with open(path, newline="", encoding="utf-8-sig") as handle:
-        reader = csv.DictReader(handle)
-        columns = reader.fieldnames or []
-        name_column = next((c for c in ("path", "filename", "image", "name") if c in columns), None)
-        if name_column is None or "description" not in columns:
-            found = ", ".join(columns) or "none"
-            raise UsageError(str(path), f"needs a path (or filename) and a description column, found {found}")
-        table = {}
-        for row in reader:
-            table[str(Path(row[name_column]).resolve())] = row["description"]
-            table.setdefault(Path(row[name_column]).name, row["description"])
-        return table
+    table = read_table(path)
+    name_column = table.column(IMAGE_COLUMN_ALIASES, purpose="image")
+    text_column = table.column(DESCRIPTION_COLUMN_ALIASES, purpose="description")
+    texts = {}
+    for row in table.rows:
+        texts[str(Path(row[name_column]).resolve())] = row[text_column]
+        texts.setdefault(Path(row[name_column]).name, row[text_column])
+    return texts
 
 
 def _bar_chart(path, names, means, intervals, *, rates=None) -> Path:
@@ -793,17 +792,12 @@ def _bar_chart(path, names, means, intervals, *, rates=None) -> Path:
         axis.tick_params(axis="x", labelrotation=30)
     figure.tight_layout()
     path = Path(path)
-    figure.savefig(path, dpi=120)
-    return path
+    return write_file_atomic(path, lambda handle: figure.savefig(handle, format=path.suffix.lstrip(".") or "png", dpi=120))
 
 
 def _write_csv(path: str | os.PathLike, rows: list[dict[str, Any]], columns: Any) -> Path:
-    path = Path(path)
-    with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(columns))
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
+    write_table(rows, path, list(columns))
+    return Path(path)
 
 
 def _fmt(value: float, *, percent: bool = False) -> str:

@@ -58,12 +58,14 @@ def test_lite_text_encoder_matches_sentence_transformers(lite_model):
 
 
 def test_bundled_model_scores_the_examples(lite_model):
-    assert lite_model.trained and lite_model.config.image_dim == 1280 and lite_model.config.text_dim == 384
+    assert lite_model.trained and lite_model.config.image_dim == 1280 + 2 * (16 + 24 + 40) and lite_model.config.text_dim == 384
     descriptions = {row["filename"]: row["description"] for row in csv.DictReader(open(REPO_ROOT / "examples" / "descriptions.csv"))}
     names = sorted(descriptions)
     result = RealnessScorer(lite_model, device="cpu")([EXAMPLES / n for n in names], [descriptions[n] for n in names])
     assert torch.isfinite(result.scores).all()
     scores = dict(zip(names, result.scores.tolist()))
+    # The edited photograph (its description names the edit) scores below its untouched source.
+    assert scores["chelsea.png"] > scores["chelsea_edited.png"]
     # What the model learned from the descriptions: saying something looks unrealistic lowers the score.
     flagged = RealnessScorer(lite_model, device="cpu")(
         [EXAMPLES / "chelsea.png", EXAMPLES / "coffee.png"], [descriptions["chelsea_edited.png"]] * 2

@@ -28,7 +28,8 @@ def _planted_dataset(count: int = 48, seed: int = 0):
 
 def test_frozen_training_learns_a_planted_signal(tiny_core_config, tmp_path):
     images, mos, descriptions = _planted_dataset()
-    config = TrainingConfig(epochs=60, learning_rate=3e-3, augmented_views=2, description_dropout=0.3, seed=0)
+    config = TrainingConfig(epochs=60, learning_rate=3e-3, augmented_views=2, description_dropout=0.3, seed=0,
+                            validation_fraction=0.15, degradations=())
     run = train_core(tiny_core_config, images, mos, descriptions, config=config, progress=False)
     assert len(run.history) == 60 and set(run.validation_indices).isdisjoint(run.train_indices)
     assert run.best_validation == run.history[run.best_epoch - 1]
@@ -92,7 +93,8 @@ def test_mismatched_lengths_are_an_error(tiny_core_config):
 def test_too_few_images_to_validate_is_an_error(tiny_core_config):
     images, mos, descriptions = _planted_dataset(10)
     with pytest.raises(ValueError, match="at least 3 validation images"):
-        train_core(tiny_core_config, images, mos, descriptions, progress=False)
+        train_core(tiny_core_config, images, mos, descriptions, progress=False,
+                   config=TrainingConfig(validation_fraction=0.15))
 
 
 def test_frozen_features_equal_inference_features(tiny_core_config):
@@ -106,3 +108,42 @@ def test_frozen_features_equal_inference_features(tiny_core_config):
         direct = model.encode_images(torch.stack([model.image_encoder.preprocess(image) for image in images]))
     torch.testing.assert_close(features.image[0], direct, atol=1e-5, rtol=1e-5)
     assert all(torch.equal(v, model.image_encoder.state_dict()[k]) for k, v in before.items())
+
+
+def test_kernel_ridge_head_learns_a_planted_signal_and_ranks_degraded_copies_lower(tiny_core_config, tmp_path):
+    from realness.degrade import gaussian_noise
+
+    tiny_core_config.head = "kernel_ridge"
+    images, mos, descriptions = _planted_dataset(40)
+    config = TrainingConfig(validation_fraction=0.0, augmented_views=2, degradations=("noise",),
+                            rank_weight=0.3, rank_margin=0.5, kernel_alpha=0.1, kernel_gamma=0.5, seed=0)
+    run = train_core(tiny_core_config, images, mos, descriptions, config=config, progress=False)
+    assert run.model.config.kernel_support == 40 * 3  # two views and one degraded copy per image
+    test_images, test_mos, test_descriptions = _planted_dataset(24, seed=1)
+    scorer = RealnessScorer(run.model, device="cpu")
+    with_text = scorer(test_images, test_descriptions).scores.numpy()
+    with pytest.warns(UserWarning):
+        image_only = scorer(test_images).scores.numpy()
+    assert srocc(with_text, test_mos) > 0.8 and srocc(image_only, test_mos) > 0.5
+    assert not np.allclose(with_text, image_only)  # a separate regressor serves images without text
+
+    generator = torch.Generator().manual_seed(0)
+    noisy = [gaussian_noise(image, 60.0, generator) for image in test_images]
+    assert np.mean(scorer(noisy, test_descriptions).scores.numpy() < with_text) > 0.8
+
+    run.model.save_pretrained(tmp_path / "krr")
+    again = RealnessScorer(CoreModel.from_pretrained(tmp_path / "krr"), device="cpu")(test_images, test_descriptions).scores
+    np.testing.assert_allclose(again.numpy(), with_text, atol=1e-5)
+
+
+def test_cross_validation_reports_every_fold_without_touching_held_out_data(tiny_core_config):
+    from realness.training import cross_validate
+
+    tiny_core_config.head = "kernel_ridge"
+    images, mos, descriptions = _planted_dataset(30)
+    result = cross_validate(tiny_core_config, images, mos, descriptions, folds=3,
+                            config=TrainingConfig(augmented_views=1, kernel_alpha=0.1), progress=False)
+    assert len(result.folds) == 3
+    summary = result.summary()
+    assert {"srocc", "plcc", "srocc_image_only", "plcc_image_only"} <= set(summary)
+    assert summary["srocc"][0] > 0.7 and summary["srocc"][1] >= 0

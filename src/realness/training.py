@@ -1,23 +1,32 @@
-"""Training CORE on rated images: the paper's recipe, selected on a validation split of train.
+"""Training CORE on rated images.
 
-Recipe (REALM): AdamW, learning rate 1e-4, MSE on MOS, augmentation by flips, small
-rotations and colour jitter. Two paths share it:
+Recipe (REALM): AdamW, MSE on MOS, augmentation by flips and colour jitter. Two paths share it:
 
-* frozen encoders (the default): image features of several augmented views and text
-  features are computed once, then only the head trains -- minutes on a CPU;
+* frozen encoders (the default): image features of several augmented views, of degraded
+  copies and text features are computed once, then only the head trains -- minutes on a CPU;
 * partly or fully fine-tuned encoders (``trainable="last"|"all"`` in the encoder
   configs): images are augmented and encoded on the fly every step.
 
 *Description dropout* replaces a share of training descriptions by the empty string, so
 the same model also scores images that come without a description.
+
+*Degradation ranking* (RankIQA-style): each training image also gets one copy per
+degradation family (blur, noise, heavy JPEG, downscale-upscale) at a random strength, and a
+hinge term asks the head to score every copy at least ``rank_margin`` below its source, so
+a generator cannot raise its score by destroying detail.
+
+With ``validation_fraction=0`` (the shipped recipe) nothing is held out: the recipe, the
+number of epochs included, was chosen by k-fold cross-validation (:func:`cross_validate`).
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import math
 import random
+import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -33,21 +42,39 @@ from realness.core.config import CoreConfig
 from realness.core.model import CoreModel
 
 
+# A pure mirror image: the only augmentation the recipe search found harmless (benchmarks/results/recipe_cv.md).
+MIRROR = Augmentation(flip=1.0, max_rotation=0.0, brightness=0.0, contrast=0.0, saturation=0.0)
+
+
 @dataclass
 class TrainingConfig:
-    """Hyper-parameters of :func:`train_core`.
+    """Hyper-parameters of :func:`train_core`; the defaults are the recipe of the bundled model.
+
+    The recipe was chosen by 5-fold cross-validation on RAISE-TD's training split
+    (``benchmarks/recipe_cv.py``, ``benchmarks/results/recipe_cv.md``): a kernel ridge head
+    (``CoreConfig.lite``) over the image, its mirror and one degraded copy per family; the MLP
+    settings (``epochs`` ... ``description_dropout``) apply to an ``mlp`` head only.
 
     Attributes:
         epochs: passes over the training split.
         batch_size: images per optimizer step.
         learning_rate: AdamW learning rate (paper: 1e-4).
         weight_decay: AdamW weight decay.
-        validation_fraction: share of the training data held out for model selection.
+        validation_fraction: share of the training data held out to pick the best epoch;
+            0 trains on everything for exactly ``epochs`` epochs.
         seed: seeds the split, the augmentation, the initialization and the batches.
         augmented_views: frozen path only: augmented copies of each image encoded up front
             (view 0 is the unaugmented image); every step samples one per image.
         description_dropout: probability of training a sample with an empty description.
         augmentation: the random transforms.
+        degradations: families from :data:`realness.degrade.FAMILIES`; each training image gets
+            one copy per family that must score below it (frozen path only).
+        rank_weight: weight of the degradation ranking hinge beside the MSE (MLP head), or the
+            weight of a degraded copy's squared error (kernel ridge head).
+        rank_margin: how far (in MOS units) below its source a degraded copy must score (MLP
+            head), or the target of a degraded copy: its source's MOS minus this (kernel ridge head).
+        kernel_alpha: ridge regularization of a ``kernel_ridge`` head.
+        kernel_gamma: RBF width of a ``kernel_ridge`` head, as ``gamma * feature dimension``.
         device: where to train.
     """
 
@@ -55,11 +82,16 @@ class TrainingConfig:
     batch_size: int = 32
     learning_rate: float = 1e-4
     weight_decay: float = 1e-2
-    validation_fraction: float = 0.15
+    validation_fraction: float = 0.0
     seed: int = 0
-    augmented_views: int = 8
-    description_dropout: float = 0.0
-    augmentation: Augmentation = field(default_factory=Augmentation)
+    augmented_views: int = 2
+    description_dropout: float = 0.3
+    augmentation: Augmentation = field(default_factory=lambda: MIRROR)
+    degradations: tuple[str, ...] = ("blur", "noise", "jpeg", "downscale")
+    rank_weight: float = 0.3
+    rank_margin: float = 0.5
+    kernel_alpha: float = 1.0
+    kernel_gamma: float = 0.5
     device: str = "cpu"
 
 
@@ -124,13 +156,15 @@ def train_core(
         raise ValueError(f"{len(images)} images, {len(mos)} scores and {len(descriptions)} descriptions: lengths differ")
     config = config or TrainingConfig()
     _seed_everything(config.seed)
-    if validation_indices is None:
+    if validation_indices is None and config.validation_fraction == 0:
+        train_idx, val_idx = list(range(len(images))), []
+    elif validation_indices is None:
         train_idx, val_idx = train_val_split(len(images), val_fraction=config.validation_fraction, seed=config.seed)
     else:
         val_idx = sorted(set(int(i) for i in validation_indices))
         train_idx = [i for i in range(len(images)) if i not in set(val_idx)]
     train_idx, val_idx = [int(i) for i in train_idx], [int(i) for i in val_idx]
-    if len(val_idx) < 3 or not train_idx:
+    if (val_idx and len(val_idx) < 3) or not train_idx:
         raise ValueError(
             f"{len(images)} images give {len(train_idx)} to train on and {len(val_idx)} to validate on; "
             "model selection needs at least 3 validation images (more data or a larger validation_fraction)"
@@ -147,7 +181,15 @@ def train_core(
         model.head.requires_grad_(True)
         if features is None:
             features = encode_frozen_features(model, images, texts, config=config, progress=progress)
-        return _FrozenTrainer(model, features, texts, targets, train_idx, val_idx, config, progress).run()
+        if model.config.head == "kernel_ridge":
+            return _fit_kernel_head(model, features.subset(train_idx), targets[train_idx], config, train_idx, val_idx)
+        trainer = _FrozenTrainer(model, features, texts, targets, train_idx, val_idx, config, progress)
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # a head on cached features is tiny: thread hand-offs cost 4x what they save
+        try:
+            return trainer.run()
+        finally:
+            torch.set_num_threads(threads)
     min_size = model.image_encoder.config.min_size
     decoded = [load_image(image, min_size=min_size) for image in tqdm(images, desc="decode", disable=not progress)]
     return _FineTuneTrainer(model, decoded, texts, targets, train_idx, val_idx, config, progress).run()
@@ -161,11 +203,21 @@ class FrozenFeatures:
         image: ``views x N x image_dim``; view 0 is the unaugmented image.
         text: ``N x text_dim``, one row per description ("" where none).
         empty_text: ``text_dim``, the features of the empty description.
+        degraded: ``families x N x image_dim``: one degraded copy per family (None without).
+        families: the degradation family of each row of ``degraded``.
     """
 
     image: torch.Tensor
     text: torch.Tensor
     empty_text: torch.Tensor
+    degraded: Optional[torch.Tensor] = None
+    families: tuple[str, ...] = ()
+
+    def subset(self, indices: Sequence[int]) -> "FrozenFeatures":
+        """The features of the samples at ``indices`` only (e.g. one cross-validation fold)."""
+        index = torch.as_tensor(list(indices), dtype=torch.long)
+        degraded = None if self.degraded is None else self.degraded[:, index]
+        return FrozenFeatures(self.image[:, index], self.text[index], self.empty_text, degraded, self.families)
 
 
 @torch.inference_mode()
@@ -177,10 +229,11 @@ def encode_frozen_features(
     config: Optional[TrainingConfig] = None,
     progress: bool = True,
 ) -> FrozenFeatures:
-    """Encode ``config.augmented_views`` augmented views of every image, and every description.
+    """Encode ``config.augmented_views`` augmented views and the degraded copies of every image, and every description.
 
-    Augmentation is seeded by ``config.seed``, so the same call gives the same features.
+    Augmentation and degradation are seeded by ``config.seed``, so the same call gives the same features.
     """
+    from realness.degrade import random_degradation
     from realness.inputs import load_image
 
     config = config or TrainingConfig()
@@ -189,18 +242,137 @@ def encode_frozen_features(
     encoder, views = model.image_encoder, max(1, config.augmented_views)
     device = torch.device(config.device)
     per_image = []
+    families = list(config.degradations)
     for image in tqdm(images, desc="encode views", disable=not progress):
         decoded = load_image(image, min_size=encoder.config.min_size)
         shown = [decoded] + [config.augmentation(decoded, generator) for _ in range(views - 1)]
+        shown += [random_degradation(decoded, family, generator) for family in families]
         pixels = torch.stack([encoder.preprocess(view) for view in shown]).to(device)
         per_image.append(encoder(pixels).float().cpu())
+    encoded = torch.stack(per_image, dim=1)
     texts = [text or "" for text in descriptions]
     unique = sorted(set(texts) | {""})
     table = _batched(lambda chunk: model.encode_texts(chunk), unique, 64)
     row = {text: i for i, text in enumerate(unique)}
     return FrozenFeatures(
-        image=torch.stack(per_image, dim=1), text=table[[row[t] for t in texts]], empty_text=table[row[""]]
+        image=encoded[:views],
+        text=table[[row[t] for t in texts]],
+        empty_text=table[row[""]],
+        degraded=encoded[views:] if families else None,
+        families=tuple(families),
     )
+
+
+def _fit_kernel_head(model: CoreModel, features: FrozenFeatures, targets: torch.Tensor, config: TrainingConfig,
+                     train_idx: list[int], val_idx: list[int]) -> TrainingRun:
+    """Closed-form fit of a kernel ridge head: every view regresses its MOS, every degraded copy MOS minus the margin."""
+    views = min(max(1, config.augmented_views), features.image.shape[0])
+    rows = [features.image[v] for v in range(views)]
+    row_targets, row_weights = [targets] * views, [torch.ones_like(targets)] * views
+    if features.degraded is not None and config.rank_weight > 0:
+        rows += list(features.degraded)
+        row_targets += [targets - config.rank_margin] * len(features.degraded)
+        row_weights += [torch.full_like(targets, config.rank_weight)] * len(features.degraded)
+    text = features.text.repeat(len(rows), 1)
+    model.config.kernel_support = len(rows) * len(targets)
+    model.reset_head()
+    fit = model.head.fit(
+        torch.cat(rows), text, torch.cat(row_targets), torch.cat(row_weights), statistics_from=features.image[0],
+        alpha=config.kernel_alpha, gamma_scale=config.kernel_gamma,
+    )
+    model.trained = True
+    model.config.extra.update({"seed": config.seed, **fit})
+    history = [{"epoch": 1, "train_loss": fit["train_rmse_with_text"] ** 2}]
+    return TrainingRun(model.eval(), history, 1, {}, train_idx, val_idx)
+
+
+@dataclass
+class CrossValidation:
+    """Per-fold metrics of :func:`cross_validate` and their mean and standard deviation.
+
+    Attributes:
+        folds: one dict per held-out fold: ``srocc``, ``plcc``, ``srocc_image_only``,
+            ``plcc_image_only`` and, when the recipe has degradations, ``lower_<family>``
+            (share of held-out images whose degraded copy scores below them, with descriptions).
+    """
+
+    folds: list[dict[str, float]]
+
+    def mean(self, key: str) -> float:
+        return float(np.mean([fold[key] for fold in self.folds]))
+
+    def std(self, key: str) -> float:
+        return float(np.std([fold[key] for fold in self.folds]))
+
+    def summary(self) -> dict[str, tuple[float, float]]:
+        """``key -> (mean, std)`` over folds."""
+        return {key: (self.mean(key), self.std(key)) for key in self.folds[0]}
+
+
+def cross_validate(
+    model_config: CoreConfig,
+    images: Sequence[Any],
+    mos: Sequence[float],
+    descriptions: Sequence[Optional[str]],
+    *,
+    folds: int = 5,
+    config: Optional[TrainingConfig] = None,
+    encoders_from: Optional[CoreModel] = None,
+    features: Optional[FrozenFeatures] = None,
+    progress: bool = True,
+) -> CrossValidation:
+    """k-fold cross-validation of a frozen-encoder recipe: the honest way to choose one.
+
+    Images are encoded once; for each fold a head is trained on the other folds with
+    ``config`` (``validation_fraction`` is ignored: nothing but the fold is held out) and
+    scored on the held-out fold, with descriptions and image-only.
+
+    Args:
+        model_config: encoders (frozen) and head.
+        images, mos, descriptions: the rated training data (never a test split).
+        folds: number of folds.
+        config: the recipe (default: :class:`TrainingConfig`, the shipped recipe).
+        encoders_from: reuse this model's loaded encoders.
+        features: precomputed :func:`encode_frozen_features` output for ``images``.
+        progress: show progress bars.
+    """
+    from realness.data.splits import kfold
+    from realness.stats import plcc, srocc
+
+    config = dataclasses.replace(config or TrainingConfig(), validation_fraction=0.0)
+    mos_array = np.asarray(mos, dtype=np.float32)
+    texts = [text or "" for text in descriptions]
+    if features is None:
+        encoders_from = encoders_from or CoreModel(copy.deepcopy(model_config))
+        features = encode_frozen_features(encoders_from, images, texts, config=config, progress=progress)
+    results = []
+    for number, (train_idx, held_idx) in enumerate(kfold(len(images), folds, seed=config.seed), start=1):
+        run = train_core(
+            model_config, [images[i] for i in train_idx], mos_array[train_idx], [texts[i] for i in train_idx],
+            config=config, encoders_from=encoders_from, features=features.subset(train_idx), progress=False,
+        )
+        head, held = run.model.head.eval(), features.subset(held_idx)
+        with torch.inference_mode():
+            image_only = held.empty_text.expand(len(held_idx), -1)
+            scores = {
+                suffix: (lambda image, text=text, flag=flag: head(image, text, torch.full((len(held_idx),), flag)).numpy())
+                for suffix, text, flag in (("", held.text, True), ("_image_only", image_only, False))
+            }
+            fold: dict[str, float] = {}
+            for suffix, predict in scores.items():
+                clean = predict(held.image[0])
+                fold["srocc" + suffix] = float(srocc(clean, mos_array[held_idx]))
+                fold["plcc" + suffix] = float(plcc(clean, mos_array[held_idx]))
+                for family, degraded in zip(held.families, held.degraded if held.degraded is not None else []):
+                    fold[f"lower_{family}{suffix}"] = float(np.mean(predict(degraded) < clean))
+        results.append(fold)
+        if progress:
+            print(
+                f"fold {number}/{folds}: SROCC {fold['srocc']:.4f}  PLCC {fold['plcc']:.4f}  "
+                f"image-only SROCC {fold['srocc_image_only']:.4f}  PLCC {fold['plcc_image_only']:.4f}",
+                file=sys.stderr,
+            )
+    return CrossValidation(results)
 
 
 class _Trainer:
@@ -245,22 +417,24 @@ class _Trainer:
                 optimizer.step()
                 losses.append(loss.item() * len(batch))
             self.model.eval()
-            mos = self.targets[self.val_idx].numpy()
-            metrics = {
-                "epoch": epoch,
-                "train_loss": sum(losses) / len(self.train_idx),
-                "val_srocc": float(srocc(self.predict(self.val_idx, with_text=True), mos)),
-                "val_srocc_image_only": float(srocc(self.predict(self.val_idx, with_text=False), mos)),
-            }
+            metrics = {"epoch": epoch, "train_loss": sum(losses) / len(self.train_idx)}
+            if self.val_idx:
+                mos = self.targets[self.val_idx].numpy()
+                metrics["val_srocc"] = float(srocc(self.predict(self.val_idx, with_text=True), mos))
+                metrics["val_srocc_image_only"] = float(srocc(self.predict(self.val_idx, with_text=False), mos))
+                criterion = self.selection_score(metrics)
+            else:
+                criterion = epoch  # nothing held out: the last epoch is kept
             history.append(metrics)
-            criterion = self.selection_score(metrics)
             if best[3] is None or criterion > best[0]:  # NaN never beats; the first epoch is the floor
-                best = (criterion, epoch, metrics, self.snapshot())
-            epochs.set_postfix(loss=f"{metrics['train_loss']:.3f}", val=f"{metrics['val_srocc']:.3f}")
+                best = (criterion, epoch, metrics, self.snapshot() if self.val_idx or epoch == config.epochs else {})
+            epochs.set_postfix({k: f"{v:.3f}" for k, v in metrics.items() if k != "epoch"})
         _, best_epoch, best_metrics, state = best
         self.model.load_state_dict(state)
         self.model.trained = True
-        self.model.config.extra.update({"best_epoch": best_epoch, "validation": best_metrics, "seed": config.seed})
+        self.model.config.extra.update({"best_epoch": best_epoch, "seed": config.seed})
+        if self.val_idx:
+            self.model.config.extra["validation"] = best_metrics
         return TrainingRun(self.model.eval(), history, best_epoch, best_metrics, self.train_idx, self.val_idx)
 
     def selection_score(self, metrics: dict[str, float]) -> float:
@@ -278,6 +452,7 @@ class _FrozenTrainer(_Trainer):
     def __init__(self, model, features: FrozenFeatures, *args):
         super().__init__(model, *args)
         self.image_features, self.text_features, self.empty_text = features.image, features.text, features.empty_text
+        self.degraded = features.degraded if self.config.rank_weight > 0 else None
         train = torch.as_tensor(self.train_idx)
         self.model.head.set_feature_statistics(
             self.image_features[:, train].reshape(-1, self.image_features.shape[-1]), self.text_features[train]
@@ -290,9 +465,17 @@ class _FrozenTrainer(_Trainer):
         index = torch.as_tensor(batch)
         views = torch.randint(0, self.image_features.shape[0], (len(batch),), generator=self.generator)
         image = self.image_features[views, index]
-        text = torch.where(empty_text.unsqueeze(-1), self.empty_text, self.text_features[index])
-        prediction = self.model.head(image.to(self.device), text.to(self.device))
-        return nn.functional.mse_loss(prediction, self.targets[index].to(self.device))
+        text = torch.where(empty_text.unsqueeze(-1), self.empty_text, self.text_features[index]).to(self.device)
+        prediction = self.model.head(image.to(self.device), text)
+        loss = nn.functional.mse_loss(prediction, self.targets[index].to(self.device))
+        if self.degraded is None:
+            return loss
+        # One random degraded copy per sample must score rank_margin below the source it came from.
+        family = torch.randint(0, self.degraded.shape[0], (len(batch),), generator=self.generator)
+        source = self.model.head(self.image_features[0, index].to(self.device), text)
+        degraded = self.model.head(self.degraded[family, index].to(self.device), text)
+        hinge = nn.functional.relu(self.config.rank_margin - (source - degraded)).mean()
+        return loss + self.config.rank_weight * hinge
 
     @torch.inference_mode()
     def predict(self, indices, *, with_text):
@@ -367,24 +550,25 @@ def save_training_outputs(run: TrainingRun, out_dir: str | Path, *, config: Trai
 
 
 def plot_training_curve(history: list[dict[str, float]], path: str | Path, *, best_epoch: Optional[int] = None) -> None:
-    """Training loss and validation SROCC per epoch, the selected epoch marked."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    """Training loss per epoch and, when something was held out, validation SROCC with the kept epoch marked."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     epochs = [h["epoch"] for h in history]
-    figure, loss_axis = plt.subplots(figsize=(7, 4))
-    loss_axis.plot(epochs, [h["train_loss"] for h in history], color="tab:blue", label="train MSE")
+    figure = Figure(figsize=(7, 4))
+    FigureCanvasAgg(figure)  # no display and no global backend switch
+    loss_axis = figure.subplots()
+    loss_axis.plot(epochs, [h["train_loss"] for h in history], color="tab:blue", label="train loss")
     loss_axis.set_xlabel("epoch")
-    loss_axis.set_ylabel("train MSE", color="tab:blue")
-    srocc_axis = loss_axis.twinx()
-    srocc_axis.plot(epochs, [h["val_srocc"] for h in history], color="tab:orange", label="val SROCC")
-    srocc_axis.plot(epochs, [h["val_srocc_image_only"] for h in history], color="tab:green", linestyle="--", label="val SROCC, image only")
-    srocc_axis.set_ylabel("validation SROCC")
-    if best_epoch is not None:
-        srocc_axis.axvline(best_epoch, color="gray", linestyle=":", label=f"selected (epoch {best_epoch})")
-    srocc_axis.legend(loc="lower right", fontsize=8)
+    loss_axis.set_ylabel("train loss", color="tab:blue")
+    if all("val_srocc" in h for h in history):
+        srocc_axis = loss_axis.twinx()
+        srocc_axis.plot(epochs, [h["val_srocc"] for h in history], color="tab:orange", label="val SROCC")
+        srocc_axis.plot(epochs, [h["val_srocc_image_only"] for h in history], color="tab:green", linestyle="--",
+                        label="val SROCC, image only")
+        srocc_axis.set_ylabel("validation SROCC")
+        if best_epoch is not None:
+            srocc_axis.axvline(best_epoch, color="gray", linestyle=":", label=f"selected (epoch {best_epoch})")
+        srocc_axis.legend(loc="lower right", fontsize=8)
     figure.tight_layout()
     figure.savefig(path, dpi=120)
-    plt.close(figure)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Literal, Optional
+from typing import Any, Literal, Optional, Union
 
 Resize = Literal["squash", "center_crop"]
 Pooling = Literal["mean", "cls", "pooler"]
@@ -30,27 +30,40 @@ class ImageEncoderConfig:
         family: adapter name in the image-encoder registry (``efficientnet_lite``, ``transformers``).
         name: model name: a Hub id, ``hf-hub:org/name``, a local directory, or a family-specific
             name such as ``efficientnet-lite0``.
-        input_size: side of the square input the encoder sees, in pixels.
-        resize: ``squash`` resizes the whole image to ``input_size`` squared (keeps every pixel in
-            view, changes the aspect ratio); ``center_crop`` resizes the short side and crops.
+        input_size: the input the encoder sees, in pixels: one side of a square, or
+            ``[height, width]``.
+        resize: ``squash`` resizes the whole image to ``input_size`` (keeps every pixel in
+            view, may change the aspect ratio); ``center_crop`` resizes the short side and crops
+            (square sizes only).
         interpolation: ``torch.nn.functional.interpolate`` mode; antialiasing is always on.
         mean: per-channel mean subtracted from [0, 1] RGB.
         std: per-channel standard deviation divided out after the mean.
         min_size: smallest short side (pixels) accepted; smaller images are rejected as too small.
+        feature_levels: stages (0 = the first) whose per-channel mean and standard deviation
+            are appended to the pooled head features (``efficientnet_lite`` only).
         trainable: ``frozen``, ``last`` (last stage only) or ``all``; only used in training.
         revision: Hub revision for ``name`` when it is a Hub id.
     """
 
     family: str
     name: str
-    input_size: int = 224
+    input_size: Union[int, tuple[int, int]] = 224
     resize: Resize = "squash"
     interpolation: str = "bilinear"
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
     min_size: int = 32
+    feature_levels: tuple[int, ...] = ()
     trainable: Trainable = "frozen"
     revision: Optional[str] = None
+
+    @property
+    def input_shape(self) -> tuple[int, int]:
+        """``(height, width)`` of the encoder's input."""
+        if isinstance(self.input_size, int):
+            return (self.input_size, self.input_size)
+        height, width = self.input_size
+        return (int(height), int(width))
 
 
 @dataclass
@@ -85,6 +98,9 @@ class CoreConfig:
         image_encoder: the image encoder and its preprocessing.
         text_encoder: the text encoder and its pooling.
         hidden_dim: width of the fusion MLP's hidden layer (the paper uses 529).
+        head: ``mlp`` (the paper's FC head) or ``kernel_ridge`` (RBF kernel ridge regression
+            over the training features, the bundled model's head; see ``KernelRidgeHead``).
+        kernel_support: number of stored training rows of a ``kernel_ridge`` head (set by training).
         dropout: dropout before the output layer (training only).
         image_dim: image feature size; filled in when the encoders are built.
         text_dim: text feature size; filled in when the encoders are built.
@@ -97,6 +113,8 @@ class CoreConfig:
     image_encoder: ImageEncoderConfig
     text_encoder: TextEncoderConfig
     hidden_dim: int = 529
+    head: Literal["mlp", "kernel_ridge"] = "mlp"
+    kernel_support: Optional[int] = None
     dropout: float = 0.1
     image_dim: Optional[int] = None
     text_dim: Optional[int] = None
@@ -107,15 +125,18 @@ class CoreConfig:
 
     @classmethod
     def lite(cls) -> "CoreConfig":
-        """EfficientNet-Lite0 (1280-d, 224x224 input) + all-MiniLM-L6-v2 (384-d): real weights, fully offline.
+        """EfficientNet-Lite0 at 384x512 + all-MiniLM-L6-v2, kernel ridge head: real weights, fully offline.
 
-        A 5-fold ridge probe of frozen image features against MOS on RAISE-TD's training split
-        gave SROCC 0.439 at 224x224, 0.453 at 448x448 and 0.471 at the native 512x384: within
-        noise of each other, so the encoder keeps its native input size at a quarter of the cost.
+        The recipe of the bundled model, chosen by 5-fold cross-validation on RAISE-TD's
+        training split (``benchmarks/results/recipe_cv.md``): the image encoder sees RAISE's
+        native 512x384 pixels (realness lives in fine detail) and adds the mean and standard
+        deviation of its first three stages (sharpness, noise and texture) to the pooled head;
+        a kernel ridge head beat the MLP head on 510 rated images.
         """
         return cls(
             image_encoder=ImageEncoderConfig(
-                family="efficientnet_lite", name="efficientnet-lite0", mean=LITE_MEAN, std=LITE_STD
+                family="efficientnet_lite", name="efficientnet-lite0", input_size=(384, 512),
+                mean=LITE_MEAN, std=LITE_STD, feature_levels=(0, 1, 2),
             ),
             text_encoder=TextEncoderConfig(
                 family="transformers",
@@ -123,6 +144,7 @@ class CoreConfig:
                 pooling="mean",
                 normalize=True,
             ),
+            head="kernel_ridge",
         )
 
     @classmethod

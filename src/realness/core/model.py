@@ -20,7 +20,7 @@ from torch import nn
 from realness import hub
 from realness.core.config import CoreConfig
 from realness.core.encoders import build_image_encoder, build_text_encoder
-from realness.core.head import FusionHead
+from realness.core.head import FusionHead, KernelRidgeHead
 from realness.core.pretrained import CONFIG_NAME, WEIGHTS_NAME, resolve_core_dir
 from realness.errors import RealnessError, UntrainedModelError
 
@@ -52,9 +52,12 @@ class CoreModel(nn.Module):
         self.eval()
 
     def reset_head(self) -> None:
-        """A freshly initialized fusion head (drawn from torch's global generator)."""
+        """A freshly initialized head of the configured kind (an MLP's draw comes from torch's global generator)."""
         c = self.config
-        self.head = FusionHead(c.image_dim, c.text_dim, c.hidden_dim, c.dropout, c.modalities)
+        if c.head == "kernel_ridge":
+            self.head = KernelRidgeHead(c.image_dim, c.text_dim, c.kernel_support or 1)
+        else:
+            self.head = FusionHead(c.image_dim, c.text_dim, c.hidden_dim, c.dropout, c.modalities)
 
     def encode_images(self, pixels: torch.Tensor) -> torch.Tensor:
         """Image features ``B x image_dim`` from preprocessed pixels ``B x 3 x S x S``."""
@@ -65,8 +68,9 @@ class CoreModel(nn.Module):
         return self.text_encoder(texts)
 
     def forward(self, pixels: torch.Tensor, texts: Sequence[str]) -> torch.Tensor:
-        """Realness scores (``B``) of preprocessed pixels and their descriptions."""
-        return self.head(self.encode_images(pixels), self.encode_texts(texts))
+        """Realness scores (``B``) of preprocessed pixels and their descriptions ("" for none)."""
+        image, text = self.encode_images(pixels), self.encode_texts(texts)
+        return self.head(image, text, torch.tensor([bool(t) for t in texts], device=image.device))
 
     def save_pretrained(self, directory: str | Path) -> Path:
         """Write ``config.json`` and ``model.safetensors`` into ``directory`` (created if needed)."""

@@ -12,12 +12,14 @@ import torch.nn.functional as F
 from realness.core.config import ImageEncoderConfig
 
 
-def resize_image(image: torch.Tensor, size: int, *, resize: str = "squash", interpolation: str = "bilinear") -> torch.Tensor:
-    """Resize a 3xHxW (or Bx3xHxW) float image to ``size`` x ``size``.
+def resize_image(
+    image: torch.Tensor, size: int | tuple[int, int], *, resize: str = "squash", interpolation: str = "bilinear"
+) -> torch.Tensor:
+    """Resize a 3xHxW (or Bx3xHxW) float image to ``size`` (a square side or ``(height, width)``).
 
     Args:
         image: float tensor in [0, 1].
-        size: output side in pixels.
+        size: output side in pixels, or ``(height, width)`` (``squash`` only).
         resize: ``squash`` (whole image, aspect ratio changed) or ``center_crop``
             (short side to ``size``, then the central square).
         interpolation: ``F.interpolate`` mode; antialiasing is on for the modes that support it,
@@ -30,8 +32,10 @@ def resize_image(image: torch.Tensor, size: int, *, resize: str = "squash", inte
     x = image if batched else image.unsqueeze(0)
     height, width = x.shape[-2:]
     if resize == "squash":
-        target = (size, size)
+        target = (size, size) if isinstance(size, int) else tuple(int(side) for side in size)
     elif resize == "center_crop":
+        if not isinstance(size, int):
+            raise ValueError(f"center_crop takes one square side, not {size!r}")
         scale = size / min(height, width)
         target = (max(size, round(height * scale)), max(size, round(width * scale)))
     else:

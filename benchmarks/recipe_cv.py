@@ -218,7 +218,7 @@ def main() -> None:
                 model_config, data.paths, mos, data.descriptions, folds=args.folds, config=TrainingConfig(**overrides),
                 encoders_from=base, features=features, progress=False,
             ).folds
-        record = summarize(f"{args.encoder} + {args.text} {name}", rows, time.time() - started,
+        record = summarize(f"{args.encoder} + {Path(args.text).name} {name}", rows, time.time() - started,
                            f"python benchmarks/recipe_cv.py --encoder {args.encoder} --text {args.text} --only {name}")
         records = [r for r in records if r["candidate"] != record["candidate"]] + [record]
         json_path.write_text(json.dumps(records, indent=2) + "\n")

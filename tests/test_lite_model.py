@@ -115,3 +115,19 @@ def test_cli_version_and_json_output(tmp_path):
 
     rows = json.loads(out.read_text())
     assert len(rows) == 1 and isinstance(rows[0]["score"], float)
+
+
+def test_regression_baseline_fails_when_a_generator_starts_blurring(tmp_path):
+    """The eval-loop guard the library exists for: blurring the outputs must not pass as "still real"."""
+    from realness.degrade import gaussian_blur
+    from realness.workflows.regression import assert_realness_not_dropped
+
+    names = ("astronaut.png", "chelsea.png", "coffee.png")
+    images = {name: load_image(EXAMPLES / name) for name in names}
+    descriptions = ["No."] * len(names)
+    baseline = tmp_path / "baseline.json"
+    assert_realness_not_dropped(images, baseline, descriptions=descriptions, update=True, device="cpu")
+    assert_realness_not_dropped(images, baseline, descriptions=descriptions, device="cpu")  # unchanged: passes
+    blurred = {name: gaussian_blur(image, 4.0) for name, image in images.items()}
+    with pytest.raises(AssertionError, match="dropped"):
+        assert_realness_not_dropped(blurred, baseline, descriptions=descriptions, device="cpu")

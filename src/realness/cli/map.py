@@ -29,8 +29,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     text.add_argument("--description", metavar="TEXT", help="the description, for every image")
     text.add_argument(
         "--descriptions", metavar="CSV",
-        help="CSV with filename and description columns (RAISE-TD layout); --describer fills the gaps",
+        help="CSV with an image column (path, file, filename, image or name) and a description column "
+        "(description, caption or text), matched by path; --describer fills the gaps",
     )
+    text.add_argument("--descriptions-root", metavar="DIR", help="folder the CSV's relative paths start from")
     add_describer_argument(text)
     parser.add_argument(
         "--out",

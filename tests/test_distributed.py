@@ -263,15 +263,28 @@ def test_describe_on_ray_keeps_requests_in_flight_and_never_sends_an_image_twice
         assert len(again) == 22 and next(r for r in again if r["path"].endswith("again.png"))["cached"]
 
 
-def test_describe_requests_per_minute_hold_across_actors(local_ray, describe_folder, tmp_path):
+def test_describe_requests_per_minute_hold_across_actors_and_the_driver_fills_the_sqlite_cache(
+    local_ray, describe_folder, tmp_path
+):
     fake_openai = pytest.importorskip("fake_openai")
+    from realness.describers import DescriptionCache
+    from realness.describers.base import DEFAULT_PROMPT
     from realness.distributed import describe_dataset
+    from realness.inputs import load_image, pixel_sha256
 
+    cache = DescriptionCache(tmp_path / "descriptions.sqlite3")
+    known = pixel_sha256(load_image(describe_folder / "u07.png"))
+    cache.put_many({known: "No. From the local cache."}, fake_openai.MODEL_NAME, DEFAULT_PROMPT.id)
     with fake_openai.FakeOpenAIServer() as server:
-        describe_dataset(
+        summary = describe_dataset(
             describe_folder, describer=f"{server.base_url}#{fake_openai.MODEL_NAME}", out=tmp_path / "d.parquet",
-            actors=2, concurrency=8, requests_per_minute=600, progress=False,
+            actors=2, concurrency=8, requests_per_minute=600, description_cache=cache.path, progress=False,
         )
         times = sorted(request.received_at for request in server.chat_requests)
-    assert len(times) == 16
-    assert times[-1] - times[0] >= 15 * 0.1 * 0.9  # 600/min is one every 0.1 s, whichever actor sends
+    assert len(times) == 15 and summary.cached == 5  # u07 from sqlite, 4 copies from this run
+    # 600/min is one every 0.1 s whichever actor sends: 15 requests span 1.4 s (unlimited, 16 in flight
+    # would arrive together); the margin absorbs a first request sent late on a busy machine.
+    assert times[-1] - times[0] >= 1.0
+    assert len(cache) == 16  # the driver wrote what the actors described back to the local cache
+    rows = ParquetOutput(tmp_path / "d.parquet", description_schema()).read().to_pylist()
+    assert next(r for r in rows if r["path"].endswith("to_describe/u07.png"))["description"] == "No. From the local cache."

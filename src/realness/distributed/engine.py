@@ -8,11 +8,12 @@ actors (:mod:`realness.distributed.batches`) do the decoding and the model work.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
@@ -280,20 +281,19 @@ class RunSummary:
         )
 
 
-def _prepare_context(stall_timeout: float | None, progress: bool) -> None:
-    from ray.data import DataContext
-
-    context = DataContext.get_current()
+def _configured(dataset, stall_timeout: float | None, progress: bool):
+    """``dataset`` with this run's stall limit and progress bars, set on its own context (not Ray's global one)."""
     if stall_timeout is None:
         # An explicit RAY_DATA_EXECUTION_NO_PROGRESS_TIMEOUT_S wins; Ray's own default is 30 minutes.
         stall_timeout = float(os.environ.get("RAY_DATA_EXECUTION_NO_PROGRESS_TIMEOUT_S", DEFAULT_STALL_TIMEOUT_S))
-    context.execution_no_progress_timeout_s = stall_timeout
-    context.enable_progress_bars = progress
+    dataset.context.execution_no_progress_timeout_s = stall_timeout
+    dataset.context.enable_progress_bars = progress
+    return dataset
 
 
 def _stream_into(dataset, output, stage: str, summary: RunSummary, on_table=None) -> None:
     """Pull the finished blocks of ``dataset`` and write each as one atomic file."""
-    try:
+    with _naming_stalls(stage):
         for table in dataset.iter_batches(batch_size=None, batch_format="pyarrow"):
             if table.num_rows == 0:
                 continue
@@ -303,15 +303,22 @@ def _stream_into(dataset, output, stage: str, summary: RunSummary, on_table=None
             succeeded = table.column("error").null_count
             summary.written += table.num_rows
             summary.failed += table.num_rows - succeeded
+
+
+@contextlib.contextmanager
+def _naming_stalls(stage: str) -> Iterator[None]:
+    """Turn Ray Data's no-progress error into a one-line :class:`RealnessError` naming ``stage``."""
+    try:
+        yield
     except Exception as error:
         message = str(error)
-        if "made no progress" in message:
-            first = message.strip().splitlines()[0]
-            raise RealnessError(
-                f"the {stage} stage stalled: {first} (stages still running are listed in the log above; raise "
-                "the limit with RAY_DATA_EXECUTION_NO_PROGRESS_TIMEOUT_S)"
-            ) from error
-        raise
+        if "made no progress" not in message:
+            raise
+        first = next(line for line in message.splitlines() if "made no progress" in line).strip()
+        raise RealnessError(
+            f"the {stage} stage stalled: {first} (the stages still running are in the log above; raise "
+            "the limit with RAY_DATA_EXECUTION_NO_PROGRESS_TIMEOUT_S)"
+        ) from error
 
 
 def _rows_dataset(rows: list[dict], batch_size: int):
@@ -391,10 +398,9 @@ def score_dataset(
     started = time.monotonic()
     version = weights_version(model)  # fails fast on a missing model, before any actor starts
     output = ParquetOutput(out, score_schema()) if out is not None else None
-    require_ray()
+    ray = require_ray()
     connect(address)
     summary = RunSummary("score", str(out), startup_seconds=time.monotonic() - started)
-    _prepare_context(stall_timeout, progress)
     plan = plan_actors("score", actors=actors, cpus_per_actor=cpus_per_actor, gpus_per_actor=gpus_per_actor)
     state = output.resume(retry_failed=retry_failed) if output is not None else None
     done = state.done if state is not None else set()
@@ -420,10 +426,8 @@ def score_dataset(
         summary.already_done = len(paths) - len(rows)
         if not rows:
             summary.seconds = time.monotonic() - started
-            return summary if output is not None else _rows_dataset([], batch_size)
+            return summary if output is not None else ray.data.from_arrow(score_schema().empty_table())
         dataset = _rows_dataset(rows, batch_size)
-
-    import ray.data
 
     scored = dataset.map_batches(
         ScoreBatches,
@@ -442,6 +446,7 @@ def score_dataset(
         num_cpus=plan.cpus_per_actor,
         num_gpus=plan.gpus_per_actor or None,
     )
+    scored = _configured(scored, stall_timeout, progress)
     if output is None:
         return scored
     _stream_into(scored, output, "score", summary)
@@ -521,7 +526,6 @@ def describe_dataset(
     require_ray()
     connect(address)
     summary = RunSummary("describe", str(out), startup_seconds=time.monotonic() - started)
-    _prepare_context(stall_timeout, progress)
     plan = plan_actors("describe", actors=actors, cpus_per_actor=cpus_per_actor, gpus_per_actor=0, light=True)
     batch_size = batch_size or concurrency
     state = output.resume(retry_failed=retry_failed)
@@ -551,7 +555,9 @@ def describe_dataset(
         PixelHashBatches,
         fn_constructor_kwargs={"path_column": column, "bytes_column": bytes_column},
         batch_size=batch_size, batch_format="pyarrow", compute=pool, num_cpus=plan.cpus_per_actor,
-    ).materialize()
+    )
+    with _naming_stalls("describe (hashing pixels)"):
+        hashed = _configured(hashed, stall_timeout, progress).materialize()
     hash_rows = [
         row
         for block in ray.get(hashed.select_columns(["path", "image_sha256", "error"]).to_arrow_refs())
@@ -596,6 +602,7 @@ def describe_dataset(
             },
             batch_size=batch_size, batch_format="pyarrow", compute=pool, num_cpus=plan.cpus_per_actor,
         )
+        described = _configured(described, stall_timeout, progress)
         fresh: dict[str, str] = {}
 
         def add_duplicates(table):

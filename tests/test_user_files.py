@@ -383,9 +383,12 @@ def test_a_truncated_weights_file_is_a_one_line_error_naming_it(tiny_model_dir, 
     image = write_image(tmp_path / "a.png")
     weights = tiny_model_dir / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
-    code = main(["score", str(image), "--model", str(tiny_model_dir), "--device", "cpu"])
+    out = tmp_path / "scores.csv"
+    code = main(["score", str(image), "--model", str(tiny_model_dir), "--device", "cpu", "--out", str(out)])
     err = one_line_error(capsys, code)
     assert err.startswith(f"realness score: {weights}: unreadable weights") and "truncated or corrupt" in err
+    # Nothing was scored, so nothing is left to be mistaken for an interrupted run.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "tiny-model"]
 
 
 def test_a_cut_short_config_is_a_one_line_error_naming_it(tiny_model_dir, tmp_path, capsys):

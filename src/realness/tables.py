@@ -231,19 +231,28 @@ class RowJournal:
                 f"{self.journal_path}: left by an interrupted run; add --resume to continue it, or delete it to start over"
             )
         self.rows = rows
-        with atomic_output(self.journal_path) as handle:
-            for row in rows.values():
-                handle.write(json.dumps(row, default=_json_value) + "\n")
-        # Held open across appends (one per batch) and closed by finish().
-        self._handle: IO[str] | None = open(self.journal_path, "a", encoding="utf-8")  # noqa: SIM115
+        # Opened by the first append: a run that fails before producing a row (say, while
+        # loading its model) leaves no journal behind to be mistaken for an interrupted run.
+        self._handle: IO[str] | None = None
+        self._finished = False
 
     def done(self) -> set[str]:
         """Keys of the rows already present (skip these when resuming)."""
         return set(self.rows)
 
+    def failed(self) -> int:
+        """How many rows (kept or new) hold an ``error``."""
+        return sum(1 for row in self.rows.values() if row.get("error"))
+
     def append(self, rows: Iterable[Mapping[str, Any]]) -> None:
         """Add rows and make them durable before returning."""
-        assert self._handle is not None, "append after finish"
+        assert not self._finished, "append after finish"
+        if self._handle is None:
+            with atomic_output(self.journal_path) as handle:
+                for row in self.rows.values():
+                    handle.write(json.dumps(row, default=_json_value) + "\n")
+            # Held open across appends (one per batch) and closed by finish().
+            self._handle = open(self.journal_path, "a", encoding="utf-8")  # noqa: SIM115
         for row in rows:
             self.rows[str(row.get(self.key))] = dict(row)
             self._handle.write(json.dumps(dict(row), default=_json_value) + "\n")
@@ -252,6 +261,7 @@ class RowJournal:
 
     def finish(self, order: Sequence[str] = ()) -> int:
         """Write every row to ``out`` (those named in ``order`` first, in that order); returns the count."""
+        self._finished = True
         if self._handle is not None:
             self._handle.close()
             self._handle = None

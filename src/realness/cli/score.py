@@ -63,10 +63,10 @@ def run(args: argparse.Namespace) -> int:
     inputs = paths + ([args.descriptions] if args.descriptions else [])
     check_output_path(args.out, inputs=inputs, what="--out")
     texts = match_descriptions("score", args, paths)
+    journal = RowJournal(args.out, COLUMNS, resume=args.resume) if args.out else None
     # Everything a user can get wrong is checked above: only now load the model.
     scorer = RealnessScorer(**scorer_options(args))
     names = [str(path) for path in paths]
-    journal = RowJournal(args.out, COLUMNS, resume=args.resume) if args.out else None
     done = journal.done() if journal is not None else set()
     todo = [i for i, name in enumerate(names) if name not in done]
     failed = scored = 0
@@ -107,7 +107,8 @@ def run(args: argparse.Namespace) -> int:
         return 130
     if args.out:
         print(f"realness score: {scored - failed} scored, {failed} failed{kept}{where}", file=sys.stderr)
-    return 1 if failed else 0
+    # The status describes the table handed back, rows kept from an earlier run included.
+    return 1 if (journal.failed() if journal is not None else failed) else 0
 
 
 def _print_rows(rows: list[dict], *, header: bool) -> None:

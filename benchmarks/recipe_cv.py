@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from realness.core.config import CoreConfig, ImageEncoderConfig
-from realness.core.encoders import build_text_encoder
+from realness.core.encoders import stage_ends_of, build_text_encoder
 from realness.data.raise_td import load_raise_td
 from realness.data.splits import kfold
 from realness.stats import plcc, srocc
@@ -33,7 +33,14 @@ from realness.training import FrozenFeatures, TrainingConfig, cross_validate
 RESULTS = Path(__file__).parent / "results"
 FAMILIES = ("blur", "noise", "jpeg", "downscale")
 HEAD_DIM = 1280
-LITE0_LEVEL_CHANNELS = (16, 24, 40, 80, 112, 192, 320)
+
+
+def stage_widths(encoder: str) -> tuple[int, ...]:
+    """Output channels of each stage of an EfficientNet-Lite (the layout of the cached all-levels features)."""
+    from realness.core.encoders import build_image_encoder
+
+    net = build_image_encoder(ImageEncoderConfig(family="efficientnet_lite", name=encoder), pretrained=False).net
+    return tuple(net._blocks[end]._block_args.output_filters for end in stage_ends_of(net))
 
 
 def level_columns(channels: tuple[int, ...], levels: tuple[int, ...]) -> list[int]:
@@ -47,7 +54,9 @@ def level_columns(channels: tuple[int, ...], levels: tuple[int, ...]) -> list[in
 
 
 def load_features(cache: Path, encoder: str, views: list[str]) -> dict[str, torch.Tensor]:
-    return {view: torch.load(cache / encoder / f"train_{view}.pt", weights_only=True)["features"] for view in views}
+    """The cached views of ``encoder`` that exist (an encoder may have been encoded unaltered only)."""
+    paths = {view: cache / encoder / f"train_{view}.pt" for view in views}
+    return {view: torch.load(path, weights_only=True)["features"] for view, path in paths.items() if path.exists()}
 
 
 TEXT_ENCODERS = {"minilm": "sentence-transformers/all-MiniLM-L6-v2", "mpnet": "sentence-transformers/all-mpnet-base-v2"}
@@ -188,15 +197,16 @@ def main() -> None:
     folds = kfold(len(data), args.folds, seed=0)
     json_path = RESULTS / "recipe_cv.json"
     records = json.loads(json_path.read_text()) if json_path.exists() else []
-    base = None
+    base, widths = None, stage_widths(args.encoder)
     for name, (kind, levels, overrides, model_overrides) in candidates().items():
         if args.only and name not in args.only:
             continue
-        columns = level_columns(LITE0_LEVEL_CHANNELS, levels)
+        columns = level_columns(widths, levels)
         pick = lambda t: t[:, columns]  # noqa: E731
+        families = tuple(f for f in FAMILIES if f in views)
         features = FrozenFeatures(
-            image=torch.stack([pick(views["clean"]), pick(views["flip"])]), text=text, empty_text=empty,
-            degraded=torch.stack([pick(views[f]) for f in FAMILIES]), families=FAMILIES,
+            image=torch.stack([pick(views[v]) for v in ("clean", "flip") if v in views]), text=text, empty_text=empty,
+            degraded=torch.stack([pick(views[f]) for f in families]) if families else None, families=families,
         )
         started = time.time()
         if kind == "svr":
@@ -224,7 +234,7 @@ def main() -> None:
         json_path.write_text(json.dumps(records, indent=2) + "\n")
         write_table(records)
         print(f"{record['candidate']}: SROCC {record['srocc'][0]:.3f}±{record['srocc'][1]:.3f} "
-              f"img-only {record['srocc_image_only'][0]:.3f} lower_blur {record['lower_blur'][0]:.2f}", flush=True)
+              f"img-only {record['srocc_image_only'][0]:.3f}", flush=True)
 
 
 if __name__ == "__main__":

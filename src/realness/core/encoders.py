@@ -164,7 +164,7 @@ class EfficientNetLiteEncoder(ImageEncoder):
             self.net.load_state_dict(_efficientnet_state(config.name), strict=True)
         self.net._fc = nn.Identity()  # classifier unused: features come from the pooled head
         self.net._dropout = nn.Identity()
-        self.stage_ends = _stage_ends(self.net)
+        self.stage_ends = stage_ends_of(self.net)
         levels = list(config.feature_levels)
         if any(not 0 <= level < len(self.stage_ends) for level in levels):
             raise ValueError(f"feature_levels {levels} out of range: {config.name} has {len(self.stage_ends)} stages")
@@ -201,7 +201,7 @@ class EfficientNetLiteEncoder(ImageEncoder):
         return [self.net._blocks[-1], self.net._conv_head, self.net._bn1]
 
 
-def _stage_ends(net: nn.Module) -> list[int]:
+def stage_ends_of(net: nn.Module) -> list[int]:
     """Index of the last block of each stage (a stage ends where the block output width changes)."""
     widths = [block._block_args.output_filters for block in net._blocks]
     return [i for i in range(len(widths)) if i == len(widths) - 1 or widths[i + 1] != widths[i]]

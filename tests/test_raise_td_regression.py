@@ -41,3 +41,21 @@ def test_bundled_model_matches_recorded_accuracy(with_descriptions):
     assert srocc(scores, test.mos) == pytest.approx(recorded["srocc"], abs=TOLERANCE)
     assert plcc(scores, test.mos) == pytest.approx(recorded["plcc"], abs=TOLERANCE)
 
+
+
+@pytest.mark.slow
+@pytest.mark.dataset
+def test_realness_train_alone_reproduces_the_bundled_model(tmp_path):
+    """`realness train --raise-td ROOT` with no other flag is the shipped recipe (about 15 minutes on 2 cores)."""
+    root = require_raise_td()
+    from realness.cli import main
+    from realness.core import RealnessScorer
+    from realness.data import load_raise_td
+    from realness.stats import plcc, srocc
+
+    assert main(["train", "--raise-td", str(root), "--out", str(tmp_path / "model")]) == 0
+    test = load_raise_td(root, split="test")
+    scores = RealnessScorer.from_pretrained(str(tmp_path / "model"), device="cpu")(test.paths, test.descriptions).scores.numpy()
+    recorded = _recorded("bundled realness-core-lite, with descriptions")
+    assert srocc(scores, test.mos) == pytest.approx(recorded["srocc"], abs=0.02)
+    assert plcc(scores, test.mos) == pytest.approx(recorded["plcc"], abs=0.02)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 
@@ -31,7 +30,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 def run_agin(
     paths: list,
     mos: np.ndarray,
-    descriptions: list[Optional[str]],
+    descriptions: list[str | None],
     model_config: CoreConfig,
     training: TrainingConfig,
     *,
@@ -46,7 +45,7 @@ def run_agin(
     return {"columns": ["fold", "srocc", "plcc"], "rows": rows}
 
 
-def _descriptions(data, csv_path: Optional[str]) -> list[Optional[str]]:
+def _descriptions(data, csv_path: str | None) -> list[str | None]:
     if csv_path is None:
         return list(data.descriptions)
     from realness.cli.common import read_descriptions_csv

@@ -48,7 +48,10 @@ def main() -> int:
     rows = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # image-only scoring is what is measured here
-        base = {True: scorer(originals, texts, progress=False).scores.numpy(), False: scorer(originals, progress=False).scores.numpy()}
+        base = {
+            True: scorer(originals, texts, progress=False).scores.numpy(),
+            False: scorer(originals, progress=False).scores.numpy(),
+        }
         for name, degrade in DEGRADATIONS.items():
             degraded = [degrade(image, generator) for image in originals]
             row = {"degradation": name}

@@ -47,7 +47,8 @@ def main() -> int:
     scorer = RealnessScorer.from_pretrained(args.model, device=args.device)
     label = "bundled " + args.model if args.model == DEFAULT_MODEL else args.model
     rows = []
-    for slug, name, descriptions in (("bundled", "with descriptions", test.descriptions), ("bundled_no_text", "image only", None)):
+    variants = (("bundled", "with descriptions", test.descriptions), ("bundled_no_text", "image only", None))
+    for slug, name, descriptions in variants:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # image-only is what this row measures
             scores = scorer(test.paths, descriptions, progress=False).scores.numpy()

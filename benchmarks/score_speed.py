@@ -54,7 +54,8 @@ def bare_throughput(model: CoreModel, pixels: torch.Tensor, texts: list[str], ba
     started = time.perf_counter()
     for start in range(0, len(pixels), batch_size):
         chunk = texts[start : start + batch_size]
-        model.head(model.image_encoder(pixels[start : start + batch_size]), model.text_encoder(chunk), torch.tensor([bool(t) for t in chunk]))
+        image = model.image_encoder(pixels[start : start + batch_size])
+        model.head(image, model.text_encoder(chunk), torch.tensor([bool(t) for t in chunk]))
     return len(pixels) / (time.perf_counter() - started)
 
 

@@ -12,9 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import REPO_ROOT
-
 import realness
+from conftest import REPO_ROOT
 from realness.core import DEFAULT_MODEL, CoreConfig, CoreModel, RealnessScorer
 from realness.core import pretrained as pretrained_module
 from realness.errors import ChecksumError
@@ -59,7 +58,8 @@ def test_lite_text_encoder_matches_sentence_transformers(lite_model):
 
 def test_bundled_model_scores_the_examples(lite_model):
     assert lite_model.trained and lite_model.config.image_dim == 1280 + 2 * (16 + 24 + 40) and lite_model.config.text_dim == 384
-    descriptions = {row["filename"]: row["description"] for row in csv.DictReader(open(REPO_ROOT / "examples" / "descriptions.csv"))}
+    with open(REPO_ROOT / "examples" / "descriptions.csv") as handle:
+        descriptions = {row["filename"]: row["description"] for row in csv.DictReader(handle)}
     names = sorted(descriptions)
     result = RealnessScorer(lite_model, device="cpu")([EXAMPLES / n for n in names], [descriptions[n] for n in names])
     assert torch.isfinite(result.scores).all()

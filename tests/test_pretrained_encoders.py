@@ -43,7 +43,9 @@ def test_efficientnet_lite_classifies_bundled_photos_as_published(name, side):
 
 
 def test_feature_levels_append_mean_and_std_of_each_stage():
-    base = ImageEncoderConfig(family="efficientnet_lite", name="efficientnet-lite0", input_size=(96, 128), mean=LITE_MEAN, std=LITE_STD)
+    base = ImageEncoderConfig(
+        family="efficientnet_lite", name="efficientnet-lite0", input_size=(96, 128), mean=LITE_MEAN, std=LITE_STD
+    )
     plain = build_image_encoder(base).eval()
     levels = build_image_encoder(ImageEncoderConfig(**{**base.__dict__, "feature_levels": (0, 6)})).eval()
     assert plain.dim == 1280 and levels.dim == 1280 + 2 * (16 + 320)

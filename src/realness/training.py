@@ -30,7 +30,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 import torch
@@ -40,7 +40,6 @@ from tqdm.auto import tqdm
 from realness.augment import Augmentation
 from realness.core.config import CoreConfig
 from realness.core.model import CoreModel
-
 
 # A pure mirror image: the only augmentation the recipe search found harmless (benchmarks/results/recipe_cv.md).
 MIRROR = Augmentation(flip=1.0, max_rotation=0.0, brightness=0.0, contrast=0.0, saturation=0.0)
@@ -120,12 +119,12 @@ def train_core(
     model_config: CoreConfig,
     images: Sequence[Any],
     mos: Sequence[float],
-    descriptions: Sequence[Optional[str]],
+    descriptions: Sequence[str | None],
     *,
-    config: Optional[TrainingConfig] = None,
-    validation_indices: Optional[Sequence[int]] = None,
-    encoders_from: Optional[CoreModel] = None,
-    features: Optional["FrozenFeatures"] = None,
+    config: TrainingConfig | None = None,
+    validation_indices: Sequence[int] | None = None,
+    encoders_from: CoreModel | None = None,
+    features: FrozenFeatures | None = None,
     progress: bool = True,
 ) -> TrainingRun:
     """Train a CORE model on rated images and keep the epoch with the best validation SROCC.
@@ -210,10 +209,10 @@ class FrozenFeatures:
     image: torch.Tensor
     text: torch.Tensor
     empty_text: torch.Tensor
-    degraded: Optional[torch.Tensor] = None
+    degraded: torch.Tensor | None = None
     families: tuple[str, ...] = ()
 
-    def subset(self, indices: Sequence[int]) -> "FrozenFeatures":
+    def subset(self, indices: Sequence[int]) -> FrozenFeatures:
         """The features of the samples at ``indices`` only (e.g. one cross-validation fold)."""
         index = torch.as_tensor(list(indices), dtype=torch.long)
         degraded = None if self.degraded is None else self.degraded[:, index]
@@ -224,9 +223,9 @@ class FrozenFeatures:
 def encode_frozen_features(
     model: CoreModel,
     images: Sequence[Any],
-    descriptions: Sequence[Optional[str]],
+    descriptions: Sequence[str | None],
     *,
-    config: Optional[TrainingConfig] = None,
+    config: TrainingConfig | None = None,
     progress: bool = True,
 ) -> FrozenFeatures:
     """Encode ``config.augmented_views`` augmented views and the degraded copies of every image, and every description.
@@ -313,12 +312,12 @@ def cross_validate(
     model_config: CoreConfig,
     images: Sequence[Any],
     mos: Sequence[float],
-    descriptions: Sequence[Optional[str]],
+    descriptions: Sequence[str | None],
     *,
     folds: int = 5,
-    config: Optional[TrainingConfig] = None,
-    encoders_from: Optional[CoreModel] = None,
-    features: Optional[FrozenFeatures] = None,
+    config: TrainingConfig | None = None,
+    encoders_from: CoreModel | None = None,
+    features: FrozenFeatures | None = None,
     progress: bool = True,
 ) -> CrossValidation:
     """k-fold cross-validation of a frozen-encoder recipe: the honest way to choose one.
@@ -352,19 +351,16 @@ def cross_validate(
             config=config, encoders_from=encoders_from, features=features.subset(train_idx), progress=False,
         )
         head, held = run.model.head.eval(), features.subset(held_idx)
+        fold: dict[str, float] = {}
+        image_only = held.empty_text.expand(len(held_idx), -1)
         with torch.inference_mode():
-            image_only = held.empty_text.expand(len(held_idx), -1)
-            scores = {
-                suffix: (lambda image, text=text, flag=flag: head(image, text, torch.full((len(held_idx),), flag)).numpy())
-                for suffix, text, flag in (("", held.text, True), ("_image_only", image_only, False))
-            }
-            fold: dict[str, float] = {}
-            for suffix, predict in scores.items():
-                clean = predict(held.image[0])
+            for suffix, text, has_text in (("", held.text, True), ("_image_only", image_only, False)):
+                flags = torch.full((len(held_idx),), has_text)
+                clean = head(held.image[0], text, flags).numpy()
                 fold["srocc" + suffix] = float(srocc(clean, mos_array[held_idx]))
                 fold["plcc" + suffix] = float(plcc(clean, mos_array[held_idx]))
                 for family, degraded in zip(held.families, held.degraded if held.degraded is not None else []):
-                    fold[f"lower_{family}{suffix}"] = float(np.mean(predict(degraded) < clean))
+                    fold[f"lower_{family}{suffix}"] = float(np.mean(head(degraded, text, flags).numpy() < clean))
         results.append(fold)
         if progress:
             print(
@@ -549,7 +545,7 @@ def save_training_outputs(run: TrainingRun, out_dir: str | Path, *, config: Trai
     return out_dir
 
 
-def plot_training_curve(history: list[dict[str, float]], path: str | Path, *, best_epoch: Optional[int] = None) -> None:
+def plot_training_curve(history: list[dict[str, float]], path: str | Path, *, best_epoch: int | None = None) -> None:
     """Training loss per epoch and, when something was held out, validation SROCC with the kept epoch marked."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure

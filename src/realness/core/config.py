@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Literal, Optional, Union
+from typing import Any, Literal
 
 Resize = Literal["squash", "center_crop"]
 Pooling = Literal["mean", "cls", "pooler"]
@@ -47,7 +47,7 @@ class ImageEncoderConfig:
 
     family: str
     name: str
-    input_size: Union[int, tuple[int, int]] = 224
+    input_size: int | tuple[int, int] = 224
     resize: Resize = "squash"
     interpolation: str = "bilinear"
     mean: tuple[float, float, float] = IMAGENET_MEAN
@@ -55,7 +55,7 @@ class ImageEncoderConfig:
     min_size: int = 32
     feature_levels: tuple[int, ...] = ()
     trainable: Trainable = "frozen"
-    revision: Optional[str] = None
+    revision: str | None = None
 
     @property
     def input_shape(self) -> tuple[int, int]:
@@ -87,7 +87,7 @@ class TextEncoderConfig:
     normalize: bool = False
     max_length: int = 128
     trainable: Trainable = "frozen"
-    revision: Optional[str] = None
+    revision: str | None = None
 
 
 @dataclass
@@ -114,17 +114,17 @@ class CoreConfig:
     text_encoder: TextEncoderConfig
     hidden_dim: int = 529
     head: Literal["mlp", "kernel_ridge"] = "mlp"
-    kernel_support: Optional[int] = None
+    kernel_support: int | None = None
     dropout: float = 0.1
-    image_dim: Optional[int] = None
-    text_dim: Optional[int] = None
+    image_dim: int | None = None
+    text_dim: int | None = None
     score_units: str = "RAISE-TD MOS z-score (higher = more real)"
     includes_encoder_weights: bool = False
     modalities: Literal["both", "image", "text"] = "both"
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def lite(cls) -> "CoreConfig":
+    def lite(cls) -> CoreConfig:
         """EfficientNet-Lite0 at 384x512 + all-MiniLM-L6-v2, kernel ridge head: real weights, fully offline.
 
         The recipe of the bundled model, chosen by 5-fold cross-validation on RAISE-TD's
@@ -148,7 +148,7 @@ class CoreConfig:
         )
 
     @classmethod
-    def paper(cls) -> "CoreConfig":
+    def paper(cls) -> CoreConfig:
         """The paper's CORE: ImageNet ResNet-50 (2048-d) + BERT-base-uncased (768-d, CLS token)."""
         return cls(
             image_encoder=ImageEncoderConfig(family="transformers", name="microsoft/resnet-50"),
@@ -158,7 +158,7 @@ class CoreConfig:
         )
 
     @classmethod
-    def preset(cls, name: str) -> "CoreConfig":
+    def preset(cls, name: str) -> CoreConfig:
         """A named configuration: ``lite`` or ``paper``."""
         presets = {"lite": cls.lite, "paper": cls.paper}
         if name not in presets:
@@ -170,7 +170,7 @@ class CoreConfig:
         return {"model_type": "realness-core", **dataclasses.asdict(self)}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "CoreConfig":
+    def from_dict(cls, data: dict[str, Any]) -> CoreConfig:
         """Rebuild a configuration from :meth:`to_dict`'s output; unknown keys are an error."""
         data = {k: v for k, v in data.items() if k != "model_type"}
         image = ImageEncoderConfig(**_tuples(data.pop("image_encoder")))

@@ -19,8 +19,8 @@ from realness.core.config import ImageEncoderConfig, TextEncoderConfig
 from realness.core.preprocess import ImagePreprocessor
 from realness.errors import MissingDependencyError
 
-_IMAGE_ENCODERS: dict[str, type["ImageEncoder"]] = {}
-_TEXT_ENCODERS: dict[str, type["TextEncoder"]] = {}
+_IMAGE_ENCODERS: dict[str, type[ImageEncoder]] = {}
+_TEXT_ENCODERS: dict[str, type[TextEncoder]] = {}
 
 TOKENIZER_FILES = (
     "tokenizer.json",
@@ -52,14 +52,14 @@ def register_text_encoder(family: str) -> Callable[[type], type]:
     return add
 
 
-def build_image_encoder(config: ImageEncoderConfig, *, pretrained: bool = True) -> "ImageEncoder":
+def build_image_encoder(config: ImageEncoderConfig, *, pretrained: bool = True) -> ImageEncoder:
     """The image encoder ``config`` names, with its pretrained weights unless ``pretrained=False``."""
     if config.family not in _IMAGE_ENCODERS:
         raise ValueError(f"unknown image encoder family {config.family!r}; known: {sorted(_IMAGE_ENCODERS)}")
     return _IMAGE_ENCODERS[config.family](config, pretrained=pretrained)
 
 
-def build_text_encoder(config: TextEncoderConfig, *, pretrained: bool = True) -> "TextEncoder":
+def build_text_encoder(config: TextEncoderConfig, *, pretrained: bool = True) -> TextEncoder:
     """The text encoder ``config`` names, with its pretrained weights unless ``pretrained=False``."""
     if config.family not in _TEXT_ENCODERS:
         raise ValueError(f"unknown text encoder family {config.family!r}; known: {sorted(_TEXT_ENCODERS)}")
@@ -263,7 +263,8 @@ class TransformersImageEncoder(ImageEncoder):
         output = self.model(pixel_values=pixels)
         pooled = getattr(output, "pooler_output", None)
         if pooled is None:
-            pooled = output.last_hidden_state.flatten(2).mean(-1) if output.last_hidden_state.dim() == 4 else output.last_hidden_state.mean(1)
+            hidden = output.last_hidden_state
+            pooled = hidden.flatten(2).mean(-1) if hidden.dim() == 4 else hidden.mean(1)
         return pooled.flatten(1)
 
     def last_stage(self) -> Sequence[nn.Module]:

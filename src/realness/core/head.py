@@ -44,8 +44,11 @@ class FusionHead(nn.Module):
         self.text_mean.copy_(text_features.mean(0))
         self.text_std.copy_(text_features.std(0).clamp_min(1e-4))
 
-    def forward(self, image_features: torch.Tensor, text_features: torch.Tensor, has_text: torch.Tensor | None = None) -> torch.Tensor:
-        # has_text is unused: trained with description dropout, the MLP reads "no description" from the empty text's features.
+    def forward(
+        self, image_features: torch.Tensor, text_features: torch.Tensor, has_text: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        # has_text is unused: trained with description dropout, the MLP reads "no description"
+        # from the empty text's features.
         image = (image_features - self.image_mean) / self.image_std
         text = (text_features - self.text_mean) / self.text_std
         if not self.use_image:
@@ -89,7 +92,9 @@ class KernelRidgeHead(nn.Module):
         image = (image_features.float() - self.image_mean) / self.image_std
         return image, text_features.float() * self.text_scale
 
-    def forward(self, image_features: torch.Tensor, text_features: torch.Tensor, has_text: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, image_features: torch.Tensor, text_features: torch.Tensor, has_text: torch.Tensor | None = None
+    ) -> torch.Tensor:
         image, text = self.standardize(image_features, text_features)
         support_image, support_text = self.support_image.float(), self.support_text.float()
         image_distance = torch.cdist(image, support_image).square()

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import copy
 import os
+import sys
 import threading
 from collections.abc import Iterator
 from typing import Any, Optional, Union
 
 import torch
 from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
 
 from realness.core.model import CoreModel
 from realness.core.pretrained import DEFAULT_MODEL
@@ -24,6 +26,7 @@ from realness.descriptions import (
     warn_image_only,
 )
 from realness.errors import InvalidImageError, SkippedItem, check_on_error
+from realness.inputs import ImagePathsDataset, collate_decoded, item_name, split_batch
 from realness.runtime import DeviceLike, autocast, check_precision, precision_from_dtype, resolve_device
 from realness.verdict import parse_verdict
 
@@ -206,8 +209,6 @@ class RealnessScorer:
 
     def _prepare(self, images: Any, descriptions: DescriptionsLike, on_error: str):
         """``(items, single, names, texts, describer)``: the batch split, named, and aligned with its descriptions."""
-        from realness.inputs import item_name, split_batch
-
         check_on_error(on_error)
         texts, describer = split_describer(descriptions, self.describer)
         items, single = split_batch(images)
@@ -237,10 +238,6 @@ class RealnessScorer:
 
     def _batches(self, items, names, wanted, show):
         """Yield (indices, pixels, failures) per batch; decoding overlaps compute in workers."""
-        from tqdm.auto import tqdm
-
-        from realness.inputs import ImagePathsDataset, collate_decoded
-
         encoder = self.model.image_encoder
         dataset = ImagePathsDataset([items[i] for i in wanted], encoder.preprocess, min_size=encoder.config.min_size)
         workers = self.num_workers if self.num_workers is not None else auto_decode_workers(dataset.items, self.batch_size, self.device)
@@ -275,8 +272,6 @@ def quiet_worker_teardown(worker_id: int) -> None:
     when the main process is interrupted mid-transfer that thread's pipe breaks and it
     reports the ``BrokenPipeError`` through ``sys.excepthook``, which is expected then.
     """
-    import sys
-
     previous = sys.excepthook
 
     def hook(kind, value, traceback):

@@ -298,9 +298,11 @@ class CrossValidation:
     folds: list[dict[str, float]]
 
     def mean(self, key: str) -> float:
+        """Mean of ``key`` over folds."""
         return float(np.mean([fold[key] for fold in self.folds]))
 
     def std(self, key: str) -> float:
+        """Standard deviation of ``key`` over folds (population, as the fold count is all there is)."""
         return float(np.std([fold[key] for fold in self.folds]))
 
     def summary(self) -> dict[str, tuple[float, float]]:
@@ -328,7 +330,9 @@ def cross_validate(
 
     Args:
         model_config: encoders (frozen) and head.
-        images, mos, descriptions: the rated training data (never a test split).
+        images: the training images (never a test split).
+        mos: one mean opinion score per image.
+        descriptions: one description per image (None or "" for none).
         folds: number of folds.
         config: the recipe (default: :class:`TrainingConfig`, the shipped recipe).
         encoders_from: reuse this model's loaded encoders.

@@ -35,7 +35,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 from fake_openai import FakeOpenAIServer  # noqa: E402
-
 from realness.describers import CachedDescriber, OpenAIDescriber, summarize  # noqa: E402
 
 SIZES = ((64, 64), (384, 512))

@@ -23,9 +23,9 @@ import json
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable, Optional
 
 import numpy as np
 from PIL import Image
@@ -50,10 +50,10 @@ class RecordedRequest:
 
     path: str
     headers: dict
-    body: Optional[dict]
-    image: Optional[np.ndarray] = None
-    image_format: Optional[str] = None
-    key: Optional[str] = None
+    body: dict | None
+    image: np.ndarray | None = None
+    image_format: str | None = None
+    key: str | None = None
     behaviour: str = "ok"
     received_at: float = 0.0
 
@@ -85,7 +85,7 @@ class FakeOpenAIServer:
     def __post_init__(self):
         self._lock = threading.Lock()
         self._attempts: dict[str, int] = {}
-        self._server: Optional[ThreadingHTTPServer] = None
+        self._server: ThreadingHTTPServer | None = None
         self._in_flight = 0
         self.max_in_flight = 0
 
@@ -118,7 +118,7 @@ class FakeOpenAIServer:
     def __exit__(self, *exc) -> None:
         self.stop()
 
-    def _next_behaviour(self, key: Optional[str]) -> str:
+    def _next_behaviour(self, key: str | None) -> str:
         if key is None:
             return "ok"
         with self._lock:
@@ -207,10 +207,10 @@ class _Handler(BaseHTTPRequestHandler):
                 content, refusal = None, "I'm sorry, I can't help with that."
             self._send_json(200, _completion(body.get("model", MODEL_NAME), content, refusal))
 
-    def _send_json(self, status: int, payload: dict, headers: Optional[dict] = None) -> None:
+    def _send_json(self, status: int, payload: dict, headers: dict | None = None) -> None:
         self._send_raw(status, json.dumps(payload).encode(), "application/json", headers)
 
-    def _send_raw(self, status: int, data: bytes, content_type: str, headers: Optional[dict] = None) -> None:
+    def _send_raw(self, status: int, data: bytes, content_type: str, headers: dict | None = None) -> None:
         try:
             self.send_response(status)
             self.send_header("Content-Type", content_type)
@@ -223,7 +223,7 @@ class _Handler(BaseHTTPRequestHandler):
             pass  # the client gave up (timeout); nothing to answer
 
 
-def _decode_first_image(body: dict) -> tuple[Optional[np.ndarray], Optional[str]]:
+def _decode_first_image(body: dict) -> tuple[np.ndarray | None, str | None]:
     for message in body.get("messages", []):
         content = message.get("content")
         if not isinstance(content, list):
@@ -237,7 +237,7 @@ def _decode_first_image(body: dict) -> tuple[Optional[np.ndarray], Optional[str]
     return None, None
 
 
-def _completion(model: str, content: Optional[str], refusal: Optional[str]) -> dict:
+def _completion(model: str, content: str | None, refusal: str | None) -> dict:
     return {
         "id": "chatcmpl-fake",
         "object": "chat.completion",

@@ -11,8 +11,8 @@ import pytest
 import torch
 from PIL import Image
 
-from realness.core import CoreConfig, CoreModel, RealnessScorer, UntrainedModelError
 from realness import descriptions as descriptions_module
+from realness.core import CoreConfig, CoreModel, RealnessScorer, UntrainedModelError
 from realness.errors import ImageOnlyWarning, InvalidImageError
 
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-from fake_hub import FakeHub
-from test_hub import hub_env  # noqa: F401  (fixture)
 
+from fake_hub import FakeHub
 from realness import hub
 from realness.core import CoreModel, RealnessScorer
 from realness.errors import ChecksumError, WeightsNotFoundError
+from test_hub import hub_env  # noqa: F401  (fixture)
 
 REPO = "me/tiny-core"
 

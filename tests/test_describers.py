@@ -222,8 +222,8 @@ def test_cli_writes_the_raise_td_layout_and_summarizes(tmp_path, capsys):
         first_err = capsys.readouterr().err
         rows = list(csv.DictReader(out.open()))
         # Keyed by the path as given, so equally named files in two folders never share a row.
-        assert [row["filename"] for row in rows] == [str(images / f"img{i}.png") for i in range(3)]
-        assert list(rows[0]) == ["filename", "MOS", "description"]
+        assert [row["path"] for row in rows] == [str(images / f"img{i}.png") for i in range(3)]
+        assert list(rows[0]) == ["path", "MOS", "description"]
         assert all(row["description"].startswith("Somewhat. Image ") for row in rows)
         assert "skipped" in first_err and "broken.png" in first_err
         assert "described 3 (cached 0), failed 1, tokens used" in first_err

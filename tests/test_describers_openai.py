@@ -13,7 +13,6 @@ from PIL import Image
 pytest.importorskip("openai")
 
 from fake_openai import FakeOpenAIServer, default_reply, image_key  # noqa: E402
-
 from realness.describers import CachedDescriber, OpenAIDescriber, build_describer, summarize  # noqa: E402
 from realness.describers.base import DEFAULT_PROMPT  # noqa: E402
 from realness.describers.openai import _retry_after_seconds  # noqa: E402

@@ -161,7 +161,7 @@ def test_score_on_ray_matches_local_engine_and_names_errors_per_row(local_ray, i
     local_csv = tmp_path / "local.csv"
     run_cli("score", image_folder, "--model", tiny_model_dir, "--out", local_csv)
     with open(local_csv, newline="") as handle:
-        local = {row.get("path") or row["name"]: row["score"] for row in csv.DictReader(handle)}
+        local = {row["path"]: row["score"] for row in csv.DictReader(handle)}
     assert local.keys() == rows.keys()
     for path, score in local.items():
         if score:

@@ -100,7 +100,7 @@ def test_cli_scores_a_folder_and_reports_bad_files(tmp_path):
     assert "broken.png" in done.stderr and "Traceback" not in done.stderr
     rows = list(csv.DictReader(open(out)))
     assert len(rows) == 5
-    by_name = {Path(r["name"]).name: r for r in rows}
+    by_name = {Path(r["path"]).name: r for r in rows}
     assert by_name["broken.png"]["score"] == "" and by_name["broken.png"]["error"]
     assert all(math.isfinite(float(by_name[n]["score"])) for n in by_name if n != "broken.png")
     assert by_name["chelsea_edited.png"]["verdict"] == "yes"

@@ -91,7 +91,7 @@ def test_score_out_into_a_missing_folder_creates_it(tiny_model_dir, tmp_path, ca
     out = tmp_path / "new" / "deeper" / "scores.json"
     assert main(["score", str(image), "--out", str(out), "--model", str(tiny_model_dir), "--device", "cpu"]) == 0
     rows = json.loads(out.read_text())
-    assert [row["name"] for row in rows] == [str(image)] and isinstance(rows[0]["score"], float)
+    assert [row["path"] for row in rows] == [str(image)] and isinstance(rows[0]["score"], float)
     assert sorted(p.name for p in out.parent.iterdir()) == ["scores.json"]  # no temporary or journal left
 
 
@@ -139,7 +139,7 @@ def test_same_file_names_in_two_folders_get_their_own_descriptions(tiny_model_di
                  "--model", str(tiny_model_dir), "--device", "cpu"])
     assert code == 0, capsys.readouterr().err
     rows = read_rows(tmp_path / "s.csv")
-    assert [(r["name"], r["description"]) for r in rows] == [
+    assert [(r["path"], r["description"]) for r in rows] == [
         ("a/img.png", "Yes. A hand with six fingers."),
         ("b/img.png", "No."),
     ]
@@ -156,7 +156,7 @@ def test_a_bare_file_name_two_images_share_is_reported_not_guessed(tiny_model_di
                  "--model", str(tiny_model_dir), "--device", "cpu"])
     err = capsys.readouterr().err
     assert code == 0, err
-    rows = {r["name"]: r["description"] for r in read_rows(tmp_path / "s.csv")}
+    rows = {r["path"]: r["description"] for r in read_rows(tmp_path / "s.csv")}
     assert rows == {"a/img.png": "", "b/img.png": "", "b/solo.png": "Somewhat. Odd shadow."}
     assert "2 images share a file name its rows cannot tell apart" in err and "a/img.png, b/img.png" in err
     assert "1 rows match no image: gone.png" in err
@@ -304,12 +304,12 @@ def interrupt_after(command: list[str], out: Path, rows: int) -> subprocess.Comp
 
 def check_table(out: Path, images: list[str]) -> dict[str, dict]:
     rows = read_rows(out)
-    names = [row["name"] for row in rows]
+    names = [row["path"] for row in rows]
     assert len(names) == len(set(names)), "a row appears twice"
     assert set(names) <= set(images)
     for row in rows:
         assert (row["score"] == "") == (row["error"] != ""), row  # every row is a score or a named error
-    return {row["name"]: row for row in rows}
+    return {row["path"]: row for row in rows}
 
 
 def run_interrupted_and_resumed(tmp_path: Path, model_dir: Path, count: int, seed: int) -> None:
@@ -341,7 +341,7 @@ def run_interrupted_and_resumed(tmp_path: Path, model_dir: Path, count: int, see
     assert f"{done} already there" in final.stderr
     rows = check_table(out, images)
     assert sorted(rows) == images  # exactly one row per image
-    assert [row["name"] for row in read_rows(out)] == images  # in the order of the folder scan
+    assert [row["path"] for row in read_rows(out)] == images  # in the order of the folder scan
     for name, row in rows.items():
         assert bool(row["error"]) == bool(expected[name]["error"]), name
         if row["score"]:

@@ -156,7 +156,7 @@ def test_select_best_reads_layout_and_descriptions(tiny_model, tmp_path):
     scorer = RealnessScorer(tiny_model, device="cpu")
     result = select_best(root, model=scorer)
     direct = scorer([str(c.path) for c in candidates.values()], [c.description for c in candidates.values()]).scores
-    for (key, candidate), expected in zip(candidates.items(), direct.tolist()):
+    for (key, _candidate), expected in zip(candidates.items(), direct.tolist()):
         scored = next(c for c in result.candidates if (c.model, c.prompt_id) == key)
         assert scored.score == pytest.approx(expected, abs=1e-5)
     for prompt, winner in result.winners.items():

@@ -14,7 +14,6 @@ import contextlib
 import importlib
 import importlib.util
 from collections.abc import Iterator
-from typing import Optional
 
 # BrokenDependencyError lives in realness.errors with every other exception; callers may import it from here.
 from realness.errors import BrokenDependencyError
@@ -46,10 +45,10 @@ def transformers_import_guard(what: str) -> Iterator[None]:
         ) from error
 
 
-def broken_torchvision_reason(error: BaseException) -> Optional[str]:
+def broken_torchvision_reason(error: BaseException) -> str | None:
     """Why torchvision is broken, when it is what ``error`` comes from; None otherwise."""
     seen = set()
-    current: Optional[BaseException] = error
+    current: BaseException | None = error
     while current is not None and id(current) not in seen:
         seen.add(id(current))
         if "torchvision" in str(current):

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import pytest
 
@@ -45,13 +45,13 @@ class RealnessBaselineCheck:
         default_model: the model used when a call names none.
     """
 
-    def __init__(self, directory: Path, test_name: str, *, update: bool, default_model: Optional[str]):
+    def __init__(self, directory: Path, test_name: str, *, update: bool, default_model: str | None):
         self.directory = directory
         self.test_name = test_name
         self.update = update
         self.default_model = default_model
 
-    def path(self, name: Optional[str] = None) -> Path:
+    def path(self, name: str | None = None) -> Path:
         """The baseline file for ``name`` (default: the test's name).
 
         Args:
@@ -63,7 +63,7 @@ class RealnessBaselineCheck:
         label = self.test_name if name is None else f"{self.test_name}-{name}"
         return self.directory / (re.sub(r"[^A-Za-z0-9_.-]+", "_", label).strip("_") + ".json")
 
-    def __call__(self, images: Any, *, name: Optional[str] = None, model: Any = None, **kwargs: Any) -> Any:
+    def __call__(self, images: Any, *, name: str | None = None, model: Any = None, **kwargs: Any) -> Any:
         """Check ``images`` against the test's stored baseline (or rewrite it).
 
         Args:

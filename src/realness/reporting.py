@@ -10,9 +10,10 @@ import json
 import math
 import os
 import platform
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -85,7 +86,7 @@ def _cell(value: Any, digits: int) -> str:
 
 
 def markdown_table(
-    rows: Sequence[Mapping[str, Any]], columns: Optional[Sequence[str]] = None, *, digits: int = 4
+    rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None, *, digits: int = 4
 ) -> str:
     """Format rows as a GitHub-flavoured markdown table.
 
@@ -113,7 +114,7 @@ def write_results(
     results: Mapping[str, Any],
     *,
     command: str,
-    hardware: Optional[str] = None,
+    hardware: str | None = None,
 ) -> tuple[Path, Path]:
     """Write ``{name}.json`` and ``{name}.md`` with the command, UTC date and hardware.
 

@@ -12,8 +12,8 @@ reports how many. Fewer than 3 valid pairs raise :class:`StatsInputError`.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import numpy as np
 from scipy import optimize

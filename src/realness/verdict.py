@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import re
-from typing import Literal, Optional
+from typing import Literal
 
 Verdict = Literal["yes", "somewhat", "no"]
 
 _FIRST_WORD = re.compile(r"^\W*([A-Za-z]+)")
 
 
-def parse_verdict(text: Optional[str]) -> Optional[Verdict]:
+def parse_verdict(text: str | None) -> Verdict | None:
     """The verdict from a description's first word, or None when it opens with none.
 
     >>> parse_verdict("Somewhat. The hand has six fingers.")

@@ -43,9 +43,9 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from realness.cli.common import expand_image_paths, report_failures, report_scan, write_rows
-    from realness.tables import check_output_path
     from realness.describers.base import summarize
     from realness.errors import SkippedItem
+    from realness.tables import check_output_path
 
     over_http = args.describer.startswith(("openai", "http://", "https://"))
     if over_http:
@@ -68,11 +68,11 @@ def run(args: argparse.Namespace) -> int:
             progress.update(len(chunk))
     # Keyed by the path as given, so two folders' img.png never share a row when scored later.
     rows = [
-        {"filename": str(path), "MOS": "", "description": d.text}
+        {"path": str(path), "MOS": "", "description": d.text}
         for path, d in zip(paths, descriptions)
         if d.ok
     ]
-    write_rows(rows, args.out, ["filename", "MOS", "description"])
+    write_rows(rows, args.out, ["path", "MOS", "description"])
     report_failures(
         "describe", [SkippedItem(index, d.item, d.error or "") for index, d in enumerate(descriptions) if not d.ok]
     )

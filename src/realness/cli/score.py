@@ -17,7 +17,7 @@ from realness.cli.common import (
 )
 from realness.cli.engine import add_engine_arguments
 
-COLUMNS = ("name", "score", "verdict", "description", "error")
+COLUMNS = ("path", "score", "verdict", "description", "error")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -36,7 +36,7 @@ class CoreModel(nn.Module):
             they must match ``config``'s encoders.
     """
 
-    def __init__(self, config: CoreConfig, *, pretrained_encoders: bool = True, encoders_from: "CoreModel | None" = None):
+    def __init__(self, config: CoreConfig, *, pretrained_encoders: bool = True, encoders_from: CoreModel | None = None):
         super().__init__()
         if encoders_from is not None:
             self.image_encoder, self.text_encoder = encoders_from.image_encoder, encoders_from.text_encoder
@@ -89,7 +89,7 @@ class CoreModel(nn.Module):
     @classmethod
     def from_pretrained(
         cls, name_or_path: str | Path, *, revision: str | None = None, allow_untrained: bool = False
-    ) -> "CoreModel":
+    ) -> CoreModel:
         """Load a saved model: a bundled name, a local directory, or a Hub id (``org/name[@rev]``).
 
         Args:

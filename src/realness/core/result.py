@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Optional
 
 import torch
 
@@ -29,8 +28,8 @@ class ScoreResult:
 
     scores: torch.Tensor
     names: list[str]
-    descriptions: list[Optional[str]]
-    verdicts: list[Optional[Verdict]]
+    descriptions: list[str | None]
+    verdicts: list[Verdict | None]
     skipped: list[SkippedItem] = field(default_factory=list)
     single: bool = False
 
@@ -48,14 +47,17 @@ class ScoreResult:
         return ~torch.isnan(self.scores)
 
     def to_rows(self) -> list[dict]:
-        """One dict per item (``name, score, verdict, description, error``) for CSV / JSON."""
+        """One dict per item (``path, score, verdict, description, error``) for CSV / JSON / Parquet.
+
+        ``path`` is the item's name: the path as given, or ``item <i>`` for an in-memory image.
+        """
         reasons = {item.index: item.reason for item in self.skipped}
         rows = []
         for index, name in enumerate(self.names):
             value = float(self.scores[index])
             rows.append(
                 {
-                    "name": name,
+                    "path": name,
                     "score": None if math.isnan(value) else round(value, 6),
                     "verdict": self.verdicts[index],
                     "description": self.descriptions[index],

@@ -7,7 +7,7 @@ import os
 import sys
 import threading
 from collections.abc import Iterator
-from typing import Any, Optional, Union
+from typing import Any
 
 import torch
 from torch.utils.data import DataLoader
@@ -65,14 +65,14 @@ class RealnessScorer:
 
     def __init__(
         self,
-        model: Union[CoreModel, str, os.PathLike] = DEFAULT_MODEL,
+        model: CoreModel | str | os.PathLike = DEFAULT_MODEL,
         *,
         device: DeviceLike = None,
         precision: str = "auto",
         batch_size: int = 32,
         describer: Any = None,
-        progress: Optional[bool] = None,
-        num_workers: Optional[int] = None,
+        progress: bool | None = None,
+        num_workers: int | None = None,
         dtype: Any = UNSET,
     ):
         precision = renamed(
@@ -93,13 +93,13 @@ class RealnessScorer:
     @classmethod
     def from_pretrained(
         cls,
-        name_or_path: Union[str, os.PathLike] = DEFAULT_MODEL,
+        name_or_path: str | os.PathLike = DEFAULT_MODEL,
         *,
         device: DeviceLike = None,
         precision: str = "auto",
-        revision: Optional[str] = None,
+        revision: str | None = None,
         **kwargs: Any,
-    ) -> "RealnessScorer":
+    ) -> RealnessScorer:
         """A scorer around :meth:`CoreModel.from_pretrained`.
 
         Args:
@@ -113,7 +113,7 @@ class RealnessScorer:
         resolve_device(device)  # a bad device fails before the weights load
         return cls(CoreModel.from_pretrained(name_or_path, revision=revision), device=device, precision=precision, **kwargs)
 
-    def with_batch_size(self, batch_size: int) -> "RealnessScorer":
+    def with_batch_size(self, batch_size: int) -> RealnessScorer:
         """This scorer (same model object, no copy of the weights) with another batch size."""
         if batch_size == self.batch_size:
             return self
@@ -132,7 +132,7 @@ class RealnessScorer:
         descriptions: DescriptionsLike = None,
         *,
         on_error: str = "raise",
-        progress: Optional[bool] = None,
+        progress: bool | None = None,
     ) -> ScoreResult:
         """Score one image or a batch.
 
@@ -179,7 +179,7 @@ class RealnessScorer:
         descriptions: DescriptionsLike = None,
         *,
         on_error: str = "raise",
-        progress: Optional[bool] = None,
+        progress: bool | None = None,
     ) -> Iterator[tuple[list[int], ScoreResult]]:
         """Score like :meth:`__call__`, handing back each forward batch as soon as it is done.
 
@@ -313,14 +313,14 @@ def score(
     images: Any,
     descriptions: DescriptionsLike = None,
     *,
-    model: Union[str, os.PathLike] = DEFAULT_MODEL,
+    model: str | os.PathLike = DEFAULT_MODEL,
     device: DeviceLike = None,
     precision: str = "auto",
     batch_size: int = 32,
-    progress: Optional[bool] = None,
+    progress: bool | None = None,
     on_error: str = "raise",
     description: Any = UNSET,
-) -> Union[float, torch.Tensor]:
+) -> float | torch.Tensor:
     """Realness score of one image (a float) or of a batch (a 1-D float tensor, NaN where skipped).
 
     One scorer per (model, device, precision) is built on first use and reused.

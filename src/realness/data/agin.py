@@ -21,8 +21,8 @@ If your copy names the columns differently, pass ``columns``; if it ships spread
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping, Optional
 
 from realness.data.csv_dataset import parse_mos, read_csv_rows, require_columns
 from realness.data.dataset import (
@@ -46,12 +46,12 @@ HOW_TO_OBTAIN = (
 
 
 def load_agin(
-    root: Optional[str | Path] = None,
+    root: str | Path | None = None,
     aspect: str = "naturalness",
     *,
-    csv_path: Optional[str | Path] = None,
-    image_dir: Optional[str | Path] = None,
-    columns: Optional[Mapping[str, str]] = None,
+    csv_path: str | Path | None = None,
+    image_dir: str | Path | None = None,
+    columns: Mapping[str, str] | None = None,
     check_files: bool = True,
 ) -> RatedImages:
     """Read AGIN's images with the MOS of one aspect (see the module docs for the layout).
@@ -106,7 +106,7 @@ def load_agin(
     return RatedImages(samples, name=f"agin/{aspect}")
 
 
-def _agin_root(root: Optional[str | Path]) -> Path:
+def _agin_root(root: str | Path | None) -> Path:
     if root is None:
         from_env = os.environ.get(ENV_VAR)
         if not from_env:

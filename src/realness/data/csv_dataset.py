@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
 
 from realness.data.dataset import (
     DatasetError,
@@ -85,11 +85,11 @@ def require_columns(path: Path, columns: Sequence[str], needed: Sequence[str]) -
 
 def load_csv(
     path: str | Path,
-    image_root: Optional[str | Path] = None,
+    image_root: str | Path | None = None,
     *,
-    image_column: Optional[str] = None,
+    image_column: str | None = None,
     mos_column: str = "MOS",
-    description_column: Optional[str] = "description",
+    description_column: str | None = "description",
     check_files: bool = True,
 ) -> RatedImages:
     """Read a dataset from a CSV file with one row per image.

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 
@@ -28,7 +27,7 @@ class Sample:
 
     image_path: Path
     mos: float
-    description: Optional[str]
+    description: str | None
     name: str
 
 
@@ -69,7 +68,7 @@ class RatedImages(Sequence[Sample]):
         return np.array([sample.mos for sample in self.samples], dtype=np.float64)
 
     @property
-    def descriptions(self) -> list[Optional[str]]:
+    def descriptions(self) -> list[str | None]:
         """Descriptions (None where an image has none), in order."""
         return [sample.description for sample in self.samples]
 
@@ -78,7 +77,7 @@ class RatedImages(Sequence[Sample]):
         """Sample names, in order."""
         return [sample.name for sample in self.samples]
 
-    def subset(self, indices: Sequence[int] | np.ndarray, *, name: Optional[str] = None) -> RatedImages:
+    def subset(self, indices: Sequence[int] | np.ndarray, *, name: str | None = None) -> RatedImages:
         """The samples at ``indices``, in that order.
 
         Args:

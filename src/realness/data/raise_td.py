@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Optional
 
 from realness.data.csv_dataset import load_csv, parse_mos, read_csv_rows, require_columns
 from realness.data.dataset import DatasetError, DatasetNotFoundError, RatedImages, check_images_exist
@@ -35,7 +34,7 @@ HOW_TO_OBTAIN = (
 )
 
 
-def raise_td_root(root: Optional[str | Path] = None) -> Path:
+def raise_td_root(root: str | Path | None = None) -> Path:
     """Where RAISE-TD is: ``root`` if given, else ``$REALNESS_RAISE_TD``, else ``../shared/datasets/raise-td``.
 
     The default is relative to the current working directory.
@@ -52,7 +51,7 @@ def raise_td_root(root: Optional[str | Path] = None) -> Path:
     return Path(from_env) if from_env else DEFAULT_ROOT
 
 
-def load_raise_td(root: Optional[str | Path] = None, split: str = "train") -> RatedImages:
+def load_raise_td(root: str | Path | None = None, split: str = "train") -> RatedImages:
     """Read a RAISE-TD split and check it against the ratings files.
 
     Args:

@@ -7,7 +7,6 @@ be applied with :meth:`realness.data.RatedImages.subset`.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 
@@ -15,7 +14,7 @@ from realness.data.dataset import RatedImages
 from realness.data.raise_td import load_raise_td
 
 
-def official_split(root: Optional[str | Path] = None) -> tuple[RatedImages, RatedImages]:
+def official_split(root: str | Path | None = None) -> tuple[RatedImages, RatedImages]:
     """RAISE-TD's official train / test split as shipped (510 / 90 images).
 
     Args:

@@ -7,8 +7,8 @@ item has ``text=None`` and ``error`` set.
 from realness.describers.base import (
     DEFAULT_PROMPT,
     BaseDescriber,
-    DescribeSummary,
     Describer,
+    DescribeSummary,
     Description,
     Prompt,
     summarize,

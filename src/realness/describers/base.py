@@ -12,7 +12,7 @@ import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Optional, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from realness.errors import DescriberError, check_on_error
 from realness.verdict import Verdict, parse_verdict
@@ -67,11 +67,11 @@ class Description:
     """
 
     item: str
-    text: Optional[str]
-    verdict: Optional[Verdict]
+    text: str | None
+    verdict: Verdict | None
     model: str
     prompt_id: str
-    error: Optional[str] = None
+    error: str | None = None
     cached: bool = False
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -239,7 +239,7 @@ class BaseDescriber(ABC):
 
         check_on_error(on_error)
         batch = load_images(images, on_error=on_error)
-        results: list[Optional[Description]] = [None] * len(batch.names)
+        results: list[Description | None] = [None] * len(batch.names)
         for skipped in batch.skipped:
             results[skipped.index] = Description.failure(skipped.item, skipped.reason, self.model, self.prompt.id)
         good = [i for i, tensor in enumerate(batch.tensors) if tensor is not None]

@@ -18,7 +18,7 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 from realness.describers.base import DEFAULT_PROMPT, BaseDescriber, Description, Prompt, to_pil_image
 from realness.errors import MissingDependencyError, RealnessError
@@ -34,8 +34,8 @@ LOCAL_SERVER_API_KEY = "not-needed"
 
 @dataclass(frozen=True)
 class _Reply:
-    text: Optional[str] = None
-    error: Optional[str] = None
+    text: str | None = None
+    error: str | None = None
     prompt_tokens: int = 0
     completion_tokens: int = 0
 
@@ -83,8 +83,8 @@ class OpenAIDescriber(BaseDescriber):
         self,
         model: str = DEFAULT_OPENAI_MODEL,
         *,
-        base_url: Optional[str] = None,
-        api_key: Optional[str] = None,
+        base_url: str | None = None,
+        api_key: str | None = None,
         prompt: Prompt = DEFAULT_PROMPT,
         timeout: float = 60.0,
         max_retries: int = 6,
@@ -92,7 +92,7 @@ class OpenAIDescriber(BaseDescriber):
         backoff_max: float = 60.0,
         concurrency: int = 8,
         max_tokens: int = 200,
-        temperature: Optional[float] = 0.0,
+        temperature: float | None = 0.0,
         image_detail: str = "auto",
         max_image_bytes: int = MAX_IMAGE_BYTES,
     ):
@@ -256,7 +256,7 @@ def _shrink_png(image: Any, max_bytes: int) -> tuple[bytes, tuple[int, int], tup
             return png, (width, height), size
 
 
-def _retry_after_seconds(headers: Any) -> Optional[float]:
+def _retry_after_seconds(headers: Any) -> float | None:
     """Seconds a ``retry-after-ms`` or ``Retry-After`` header (seconds or HTTP date) asks for."""
     milliseconds = headers.get("retry-after-ms")
     if milliseconds:
@@ -298,7 +298,7 @@ def _read_reply(response: Any) -> _Reply:
     return _Reply(text=text, **tokens)
 
 
-def list_server_models(base_url: str, api_key: Optional[str] = None, timeout: float = 10.0) -> list[str]:
+def list_server_models(base_url: str, api_key: str | None = None, timeout: float = 10.0) -> list[str]:
     """The model names an OpenAI-compatible server serves (its ``/models`` endpoint).
 
     Args:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any, Optional
+from typing import Any
 
 from realness.describers.base import DEFAULT_PROMPT, BaseDescriber, Description, Prompt, to_pil_image
 
@@ -43,11 +43,11 @@ class TransformersDescriber(BaseDescriber):
         model: str = DEFAULT_VLM,
         *,
         prompt: Prompt = DEFAULT_PROMPT,
-        device: Optional[str] = None,
+        device: str | None = None,
         dtype: Any = None,
         batch_size: int = 4,
         max_new_tokens: int = 80,
-        revision: Optional[str] = None,
+        revision: str | None = None,
     ):
         super().__init__(str(model), prompt)
         import torch

@@ -58,7 +58,7 @@ class Embedder(Protocol):
     def embed_texts(self, texts: Sequence[str]) -> torch.Tensor:
         """N strings -> ``N x D`` embeddings, on the embedder's device."""
 
-    def to(self, device: torch.device | str) -> "Embedder":
+    def to(self, device: torch.device | str) -> Embedder:
         """Move to ``device``; return self."""
 
 
@@ -93,7 +93,7 @@ class TransformersEmbedder:
         self.pad_to_max = str(getattr(config, "model_type", "")).startswith("siglip")
 
     @classmethod
-    def from_pretrained(cls, name_or_dir: str | Path, *, revision: str | None = None) -> "TransformersEmbedder":
+    def from_pretrained(cls, name_or_dir: str | Path, *, revision: str | None = None) -> TransformersEmbedder:
         """Load a dual encoder by Hub name or from a local directory (safetensors weights only).
 
         Args:
@@ -137,7 +137,7 @@ class TransformersEmbedder:
         """Where the model's weights are."""
         return next(self.model.parameters()).device
 
-    def to(self, device: torch.device | str) -> "TransformersEmbedder":
+    def to(self, device: torch.device | str) -> TransformersEmbedder:
         """Move the model to ``device``; return self."""
         self.model.to(device)
         return self
@@ -200,7 +200,7 @@ class OpenClipEmbedder:
         """Where the model's weights are."""
         return next(self.model.parameters()).device
 
-    def to(self, device: torch.device | str) -> "OpenClipEmbedder":
+    def to(self, device: torch.device | str) -> OpenClipEmbedder:
         """Move the model to ``device``; return self."""
         self.model.to(device)
         return self

@@ -18,11 +18,12 @@ import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Optional, Union
+from typing import Any, Literal, Union
 
 from realness.core.pretrained import DEFAULT_MODEL
 from realness.descriptions import is_describer
 from realness.errors import ExportError, SkippedItem
+from realness.tables import DescriptionTable, as_description_table, name_list, write_table
 from realness.workflows.scoring import ModelLike, as_scorer, optional_float
 
 ExportMode = Literal["copy", "symlink", "hardlink"]
@@ -48,11 +49,11 @@ class RankedImage:
 
     path: Path
     score: float
-    rank: Optional[int]
+    rank: int | None
     kept: bool
-    verdict: Optional[str] = None
-    description: Optional[str] = None
-    error: Optional[str] = None
+    verdict: str | None = None
+    description: str | None = None
+    error: str | None = None
 
     def to_row(self) -> dict[str, Any]:
         """The image as a CSV row (see :data:`CSV_COLUMNS`)."""
@@ -97,7 +98,7 @@ class FilterResult:
         """
         return [image.to_row() for image in (self.images if include_rejected else self.kept)]
 
-    def write_csv(self, path: Union[str, os.PathLike], *, include_rejected: bool = False) -> Path:
+    def write_csv(self, path: str | os.PathLike, *, include_rejected: bool = False) -> Path:
         """Write :meth:`to_rows` as a CSV file.
 
         Args:
@@ -107,13 +108,12 @@ class FilterResult:
         Returns:
             The path written.
         """
-        from realness.tables import write_table
 
         path = Path(path)
         write_table(self.to_rows(include_rejected=include_rejected), path, CSV_COLUMNS)
         return path
 
-    def export(self, destination: Union[str, os.PathLike], *, mode: ExportMode = "copy") -> list[Path]:
+    def export(self, destination: str | os.PathLike, *, mode: ExportMode = "copy") -> list[Path]:
         """Copy or link the kept images into ``destination``, keeping their paths below :attr:`root`.
 
         Nothing is ever replaced or deleted: an image already in place (the same file, e.g.
@@ -134,7 +134,6 @@ class FilterResult:
         """
         if mode not in ("copy", "symlink", "hardlink"):
             raise ValueError(f"mode must be 'copy', 'symlink' or 'hardlink', not {mode!r}")
-        from realness.tables import name_list
 
         destination = Path(destination)
         if destination.exists() and not destination.is_dir():
@@ -191,16 +190,16 @@ def _place(source: Path, target: Path, mode: ExportMode) -> None:
 def filter_images(
     paths: PathsLike,
     *,
-    min_score: Optional[float] = None,
-    top_k: Optional[int] = None,
+    min_score: float | None = None,
+    top_k: int | None = None,
     model: ModelLike = DEFAULT_MODEL,
     descriptions: DescriptionsLike = None,
-    device: Optional[str] = None,
+    device: str | None = None,
     batch_size: int = 32,
     describer: Any = None,
-    descriptions_root: Union[str, os.PathLike, None] = None,
+    descriptions_root: str | os.PathLike | None = None,
     precision: str = "auto",
-    progress: Optional[bool] = None,
+    progress: bool | None = None,
 ) -> FilterResult:
     """Score images, rank them and keep those with ``score >= min_score``, at most ``top_k`` of them.
 
@@ -237,7 +236,6 @@ def filter_images(
         ValueError: no image was found, or ``top_k`` is below 1.
     """
     from realness.files import expand_image_paths
-    from realness.tables import as_description_table
 
     if top_k is not None and top_k < 1:
         raise ValueError(f"top_k must be at least 1, not {top_k}")
@@ -250,7 +248,7 @@ def filter_images(
         warnings.warn(f"{path}: {reason}", UserWarning, stacklevel=2)
     if not files:
         raise ValueError(f"no image files found in {', '.join(str(p) for p in patterns)}")
-    texts: list[Optional[str]] = [None] * len(files)
+    texts: list[str | None] = [None] * len(files)
     table = as_description_table(descriptions, root=descriptions_root)
     if table is not None:
         match = table.match(files, roots=[p for p in patterns if Path(p).is_dir()])

@@ -25,7 +25,7 @@ import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any
 
 from realness.core.pretrained import DEFAULT_MODEL
 from realness.core.scorer import RealnessScorer
@@ -60,7 +60,7 @@ class RealnessBaseline:
     created: str
     format: int = BASELINE_FORMAT
 
-    def save(self, path: Union[str, os.PathLike]) -> Path:
+    def save(self, path: str | os.PathLike) -> Path:
         """Write the baseline as JSON (parent folders are created).
 
         Args:
@@ -76,7 +76,7 @@ class RealnessBaseline:
         return path
 
     @classmethod
-    def load(cls, path: Union[str, os.PathLike]) -> "RealnessBaseline":
+    def load(cls, path: str | os.PathLike) -> RealnessBaseline:
         """Read a baseline written by :meth:`save`.
 
         Args:
@@ -199,9 +199,9 @@ def model_fingerprint(scorer: RealnessScorer) -> str:
 def score_samples(
     images: Any,
     *,
-    descriptions: Optional[Sequence[Optional[str]]] = None,
+    descriptions: Sequence[str | None] | None = None,
     model: ModelLike = DEFAULT_MODEL,
-    device: Optional[str] = None,
+    device: str | None = None,
 ) -> RealnessBaseline:
     """Score samples into a (not yet saved) :class:`RealnessBaseline`.
 
@@ -242,7 +242,7 @@ def score_samples(
 
 
 def compare_to_baseline(
-    current: RealnessBaseline, baseline: RealnessBaseline, *, tolerance: float = 0.05, baseline_path: Union[str, os.PathLike] = ""
+    current: RealnessBaseline, baseline: RealnessBaseline, *, tolerance: float = 0.05, baseline_path: str | os.PathLike = ""
 ) -> RealnessComparison:
     """Compare this run's scores with a stored baseline.
 
@@ -284,13 +284,13 @@ def compare_to_baseline(
 
 def assert_realness_not_dropped(
     images: Any,
-    baseline_path: Union[str, os.PathLike],
+    baseline_path: str | os.PathLike,
     *,
-    descriptions: Optional[Sequence[Optional[str]]] = None,
+    descriptions: Sequence[str | None] | None = None,
     model: ModelLike = DEFAULT_MODEL,
     tolerance: float = 0.05,
     update: bool = False,
-    device: Optional[str] = None,
+    device: str | None = None,
 ) -> RealnessComparison:
     """Fail unless the mean realness of ``images`` is within ``tolerance`` of the stored baseline.
 

@@ -39,3 +39,18 @@ def test_push_download_cache_and_pin(tiny_model, hub_env, monkeypatch):  # noqa:
         # ... and, evicted from the cache, it is now simply missing while offline.
         with pytest.raises(WeightsNotFoundError, match=REPO):
             CoreModel.from_pretrained(REPO)
+
+
+def test_cache_dir_is_where_a_downloaded_model_lands(tiny_model, hub_env, monkeypatch, tmp_path):  # noqa: F811
+    with FakeHub({}) as server:
+        monkeypatch.setenv("HF_ENDPOINT", server.endpoint)
+        commit = tiny_model.push_to_hub(REPO, token="hf_test_token_not_real")
+        cache = tmp_path / "my-cache"
+        scorer = RealnessScorer.from_pretrained(f"hf-hub:{REPO}@{commit}", device="cpu", cache_dir=cache)
+        assert scorer.model.trained
+        assert list(cache.rglob("model.safetensors")), "the model was not cached where cache_dir says"
+        # Offline, the same cache_dir serves it; the default cache never saw it.
+        monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+        CoreModel.from_pretrained(f"{REPO}@{commit}", cache_dir=cache)
+        with pytest.raises(WeightsNotFoundError, match=REPO):
+            CoreModel.from_pretrained(f"{REPO}@{commit}")

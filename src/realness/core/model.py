@@ -88,7 +88,12 @@ class CoreModel(nn.Module):
 
     @classmethod
     def from_pretrained(
-        cls, name_or_path: str | Path, *, revision: str | None = None, allow_untrained: bool = False
+        cls,
+        name_or_path: str | Path,
+        *,
+        revision: str | None = None,
+        cache_dir: str | Path | None = None,
+        allow_untrained: bool = False,
     ) -> CoreModel:
         """Load a saved model: a bundled name, a local directory, or a Hub id (``org/name[@rev]``).
 
@@ -96,13 +101,14 @@ class CoreModel(nn.Module):
             name_or_path: bundled model name (see :data:`realness.core.pretrained.BUNDLED_MODELS`),
                 a directory written by :meth:`save_pretrained`, or a Hub repository id.
             revision: Hub revision (branch, tag or commit).
+            cache_dir: Hub cache folder (default: ``HF_HUB_CACHE``, else ``$HF_HOME/hub``).
             allow_untrained: accept weights saved before training (tests and debugging only).
 
         Raises:
             UntrainedModelError: the weights are an untrained head and ``allow_untrained`` is False.
             WeightsNotFoundError: the weights cannot be found offline and cannot be downloaded.
         """
-        directory = resolve_core_dir(name_or_path, revision=revision)
+        directory = resolve_core_dir(name_or_path, revision=revision, cache_dir=cache_dir)
         config = read_config(directory / CONFIG_NAME)
         weights_path = directory / WEIGHTS_NAME
         from realness.import_guard import transformers_import_guard

@@ -55,8 +55,8 @@ def bundled_model_dir(name: str) -> Path | None:
     return directory
 
 
-def resolve_core_dir(name_or_path: str | Path, *, revision: str | None = None) -> Path:
-    """A directory holding a CORE model's ``config.json`` and ``model.safetensors``.
+def resolve_core_dir(name_or_path: str | Path, *, revision: str | None = None, cache_dir: str | Path | None = None) -> Path:
+    """A directory holding a CORE model's ``config.json`` and ``model.safetensors`` (Hub files cached in ``cache_dir``).
 
     Raises:
         UnknownNameError: a bare name (no folder, no ``org/``) that is not a bundled model.
@@ -71,4 +71,4 @@ def resolve_core_dir(name_or_path: str | Path, *, revision: str | None = None) -
         raise UnknownNameError(
             repr(name), f"not a bundled model ({', '.join(list_models())}); use hf-hub:ORG/REPO or a local directory"
         )
-    return resolve_model_dir(str(name_or_path), files=(CONFIG_NAME, WEIGHTS_NAME), revision=revision)
+    return resolve_model_dir(str(name_or_path), files=(CONFIG_NAME, WEIGHTS_NAME), revision=revision, cache_dir=cache_dir)

@@ -98,6 +98,7 @@ class RealnessScorer:
         device: DeviceLike = None,
         precision: str = "auto",
         revision: str | None = None,
+        cache_dir: str | os.PathLike | None = None,
         **kwargs: Any,
     ) -> RealnessScorer:
         """A scorer around :meth:`CoreModel.from_pretrained`.
@@ -108,10 +109,12 @@ class RealnessScorer:
             device: See :class:`RealnessScorer`.
             precision: See :class:`RealnessScorer`.
             revision: Hub revision (branch, tag or commit).
+            cache_dir: Hub cache folder (default: ``HF_HUB_CACHE``, else ``$HF_HOME/hub``).
             **kwargs: The other :class:`RealnessScorer` arguments.
         """
         resolve_device(device)  # a bad device fails before the weights load
-        return cls(CoreModel.from_pretrained(name_or_path, revision=revision), device=device, precision=precision, **kwargs)
+        model = CoreModel.from_pretrained(name_or_path, revision=revision, cache_dir=cache_dir)
+        return cls(model, device=device, precision=precision, **kwargs)
 
     def with_batch_size(self, batch_size: int) -> RealnessScorer:
         """This scorer (same model object, no copy of the weights) with another batch size."""

@@ -93,13 +93,16 @@ class TransformersEmbedder:
         self.pad_to_max = str(getattr(config, "model_type", "")).startswith("siglip")
 
     @classmethod
-    def from_pretrained(cls, name_or_dir: str | Path, *, revision: str | None = None) -> TransformersEmbedder:
+    def from_pretrained(
+        cls, name_or_dir: str | Path, *, revision: str | None = None, cache_dir: str | Path | None = None
+    ) -> TransformersEmbedder:
         """Load a dual encoder by Hub name or from a local directory (safetensors weights only).
 
         Args:
             name_or_dir: ``"openai/clip-vit-base-patch32"``, ``"hf-hub:org/name"`` or a directory
                 with ``config.json``, ``model.safetensors`` and tokenizer files.
             revision: Hub revision (default: the pinned one, else ``main``).
+            cache_dir: Hub cache folder (default: ``HF_HUB_CACHE``, else ``$HF_HOME/hub``).
 
         Returns:
             The embedder, on CPU.
@@ -118,6 +121,7 @@ class TransformersEmbedder:
             files=("config.json", "model.safetensors"),
             optional_files=_TOKENIZER_FILES,
             revision=revision,
+            cache_dir=cache_dir,
         )
         with transformers_import_guard(f"the CLIP model in {directory}"):
             model = AutoModel.from_pretrained(directory, use_safetensors=True)
@@ -219,7 +223,9 @@ class OpenClipEmbedder:
         return self.model.encode_text(self.tokenizer(texts).to(self.device))
 
 
-def build_embedder(model: str | Path | Embedder = DEFAULT_EMBEDDER, *, revision: str | None = None) -> Embedder:
+def build_embedder(
+    model: str | Path | Embedder = DEFAULT_EMBEDDER, *, revision: str | None = None, cache_dir: str | Path | None = None
+) -> Embedder:
     """The embedder a name, directory or object designates.
 
     Args:
@@ -227,6 +233,7 @@ def build_embedder(model: str | Path | Embedder = DEFAULT_EMBEDDER, *, revision:
             ``"open_clip:ARCH:PRETRAINED"``; otherwise a transformers Hub name,
             ``"hf-hub:org/name"`` or local directory.
         revision: Hub revision for transformers models.
+        cache_dir: Hub cache folder for transformers models.
 
     Returns:
         The embedder, on CPU.
@@ -241,7 +248,7 @@ def build_embedder(model: str | Path | Embedder = DEFAULT_EMBEDDER, *, revision:
     if spec.startswith("open_clip:"):
         architecture, _, pretrained = spec[len("open_clip:") :].partition(":")
         return OpenClipEmbedder(architecture, pretrained or None)
-    return TransformersEmbedder.from_pretrained(spec, revision=revision)
+    return TransformersEmbedder.from_pretrained(spec, revision=revision, cache_dir=cache_dir)
 
 
 def _pooled(output: Any) -> torch.Tensor:

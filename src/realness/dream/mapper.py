@@ -98,6 +98,7 @@ class RealnessMapper:
         progress: Show one progress bar per call over its windows; None: when the call needs
             more than 4 forward passes.
         revision: Hub revision of ``model``.
+        cache_dir: Hub cache folder for ``model`` (default: ``HF_HUB_CACHE``, else ``$HF_HOME/hub``).
         chunk_size: Deprecated: use ``batch_size``.
 
     Raises:
@@ -120,6 +121,7 @@ class RealnessMapper:
         describer: Any = None,
         progress: bool | None = None,
         revision: str | None = None,
+        cache_dir: str | Path | None = None,
         chunk_size: Any = UNSET,
     ):
         batch_size = renamed("RealnessMapper", "chunk_size", "batch_size", chunk_size, batch_size)
@@ -135,7 +137,7 @@ class RealnessMapper:
         self.precision = check_precision(precision)
         self.stride = int(stride)
         self.device = resolve_device(device)  # before loading: a bad device fails fast
-        self.embedder = build_embedder(model, revision=revision).to(self.device)
+        self.embedder = build_embedder(model, revision=revision, cache_dir=cache_dir).to(self.device)
         self.batch_size = batch_size or auto_batch_size(self.embedder.input_size, self.device)
         self.interpolation = interpolation
         self.antialias = antialias
@@ -156,6 +158,7 @@ class RealnessMapper:
         device: DeviceLike = None,
         precision: str = "auto",
         revision: str | None = None,
+        cache_dir: str | Path | None = None,
         **options: Any,
     ) -> RealnessMapper:
         """A mapper over the dual encoder ``name_or_path`` (Hub name or local directory).
@@ -165,12 +168,13 @@ class RealnessMapper:
             device: See :class:`RealnessMapper`.
             precision: See :class:`RealnessMapper`.
             revision: Hub revision.
+            cache_dir: Hub cache folder.
             **options: The other :class:`RealnessMapper` arguments.
 
         Returns:
             The mapper.
         """
-        return cls(name_or_path, device=device, precision=precision, revision=revision, **options)
+        return cls(name_or_path, device=device, precision=precision, revision=revision, cache_dir=cache_dir, **options)
 
     def __call__(
         self,

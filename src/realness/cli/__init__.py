@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 import warnings
 
@@ -52,6 +53,10 @@ def main(argv: list[str] | None = None) -> int:
             return int(args.run(args) or 0)
         except KeyboardInterrupt:
             return 130
+        except BrokenPipeError:
+            # The reader went away (`realness score ... | head`): stop quietly, as Unix tools do.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 141
         except Exception as error:  # noqa: BLE001 - every failure becomes one line (--debug re-raises)
             if debug:
                 raise

@@ -17,9 +17,9 @@ def register(subparsers) -> None:
     """Add the ``describe`` subcommand."""
     parser = subparsers.add_parser(
         "describe",
-        help="describe what looks unrealistic in images (writes filename,MOS,description)",
-        description="Ask a describer what looks unrealistic in each image and write the RAISE-TD CSV "
-        "layout (filename,MOS,description; MOS left empty; filename is each image's path as given, "
+        help="describe what looks unrealistic in images (writes path,MOS,description)",
+        description="Ask a describer what looks unrealistic in each image and write a CSV "
+        "(path,MOS,description; MOS left empty; path is each image's path as given, "
         "which realness score --descriptions matches). Failed images are listed on stderr.",
     )
     parser.add_argument("paths", nargs="+", metavar="PATH", help="image files, directories or globs")
@@ -30,6 +30,7 @@ def register(subparsers) -> None:
         help="requests in flight at once for OpenAI-compatible describers (default 8)",
     )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar and no warnings; errors are still printed")
     add_engine_arguments(parser, describe=True)
     parser.set_defaults(run=run)
 
@@ -42,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
         return run_describe_on_ray(args)
     from tqdm import tqdm
 
-    from realness.cli.common import expand_image_paths, report_failures, report_scan, write_rows
+    from realness.cli.common import expand_image_paths, report_failures, report_scan, show_progress, write_rows
     from realness.describers.base import summarize
     from realness.errors import SkippedItem
     from realness.tables import check_output_path
@@ -61,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     check_output_path(args.out, inputs=paths, what="--out")
     describer = build_describer_from_args(args, **options)
     descriptions = []
-    with tqdm(total=len(paths), unit="image", disable=args.no_progress, file=sys.stderr) as progress:
+    with tqdm(total=len(paths), unit="image", disable=show_progress(args) is False, file=sys.stderr) as progress:
         for start in range(0, len(paths), CHUNK_SIZE):
             chunk = [str(path) for path in paths[start : start + CHUNK_SIZE]]
             descriptions.extend(describer.describe(chunk, on_error="skip"))

@@ -23,30 +23,13 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
-from PIL import Image
+from score_speed import image_files  # the same images as the speed benchmark
 
 from realness.core import DEFAULT_MODEL, RealnessScorer
-from realness.data import DatasetNotFoundError, load_raise_td
 from realness.reporting import write_results
 
 RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def image_files(count: int, folder: Path) -> tuple[list[str], str]:
-    try:
-        test = load_raise_td(split="test")
-        paths = [str(p) for p in test.paths] * (count // len(test) + 1)
-        return paths[:count], "RAISE-TD test images (512x384 PNG)"
-    except DatasetNotFoundError:
-        rng = np.random.default_rng(0)
-        paths = []
-        for index in range(count):
-            path = folder / f"{index}.png"
-            Image.fromarray(rng.integers(0, 256, (384, 512, 3), dtype=np.uint8)).save(path)
-            paths.append(str(path))
-        return paths, "synthetic 512x384 PNGs"
 
 
 def main() -> int:
@@ -62,7 +45,7 @@ def main() -> int:
     rows = []
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
-        paths, source = image_files(args.images, Path(tmp))
+        paths, _, source = image_files(args.images, Path(tmp))
         # The same file list for every engine: a manifest, so repeated RAISE-TD paths stay distinct rows.
         links = Path(tmp) / "images"
         links.mkdir()

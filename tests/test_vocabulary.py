@@ -8,6 +8,7 @@ image (a score, or a map), so one table of call forms can be asserted against al
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -191,6 +192,13 @@ def test_old_spellings_work_with_a_deprecation_warning(tiny_model, tiny_model_di
     np.testing.assert_allclose(old_map.map, mapper(image_files[0], TEXTS[0]).map)
     with pytest.raises(TypeError, match="pass descriptions= only"):
         score(image_files[0], TEXTS[0], description=TEXTS[0], model=str(tiny_model_dir), device="cpu")
+    from realness.workflows.filtering import filter_images
+
+    folder = str(Path(image_files[0]).parent)
+    new_filter = filter_images(folder, model=tiny_model, device="cpu")
+    with pytest.warns(DeprecationWarning, match="paths= is deprecated"):
+        old_filter = filter_images(paths=folder, model=tiny_model, device="cpu")
+    assert [row["path"] for row in old_filter.to_rows()] == [row["path"] for row in new_filter.to_rows()]
 
 
 def test_the_new_spellings_give_no_deprecation_warning(tiny_model, clip_dir, image_files):

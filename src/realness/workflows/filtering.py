@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Literal, Union
 
 from realness.core.pretrained import DEFAULT_MODEL
+from realness.deprecation import UNSET, renamed
 from realness.descriptions import is_describer
 from realness.errors import ExportError, SkippedItem
 from realness.tables import DescriptionTable, as_description_table, name_list, write_table
@@ -188,7 +189,7 @@ def _place(source: Path, target: Path, mode: ExportMode) -> None:
 
 
 def filter_images(
-    paths: PathsLike,
+    images: PathsLike = UNSET,
     *,
     min_score: float | None = None,
     top_k: int | None = None,
@@ -200,6 +201,7 @@ def filter_images(
     descriptions_root: str | os.PathLike | None = None,
     precision: str = "auto",
     progress: bool | None = None,
+    paths: Any = UNSET,
 ) -> FilterResult:
     """Score images, rank them and keep those with ``score >= min_score``, at most ``top_k`` of them.
 
@@ -208,7 +210,7 @@ def filter_images(
     Equal scores keep the order of the paths.
 
     Args:
-        paths: a folder (searched recursively for image files), a glob pattern, a file, or a
+        images: a folder (searched recursively for image files), a glob pattern, a file, or a
             list of them.
         min_score: keep only images scoring at least this (in the model's score units).
         top_k: keep at most this many of the best images.
@@ -217,7 +219,7 @@ def filter_images(
         descriptions: ``{image path: description}`` or a CSV with an image column (``path``,
             ``file``, ``filename``, ``image``, ``name``) and a description column
             (``description``, ``caption``, ``text``). Paths may be relative to a folder in
-            ``paths``, to ``descriptions_root``, to the CSV's folder or to the current
+            ``images``, to ``descriptions_root``, to the CSV's folder or to the current
             directory; a bare file name matches only when one image has that name. Images
             without one are described by ``describer`` or scored image-only; mismatches are
             warned about (:class:`~realness.tables.DescriptionsWarning`), naming the images.
@@ -228,6 +230,7 @@ def filter_images(
         descriptions_root: the folder relative paths in ``descriptions`` start from.
         precision: ``auto``, ``fp32``, ``bf16`` or ``fp16``.
         progress: show a progress bar (None: for long runs).
+        paths: Deprecated: use ``images``.
 
     Returns:
         A :class:`FilterResult`.
@@ -237,11 +240,14 @@ def filter_images(
     """
     from realness.files import expand_image_paths
 
+    images = renamed("filter_images", "paths", "images", paths, images, new_default=UNSET)
+    if images is UNSET:
+        raise TypeError("filter_images() missing the images to filter (a folder, glob, file or list of them)")
     if top_k is not None and top_k < 1:
         raise ValueError(f"top_k must be at least 1, not {top_k}")
     if is_describer(descriptions):
         descriptions, describer = None, descriptions
-    patterns = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+    patterns = [images] if isinstance(images, (str, os.PathLike)) else list(images)
     scan_skipped: list[tuple[str, str]] = []
     files = expand_image_paths([str(p) for p in patterns], scan_skipped)
     for path, reason in scan_skipped:

@@ -151,3 +151,24 @@ def test_trainable_modes_unfreeze_only_the_last_stage(tiny_model):
     assert trainable and all(".stages.1." in n for n in trainable)
     encoder.set_trainable("frozen")
     assert not any(p.requires_grad for p in encoder.parameters())
+
+
+def test_an_interrupted_save_leaves_the_previous_model_whole(tiny_model, tmp_path, monkeypatch):
+    import realness.core.model as model_module
+    from realness.tables import write_file_atomic as real_write
+
+    saved = tiny_model.save_pretrained(tmp_path / "model")
+    before = {p.name: p.read_bytes() for p in saved.iterdir()}
+
+    def interrupted(path, write):  # the weights file is half written when Ctrl-C arrives
+        def half(handle):
+            handle.write(b"partial")
+            raise KeyboardInterrupt
+
+        return real_write(path, half)
+
+    monkeypatch.setattr(model_module, "write_file_atomic", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        tiny_model.save_pretrained(saved)
+    assert {p.name: p.read_bytes() for p in saved.iterdir()} == before  # no temporary file left, nothing truncated
+    CoreModel.from_pretrained(saved)

@@ -40,6 +40,7 @@ from tqdm.auto import tqdm
 from realness.augment import Augmentation
 from realness.core.config import CoreConfig
 from realness.core.model import CoreModel
+from realness.tables import atomic_output, write_file_atomic
 
 # A pure mirror image: the only augmentation the recipe search found harmless (benchmarks/results/recipe_cv.md).
 MIRROR = Augmentation(flip=1.0, max_rotation=0.0, brightness=0.0, contrast=0.0, saturation=0.0)
@@ -544,7 +545,8 @@ def save_training_outputs(run: TrainingRun, out_dir: str | Path, *, config: Trai
         "best_validation": run.best_validation,
         "history": run.history,
     }
-    (out_dir / "training_history.json").write_text(json.dumps(summary, indent=2) + "\n")
+    with atomic_output(out_dir / "training_history.json") as handle:
+        handle.write(json.dumps(summary, indent=2) + "\n")
     plot_training_curve(run.history, out_dir / "training_curve.png", best_epoch=run.best_epoch)
     return out_dir
 
@@ -571,4 +573,4 @@ def plot_training_curve(history: list[dict[str, float]], path: str | Path, *, be
             srocc_axis.axvline(best_epoch, color="gray", linestyle=":", label=f"selected (epoch {best_epoch})")
         srocc_axis.legend(loc="lower right", fontsize=8)
     figure.tight_layout()
-    figure.savefig(path, dpi=120)
+    write_file_atomic(path, lambda handle: figure.savefig(handle, format="png", dpi=120))

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 from torch import nn
 
 from realness import hub
@@ -23,6 +23,7 @@ from realness.core.encoders import build_image_encoder, build_text_encoder
 from realness.core.head import FusionHead, KernelRidgeHead
 from realness.core.pretrained import CONFIG_NAME, WEIGHTS_NAME, resolve_core_dir
 from realness.errors import RealnessError, UntrainedModelError
+from realness.tables import atomic_output, write_file_atomic
 
 
 class CoreModel(nn.Module):
@@ -73,17 +74,22 @@ class CoreModel(nn.Module):
         return self.head(image, text, torch.tensor([bool(t) for t in texts], device=image.device))
 
     def save_pretrained(self, directory: str | Path) -> Path:
-        """Write ``config.json`` and ``model.safetensors`` into ``directory`` (created if needed)."""
+        """Write ``config.json`` and ``model.safetensors`` into ``directory`` (created if needed).
+
+        Each file is written atomically: an interrupted save leaves the previous files, never a
+        truncated one.
+        """
         directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        (directory / CONFIG_NAME).write_text(json.dumps(self.config.to_dict(), indent=2) + "\n")
         state = {f"head.{k}": v for k, v in self.head.state_dict().items()}
         if self.config.includes_encoder_weights:
             for prefix in ("image_encoder", "text_encoder"):
                 part = getattr(self, prefix)
                 state.update({f"{prefix}.{k}": v for k, v in part.state_dict().items()})
         state = {k: v.detach().contiguous().cpu() for k, v in state.items()}
-        save_file(state, str(directory / WEIGHTS_NAME), metadata={"format": "pt", "trained": str(self.trained).lower()})
+        weights = save(state, metadata={"format": "pt", "trained": str(self.trained).lower()})
+        write_file_atomic(directory / WEIGHTS_NAME, lambda handle: handle.write(weights))
+        with atomic_output(directory / CONFIG_NAME) as handle:
+            handle.write(json.dumps(self.config.to_dict(), indent=2) + "\n")
         return directory
 
     @classmethod

@@ -24,6 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
+from typing import Any
 
 from realness.errors import ChecksumError, RealnessError, WeightsNotFoundError
 
@@ -493,3 +494,42 @@ def _hub_cache_dir(cache_dir: str | Path | None) -> Path:
     from huggingface_hub import constants
 
     return Path(constants.HF_HUB_CACHE)
+
+
+#: Tokenizer and processor files fetched beside a transformers model when its repository has them.
+TRANSFORMERS_AUX_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "vocab.txt",
+    "special_tokens_map.json",
+    "merges.txt",
+    "vocab.json",
+    "spiece.model",
+    "preprocessor_config.json",
+)
+
+
+def load_transformers_model(directory: str | Path, *, pretrained: bool = True) -> Any:
+    """``AutoModel`` from a resolved directory: safetensors weights only, no per-load progress bar.
+
+    Args:
+        directory: a folder from :func:`resolve_model_dir` (``config.json`` + ``model.safetensors``).
+        pretrained: load the weights; False builds the architecture randomly initialized (the
+            weights come next from a fine-tuned state).
+
+    Returns:
+        The model, in eval mode.
+    """
+    from transformers import AutoConfig, AutoModel
+    from transformers.utils import logging as transformers_logging
+
+    if not pretrained:
+        return AutoModel.from_config(AutoConfig.from_pretrained(directory)).eval()
+    # A per-load progress bar is noise inside a scorer; the user's setting is restored afterwards.
+    shown = transformers_logging.is_progress_bar_enabled()
+    transformers_logging.disable_progress_bar()
+    try:
+        return AutoModel.from_pretrained(directory, use_safetensors=True).eval()
+    finally:
+        if shown:
+            transformers_logging.enable_progress_bar()

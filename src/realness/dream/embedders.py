@@ -17,6 +17,7 @@ from typing import Any, Protocol, runtime_checkable
 import torch
 
 from realness.errors import MissingDependencyError
+from realness.hub import TRANSFORMERS_AUX_FILES, load_transformers_model, resolve_model_dir
 
 #: The model the paper uses, and the default.
 DEFAULT_EMBEDDER = "openai/clip-vit-base-patch32"
@@ -27,15 +28,6 @@ DEFAULT_MODEL = DEFAULT_EMBEDDER
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
-_TOKENIZER_FILES = (
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "special_tokens_map.json",
-    "vocab.json",
-    "merges.txt",
-    "spiece.model",
-    "preprocessor_config.json",
-)
 
 
 @runtime_checkable
@@ -111,20 +103,19 @@ class TransformersEmbedder:
             WeightsNotFoundError: The weights are neither local, installed, cached nor downloadable.
             BrokenDependencyError: transformers cannot import CLIP because torchvision is broken.
         """
-        from transformers import AutoModel, AutoTokenizer
+        from transformers import AutoTokenizer
 
-        from realness.hub import resolve_model_dir
         from realness.import_guard import transformers_import_guard
 
         directory = resolve_model_dir(
             name_or_dir,
             files=("config.json", "model.safetensors"),
-            optional_files=_TOKENIZER_FILES,
+            optional_files=TRANSFORMERS_AUX_FILES,
             revision=revision,
             cache_dir=cache_dir,
         )
         with transformers_import_guard(f"the CLIP model in {directory}"):
-            model = AutoModel.from_pretrained(directory, use_safetensors=True)
+            model = load_transformers_model(directory)
         tokenizer = AutoTokenizer.from_pretrained(directory)
         preprocessor = directory / "preprocessor_config.json"
         settings = json.loads(preprocessor.read_text()) if preprocessor.is_file() else {}

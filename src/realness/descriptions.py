@@ -4,8 +4,8 @@
 (None entries allowed), or a describer (an object with ``describe``, or a describer name
 such as ``"openai:gpt-4.1"``) that writes them. A missing description is written by the
 describer when there is one. Without a describer, the one rule is: an image without a
-description goes on without text where the method has a validated text-free mode (CORE,
-trained with description dropout: image-only, one :class:`ImageOnlyWarning` line), and is
+description goes on without text where the method has a validated text-free mode (CORE:
+its image-only regressor, or description dropout for an MLP head; one :class:`ImageOnlyWarning` line), and is
 a bad item otherwise (DREAM: a map needs a text; :class:`~realness.errors.DescriptionsError`
 under ``on_error="raise"``, skipped and named under ``on_error="skip"``).
 """

@@ -1,4 +1,4 @@
-"""The fusion head: standardize each feature set, concatenate, one hidden layer, one score."""
+"""CORE heads: the paper's fusion MLP and the kernel ridge head the bundled model uses."""
 
 from __future__ import annotations
 

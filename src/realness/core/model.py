@@ -1,4 +1,4 @@
-"""CORE: image encoder + text encoder + fusion head, with save / load / push.
+"""CORE: image encoder + text encoder + head (MLP or kernel ridge), with save / load / push.
 
 A saved model is a directory with ``config.json`` (a :class:`CoreConfig`) and
 ``model.safetensors`` (the head, plus encoder weights when they were fine-tuned).

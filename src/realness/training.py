@@ -11,9 +11,10 @@ Recipe (REALM): AdamW, MSE on MOS, augmentation by flips and colour jitter. Two 
 the same model also scores images that come without a description.
 
 *Degradation ranking* (RankIQA-style): each training image also gets one copy per
-degradation family (blur, noise, heavy JPEG, downscale-upscale) at a random strength, and a
-hinge term asks the head to score every copy at least ``rank_margin`` below its source, so
-a generator cannot raise its score by destroying detail.
+degradation family (blur, noise, heavy JPEG, downscale-upscale) at a random strength that
+must score below its source: a kernel ridge head regresses it to the source's MOS minus
+``rank_margin``, an MLP head gets a hinge term. So a generator cannot raise its score by
+destroying detail.
 
 With ``validation_fraction=0`` (the shipped recipe) nothing is held out: the recipe, the
 number of epochs included, was chosen by k-fold cross-validation (:func:`cross_validate`).
@@ -42,7 +43,7 @@ from realness.core.config import CoreConfig
 from realness.core.model import CoreModel
 from realness.tables import atomic_output, write_file_atomic
 
-# A pure mirror image: the only augmentation the recipe search found harmless (benchmarks/results/recipe_cv.md).
+# A pure mirror image: no resampling, so no fine detail is lost (the recipe search measured it against none).
 MIRROR = Augmentation(flip=1.0, max_rotation=0.0, brightness=0.0, contrast=0.0, saturation=0.0)
 
 

@@ -45,6 +45,7 @@ def _mistakes(tmp_path, image, model_dir):
                 ("compare", [str(pairs), "--model", str(model_dir), "--device", "cuda"]),
                 ("map", [str(image), "--description", "x", "--device", "cuda"]),
                 ("train", ["--csv", str(image), "--out", str(tmp_path / "m"), "--device", "cuda"]),
+                ("describe", [str(image), "--describer", "vlm", "--device", "cuda"]),
             )
         ]
     return cases

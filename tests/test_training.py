@@ -149,3 +149,14 @@ def test_cross_validation_reports_every_fold_without_touching_held_out_data(tiny
     summary = result.summary()
     assert {"srocc", "plcc", "srocc_image_only", "plcc_image_only"} <= set(summary)
     assert summary["srocc"][0] > 0.7 and summary["srocc"][1] >= 0
+
+
+def test_fixed_degradations_keep_shape_and_range_and_destroy_detail():
+    from realness.degrade import DEGRADATIONS
+
+    assert set(DEGRADATIONS) == {"blur_2", "blur_4", "noise_15", "noise_30", "jpeg_20", "jpeg_10", "downscale_2", "downscale_4"}
+    image = torch.rand(3, 48, 64, generator=torch.Generator().manual_seed(0))
+    for name, degrade in DEGRADATIONS.items():
+        out = degrade(image, torch.Generator().manual_seed(1))
+        assert out.shape == image.shape and float(out.min()) >= 0 and float(out.max()) <= 1, name
+        assert float((out - image).abs().mean()) > 0.01, name  # a visible change, not a no-op

@@ -70,14 +70,16 @@ FAMILIES: dict[str, tuple[Callable[..., torch.Tensor], float, float]] = {
 }
 
 
+def _at_strength(family: str, strength: float) -> Callable[[torch.Tensor, torch.Generator], torch.Tensor]:
+    function = FAMILIES[family][0]
+    return lambda image, generator: function(image, strength, generator)
+
+
 # name -> function of (image, generator): fixed strengths a person clearly sees (benchmarks/degradation.py).
 DEGRADATIONS: dict[str, Callable[[torch.Tensor, torch.Generator], torch.Tensor]] = {
-    "blur_2": lambda x, g: gaussian_blur(x, 2.0),
-    "blur_4": lambda x, g: gaussian_blur(x, 4.0),
-    "noise_15": lambda x, g: gaussian_noise(x, 15.0, g),
-    "noise_30": lambda x, g: gaussian_noise(x, 30.0, g),
-    "jpeg_20": lambda x, g: jpeg(x, 20),
-    "jpeg_10": lambda x, g: jpeg(x, 10),
-    "downscale_2": lambda x, g: downscale(x, 2.0),
-    "downscale_4": lambda x, g: downscale(x, 4.0),
+    f"{family}_{strength:g}": _at_strength(family, strength)
+    for family, strength in (
+        ("blur", 2.0), ("blur", 4.0), ("noise", 15.0), ("noise", 30.0),
+        ("jpeg", 20), ("jpeg", 10), ("downscale", 2.0), ("downscale", 4.0),
+    )
 }

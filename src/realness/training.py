@@ -425,14 +425,15 @@ class _Trainer:
                 metrics["val_srocc"] = float(srocc(self.predict(self.val_idx, with_text=True), mos))
                 metrics["val_srocc_image_only"] = float(srocc(self.predict(self.val_idx, with_text=False), mos))
                 criterion = self.selection_score(metrics)
-            else:
-                criterion = epoch  # nothing held out: the last epoch is kept
+                if best[3] is None or criterion > best[0]:  # NaN never beats; the first epoch is the floor
+                    best = (criterion, epoch, metrics, self.snapshot())
             history.append(metrics)
-            if best[3] is None or criterion > best[0]:  # NaN never beats; the first epoch is the floor
-                best = (criterion, epoch, metrics, self.snapshot() if self.val_idx or epoch == config.epochs else {})
             epochs.set_postfix({k: f"{v:.3f}" for k, v in metrics.items() if k != "epoch"})
-        _, best_epoch, best_metrics, state = best
-        self.model.load_state_dict(state)
+        if self.val_idx:
+            _, best_epoch, best_metrics, state = best
+            self.model.load_state_dict(state)
+        else:  # nothing held out: the last epoch is the model, as it stands
+            best_epoch, best_metrics = config.epochs, history[-1]
         self.model.trained = True
         self.model.config.extra.update({"best_epoch": best_epoch, "seed": config.seed})
         if self.val_idx:

@@ -24,7 +24,8 @@ import torch
 import torch.nn.functional as F
 
 from realness.dream import RealnessMapper, TransformersEmbedder
-from realness.dream.windows import resize_windows, window_starts
+from realness.dream.windows import window_starts
+from realness.preprocess import resize_image
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -68,7 +69,7 @@ def per_window_loop(embedder, image, text, window_sizes, stride, limit):
             for top in window_starts(height, size, stride).tolist():
                 for left in window_starts(width, size, stride).tolist():
                     crop = image[:, top : top + size, left : left + size].unsqueeze(0)
-                    pixels = (resize_windows(crop, embedder.input_size) - mean) / std
+                    pixels = (resize_image(crop, embedder.input_size, interpolation="bicubic") - mean) / std
                     u = F.normalize(embedder.embed_images(pixels), dim=-1)[0]
                     _ = 1.0 - u @ v
                     done += 1

@@ -16,6 +16,7 @@ from PIL import Image
 from realness.dream import RealnessMap, RealnessMapBatch, RealnessMapper, TransformersEmbedder, realness_map
 from realness.dream.windows import combine_scales, gather_windows, overlap_average, resize_windows, window_starts
 from realness.errors import DescriptionsError, InvalidImageError, MissingDependencyError, WeightsNotFoundError
+from realness.preprocess import normalize, resize_image
 
 WINDOWS = (24, 16, 8)
 STRIDE = 4
@@ -158,7 +159,7 @@ def test_vectorized_map_equals_the_per_window_loop(mapper):
     std = torch.tensor(embedder.std).view(1, 3, 1, 1)
 
     def embed_window(window):
-        pixels = (resize_windows(window.unsqueeze(0), embedder.input_size) - mean) / std
+        pixels = (resize_image(window.unsqueeze(0), embedder.input_size, interpolation="bicubic") - mean) / std
         return embedder.embed_images(pixels)[0]
 
     with torch.inference_mode():
@@ -458,3 +459,21 @@ def test_a_fast_configuration_says_nothing_and_one_bar_covers_the_call(monkeypat
     assert len(batch) == 2
     bars = [line for line in capsys.readouterr().err.replace("\r", "\n").splitlines() if "realness map (2 images)" in line]
     assert bars and all("win" in line for line in bars)  # one bar, over the windows of both images
+
+
+def test_resize_windows_is_a_deprecated_name_of_resize_image_with_bicubic():
+    windows = torch.rand(2, 3, 20, 20)
+    with pytest.warns(DeprecationWarning, match="realness.preprocess.resize_image"):
+        resized = resize_windows(windows, 16)
+    assert torch.equal(resized, resize_image(windows, 16, interpolation="bicubic"))
+    with pytest.warns(DeprecationWarning), pytest.raises(ValueError, match="interpolation"):
+        resize_windows(windows, 16, interpolation="lanczos")
+
+
+def test_normalize_in_place_equals_the_copy_and_overwrites_its_input():
+    pixels = torch.rand(4, 3, 8, 8)
+    mean, std = (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711)
+    expected = normalize(pixels, mean, std)
+    assert torch.equal(expected, (pixels - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1))
+    assert normalize(pixels, torch.tensor(mean), torch.tensor(std), in_place=True) is pixels
+    assert torch.equal(pixels, expected)

@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from realness.preprocess import resize_image
+
 
 def gaussian_blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
     """Separable Gaussian blur with standard deviation ``sigma`` pixels (reflected borders)."""
@@ -48,10 +50,8 @@ def jpeg(image: torch.Tensor, quality: int) -> torch.Tensor:
 def downscale(image: torch.Tensor, factor: float) -> torch.Tensor:
     """Downscale by ``factor`` (antialiased) and upscale back (bilinear): detail is lost."""
     height, width = image.shape[-2:]
-    small = (max(1, round(height / factor)), max(1, round(width / factor)))
-    x = F.interpolate(image.unsqueeze(0), size=small, mode="bilinear", antialias=True, align_corners=False)
-    x = F.interpolate(x, size=(height, width), mode="bilinear", align_corners=False)
-    return x.squeeze(0).clamp(0.0, 1.0)
+    small = resize_image(image, (max(1, round(height / factor)), max(1, round(width / factor))))
+    return resize_image(small, (height, width), antialias=False)
 
 
 def random_degradation(image: torch.Tensor, family: str, generator: torch.Generator) -> torch.Tensor:

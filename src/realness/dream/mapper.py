@@ -36,16 +36,10 @@ from realness.descriptions import (
 )
 from realness.dream.embedders import DEFAULT_EMBEDDER, Embedder, build_embedder
 from realness.dream.result import DEFAULT_STRIDE, RealnessMap, RealnessMapBatch
-from realness.dream.windows import (
-    INTERPOLATIONS,
-    combine_scales,
-    gather_windows,
-    overlap_average,
-    resize_windows,
-    window_starts,
-)
+from realness.dream.windows import combine_scales, gather_windows, overlap_average, window_starts
 from realness.errors import DescriptionsError, InvalidImageError, SkippedItem, SlowConfigurationWarning, check_on_error
 from realness.inputs import load_images, split_batch
+from realness.preprocess import INTERPOLATIONS, normalize, resize_image
 from realness.runtime import PRECISIONS, DeviceLike, autocast, check_precision, resolve_device
 
 #: The paper's window sides (pixels); the stride is :data:`DEFAULT_STRIDE`.
@@ -313,8 +307,9 @@ class RealnessMapper:
     ) -> None:
         """Fill every job's scores with r_k = 1 - cos(u_k, v), a batch of windows at a time."""
         size = self.embedder.input_size
-        mean = torch.tensor(self.embedder.mean, device=self.device).view(1, 3, 1, 1)
-        std = torch.tensor(self.embedder.std, device=self.device).view(1, 3, 1, 1)
+        # Made once per call, on the device: normalize uses them as they are.
+        mean = torch.tensor(self.embedder.mean, device=self.device)
+        std = torch.tensor(self.embedder.std, device=self.device)
         on_device: dict[int, torch.Tensor] = {}
         total = sum(job.count for job in jobs)
         show = progress if progress is not None else total > 4 * self.batch_size
@@ -335,8 +330,9 @@ class RealnessMapper:
                         job.tops[flat // len(job.lefts)],
                         job.lefts[flat % len(job.lefts)],
                     )
-                    batch.append(resize_windows(windows, size, interpolation=self.interpolation, antialias=self.antialias))
-                pixels = (torch.cat(batch) if len(batch) > 1 else batch[0]).sub_(mean).div_(std)
+                    batch.append(resize_image(windows, size, interpolation=self.interpolation, antialias=self.antialias))
+                # In place: the windows are this call's own copies, and the batch is its largest tensor.
+                pixels = normalize(torch.cat(batch) if len(batch) > 1 else batch[0], mean, std, in_place=True)
                 with autocast(self.precision, self.device):
                     embeddings = F.normalize(self.embedder.embed_images(pixels).float(), dim=-1)
                 offset = 0

@@ -1,4 +1,4 @@
-"""The window arithmetic of DREAM: where windows sit, how they are cut, resized and averaged back.
+"""The window arithmetic of DREAM: where windows sit, how they are cut and averaged back.
 
 Pure tensor functions, no model: the mapper feeds them embeddings. Windows of one size
 are read from a stride-1 ``Tensor.unfold`` view of the image (no copy); only the windows
@@ -10,10 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 
-#: ``F.interpolate`` modes accepted for resizing windows to the embedder's input size.
-INTERPOLATIONS = ("bicubic", "bilinear", "nearest", "area")
+from realness.deprecation import warn_renamed
+from realness.preprocess import INTERPOLATIONS, resize_image
 
 
 def window_starts(length: int, window: int, stride: int) -> torch.Tensor:
@@ -66,29 +65,15 @@ def resize_windows(
     interpolation: str = "bicubic",
     antialias: bool = True,
 ) -> torch.Tensor:
-    """Resize a batch of square windows to ``size`` x ``size`` on their device.
-
-    Args:
-        windows: ``N x C x w x w`` float tensor in [0, 1].
-        size: Output side (the embedder's input size).
-        interpolation: ``F.interpolate`` mode, one of :data:`INTERPOLATIONS`.
-        antialias: Antialiasing for ``bilinear`` / ``bicubic``. With ``bicubic`` it also
-            selects the Keys a=-0.5 kernel that PIL's ``BICUBIC`` uses, the resampling of the
-            CLIP image processors, when enlarging as well as when shrinking.
-
-    Returns:
-        ``N x C x size x size`` tensor clamped to [0, 1] (bicubic overshoots).
+    """Deprecated: :func:`realness.preprocess.resize_image` resizes windows (its default interpolation is bilinear).
 
     Raises:
         ValueError: Unknown ``interpolation``.
     """
+    warn_renamed("realness.dream.windows.resize_windows", "realness.preprocess.resize_image")
     if interpolation not in INTERPOLATIONS:
         raise ValueError(f"interpolation must be one of {INTERPOLATIONS}, not {interpolation!r}")
-    if windows.shape[-1] == size and windows.shape[-2] == size:
-        return windows
-    smooth = interpolation in ("bilinear", "bicubic")
-    options = {"align_corners": False, "antialias": antialias} if smooth else {}
-    return F.interpolate(windows, size=(size, size), mode=interpolation, **options).clamp_(0.0, 1.0)
+    return resize_image(windows, size, interpolation=interpolation, antialias=antialias)
 
 
 def coverage_matrix(length: int, starts: torch.Tensor, window: int) -> torch.Tensor:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from realness import reporting, stats
+from realness import plotting, reporting, stats
 
 
 def test_hardware_summary_describes_this_machine():
@@ -77,3 +77,19 @@ def test_scatter_plot_writes_png(tmp_path):
         assert len(image.convert("RGB").getcolors(maxcolors=1_000_000)) > 50
     with pytest.raises(stats.StatsInputError):
         reporting.scatter_plot([1.0, np.nan], [1.0, 2.0], tmp_path / "bad.png", "too few")
+
+
+def test_figures_are_drawn_in_one_style_that_leaves_matplotlib_settings_alone(tmp_path):
+    import matplotlib
+
+    before = dict(matplotlib.rcParams)
+    with plotting.styled_figure((2, 1.5)) as figure:
+        axes = figure.add_subplot()
+        (line,) = axes.plot([0, 1], [0, 1])
+        axes.set_title("t")
+    assert axes.title.get_fontsize() == plotting.STYLE["axes.titlesize"]
+    assert matplotlib.colors.to_hex(line.get_color()) == plotting.COLORS[0]
+    assert dict(matplotlib.rcParams) == before
+    with Image.open(plotting.save_figure(figure, tmp_path / "figure.png")) as image:
+        assert image.size == (2 * plotting.DPI, round(1.5 * plotting.DPI))
+    assert plotting.save_figure(figure, tmp_path / "figure.pdf").read_bytes().startswith(b"%PDF")

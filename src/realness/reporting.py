@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 
 from realness import stats
-from realness.tables import write_file_atomic, write_text_atomic
+from realness.plotting import COLORS, save_figure, styled_figure
+from realness.tables import write_text_atomic
 
 
 def hardware_summary() -> dict[str, Any]:
@@ -194,8 +195,8 @@ def scatter_plot(
     """Save a PNG scatter of predictions against MOS with the fitted logistic curve.
 
     Non-finite pairs are left out. The legend gives SROCC and PLCC (raw and fitted), as in
-    the REALM paper's Fig. 4. Drawn with matplotlib's Agg canvas, so no display is needed
-    and the caller's pyplot state is untouched.
+    the REALM paper's Fig. 4. Drawn in :mod:`realness.plotting`'s style on an Agg canvas, so no
+    display is needed and the caller's pyplot state is untouched.
 
     Args:
         pred: predicted scores.
@@ -211,28 +212,24 @@ def scatter_plot(
     Raises:
         StatsInputError: fewer than 3 finite pairs.
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     pred_array, mos_array, n_excluded = stats.valid_pairs(pred, mos)
     fit = stats.logistic_fit(pred_array, mos_array)
-    figure = Figure(figsize=(4.8, 4.0), dpi=150)
-    FigureCanvasAgg(figure)
-    axes = figure.add_subplot()
-    axes.scatter(pred_array, mos_array, s=14, alpha=0.7, edgecolors="none", label=f"images (n={len(pred_array)})")
-    if fit.converged:
-        grid = np.linspace(pred_array.min(), pred_array.max(), 200)
-        axes.plot(grid, fit(grid), color="tab:red", linewidth=1.5, label="4-parameter logistic fit")
     summary = (
         f"SROCC {stats.srocc(pred_array, mos_array):.3f}   PLCC {stats.plcc(pred_array, mos_array):.3f}"
         f" (fitted {stats.plcc_fitted(pred_array, mos_array):.3f})"
     )
     if n_excluded:
         summary += f"\n{n_excluded} skipped item(s) left out"
-    axes.set_title(f"{title}\n{summary}", fontsize=9)
-    axes.set_xlabel(xlabel)
-    axes.set_ylabel(ylabel)
-    axes.grid(alpha=0.3)
-    axes.legend(fontsize=7, loc="lower right")
-    figure.tight_layout()
-    return write_file_atomic(path, lambda handle: figure.savefig(handle, format="png"))
+    with styled_figure((4.8, 4.0)) as figure:
+        axes = figure.add_subplot()
+        axes.scatter(pred_array, mos_array, s=14, alpha=0.7, edgecolors="none", label=f"images (n={len(pred_array)})")
+        if fit.converged:
+            grid = np.linspace(pred_array.min(), pred_array.max(), 200)
+            axes.plot(grid, fit(grid), color=COLORS[3], linewidth=1.5, label="4-parameter logistic fit")
+        axes.set_title(f"{title}\n{summary}")
+        axes.set_xlabel(xlabel)
+        axes.set_ylabel(ylabel)
+        axes.grid(True)
+        axes.legend(loc="lower right")
+        figure.tight_layout()
+    return save_figure(figure, path)

@@ -41,7 +41,8 @@ from tqdm.auto import tqdm
 from realness.augment import Augmentation
 from realness.core.config import CoreConfig
 from realness.core.model import CoreModel
-from realness.tables import atomic_output, write_file_atomic
+from realness.plotting import COLORS, save_figure, styled_figure
+from realness.tables import atomic_output
 
 # A pure mirror image: no resampling, so no fine detail is lost (the recipe search measured it against none).
 MIRROR = Augmentation(flip=1.0, max_rotation=0.0, brightness=0.0, contrast=0.0, saturation=0.0)
@@ -555,24 +556,20 @@ def save_training_outputs(run: TrainingRun, out_dir: str | Path, *, config: Trai
 
 def plot_training_curve(history: list[dict[str, float]], path: str | Path, *, best_epoch: int | None = None) -> None:
     """Training loss per epoch and, when something was held out, validation SROCC with the kept epoch marked."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     epochs = [h["epoch"] for h in history]
-    figure = Figure(figsize=(7, 4))
-    FigureCanvasAgg(figure)  # no display and no global backend switch
-    loss_axis = figure.subplots()
-    loss_axis.plot(epochs, [h["train_loss"] for h in history], color="tab:blue", label="train loss")
-    loss_axis.set_xlabel("epoch")
-    loss_axis.set_ylabel("train loss", color="tab:blue")
-    if all("val_srocc" in h for h in history):
-        srocc_axis = loss_axis.twinx()
-        srocc_axis.plot(epochs, [h["val_srocc"] for h in history], color="tab:orange", label="val SROCC")
-        srocc_axis.plot(epochs, [h["val_srocc_image_only"] for h in history], color="tab:green", linestyle="--",
-                        label="val SROCC, image only")
-        srocc_axis.set_ylabel("validation SROCC")
-        if best_epoch is not None:
-            srocc_axis.axvline(best_epoch, color="gray", linestyle=":", label=f"selected (epoch {best_epoch})")
-        srocc_axis.legend(loc="lower right", fontsize=8)
-    figure.tight_layout()
-    write_file_atomic(path, lambda handle: figure.savefig(handle, format="png", dpi=120))
+    with styled_figure((7, 4)) as figure:
+        loss_axis = figure.subplots()
+        loss_axis.plot(epochs, [h["train_loss"] for h in history], color=COLORS[0], label="train loss")
+        loss_axis.set_xlabel("epoch")
+        loss_axis.set_ylabel("train loss", color=COLORS[0])
+        if all("val_srocc" in h for h in history):
+            srocc_axis = loss_axis.twinx()
+            srocc_axis.plot(epochs, [h["val_srocc"] for h in history], color=COLORS[1], label="val SROCC")
+            srocc_axis.plot(epochs, [h["val_srocc_image_only"] for h in history], color=COLORS[2], linestyle="--",
+                            label="val SROCC, image only")
+            srocc_axis.set_ylabel("validation SROCC")
+            if best_epoch is not None:
+                srocc_axis.axvline(best_epoch, color="gray", linestyle=":", label=f"selected (epoch {best_epoch})")
+            srocc_axis.legend(loc="lower right")
+        figure.tight_layout()
+    save_figure(figure, path)

@@ -1,22 +1,28 @@
 """Pictures of realness maps: an overlay with a colorbar, and a Fig. 5-style panel figure.
 
-Colormaps are matplotlib's perceptually uniform ones (``magma`` by default): equal steps
-in realness look like equal steps in colour, and the map survives grayscale printing.
+Colormaps are matplotlib's perceptually uniform ones (:data:`realness.plotting.CMAP`,
+``magma``, by default): equal steps in realness look like equal steps in colour, and the map
+survives grayscale printing. The panel figure is drawn in :mod:`realness.plotting`'s style.
 """
 
 from __future__ import annotations
 
-import matplotlib
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
-from matplotlib.figure import Figure
 from PIL import Image, ImageDraw
+
+from realness.plotting import CMAP, colormap, styled_figure
+
+if TYPE_CHECKING:  # annotations only: matplotlib loads when a figure is drawn
+    from matplotlib.figure import Figure
 
 #: Suffixes :meth:`RealnessMap.save` writes as the panel figure rather than the overlay.
 FIGURE_SUFFIXES = (".pdf", ".svg", ".eps")
 
 
-def colorize(values: np.ndarray, cmap: str = "magma") -> np.ndarray:
+def colorize(values: np.ndarray, cmap: str = CMAP) -> np.ndarray:
     """Map values in [0, 1] to RGB with a matplotlib colormap.
 
     Args:
@@ -26,7 +32,7 @@ def colorize(values: np.ndarray, cmap: str = "magma") -> np.ndarray:
     Returns:
         float32 array of shape ``values.shape + (3,)`` in [0, 1].
     """
-    return matplotlib.colormaps[cmap](np.clip(values, 0.0, 1.0))[..., :3].astype(np.float32)
+    return colormap(cmap)(np.clip(values, 0.0, 1.0))[..., :3].astype(np.float32)
 
 
 def overlay(
@@ -34,7 +40,7 @@ def overlay(
     realness: np.ndarray,
     *,
     alpha: float = 0.5,
-    cmap: str = "magma",
+    cmap: str = CMAP,
     colorbar: bool = True,
 ) -> Image.Image:
     """The image blended with its colour-mapped realness map, pixel for pixel.
@@ -69,7 +75,7 @@ def panel_figure(
     per_scale: dict[int, np.ndarray],
     *,
     title: str = "",
-    cmap: str = "magma",
+    cmap: str = CMAP,
 ) -> Figure:
     """Image | overlay | one panel per window size (raw R_W), like Fig. 5 of the paper.
 
@@ -87,21 +93,21 @@ def panel_figure(
     scales = sorted(per_scale, reverse=True)
     panels = 2 + len(scales)
     height, width = realness.shape
-    fig = Figure(figsize=(3.2 * panels, 3.2 * height / width + 0.8), layout="constrained")
-    axes = fig.subplots(1, panels, squeeze=False)[0]
-    axes[0].imshow(pixels)
-    axes[0].set_title("image")
-    axes[1].imshow(pixels)
-    shown = axes[1].imshow(realness, cmap=cmap, vmin=0.0, vmax=1.0, alpha=0.5)
-    axes[1].set_title("realness (1 = real)")
-    fig.colorbar(shown, ax=axes[1], fraction=0.046, pad=0.02)
-    for axis, size in zip(axes[2:], scales):
-        raw = axis.imshow(per_scale[size], cmap=cmap)
-        axis.set_title(f"R_{size} (raw)")
-        fig.colorbar(raw, ax=axis, fraction=0.046, pad=0.02)
-    for axis in axes:
-        axis.set_axis_off()
-    fig.suptitle(title, fontsize=9)
+    with styled_figure((3.2 * panels, 3.2 * height / width + 0.8), layout="constrained") as fig:
+        axes = fig.subplots(1, panels, squeeze=False)[0]
+        axes[0].imshow(pixels)
+        axes[0].set_title("image")
+        axes[1].imshow(pixels)
+        shown = axes[1].imshow(realness, cmap=cmap, vmin=0.0, vmax=1.0, alpha=0.5)
+        axes[1].set_title("realness (1 = real)")
+        fig.colorbar(shown, ax=axes[1], fraction=0.046, pad=0.02)
+        for axis, size in zip(axes[2:], scales):
+            raw = axis.imshow(per_scale[size], cmap=cmap)
+            axis.set_title(f"R_{size} (raw)")
+            fig.colorbar(raw, ax=axis, fraction=0.046, pad=0.02)
+        for axis in axes:
+            axis.set_axis_off()
+        fig.suptitle(title)
     return fig
 
 

@@ -12,6 +12,7 @@ import torch
 
 from realness.dream.render import FIGURE_SUFFIXES, overlay, panel_figure
 from realness.errors import SkippedItem
+from realness.plotting import CMAP, DPI, save_figure
 from realness.tables import write_file_atomic
 
 if TYPE_CHECKING:  # annotations only: matplotlib and PIL load when a picture is made
@@ -50,7 +51,7 @@ class RealnessMap:
         """``(H, W)`` of the map and the input."""
         return tuple(self.map.shape)
 
-    def overlay(self, *, alpha: float = 0.5, cmap: str = "magma", colorbar: bool = True) -> PIL.Image.Image:
+    def overlay(self, *, alpha: float = 0.5, cmap: str = CMAP, colorbar: bool = True) -> PIL.Image.Image:
         """The image blended with the colour-mapped map (see :func:`realness.dream.render.overlay`).
 
         Returns:
@@ -58,7 +59,7 @@ class RealnessMap:
         """
         return overlay(self.image, self.map, alpha=alpha, cmap=cmap, colorbar=colorbar)
 
-    def figure(self, *, cmap: str = "magma") -> Figure:
+    def figure(self, *, cmap: str = CMAP) -> Figure:
         """Image | overlay | one panel per window size (raw R_W), like Fig. 5 of the paper.
 
         Args:
@@ -87,11 +88,11 @@ class RealnessMap:
         if suffix == ".npy":
             return write_file_atomic(path, lambda handle: np.save(handle, self.map.astype(np.float32)))
         if suffix in FIGURE_SUFFIXES:
-            return write_file_atomic(path, lambda handle: self.figure().savefig(handle, format=suffix[1:]))
+            return save_figure(self.figure(), path)
         image_format = Image.registered_extensions().get(suffix, "PNG")
         return write_file_atomic(path, lambda handle: self.overlay().save(handle, format=image_format))
 
-    def save_figure(self, path: str | Path, *, dpi: int = 150) -> Path:
+    def save_figure(self, path: str | Path, *, dpi: int = DPI) -> Path:
         """Save the panel figure (:meth:`figure`) in any format matplotlib writes (png, pdf, svg).
 
         Args:
@@ -101,9 +102,7 @@ class RealnessMap:
         Returns:
             ``path`` as a Path.
         """
-        path = Path(path)
-        image_format = path.suffix.lower().lstrip(".") or "png"
-        return write_file_atomic(path, lambda handle: self.figure().savefig(handle, format=image_format, dpi=dpi))
+        return save_figure(self.figure(), path, dpi=dpi)
 
 
 @dataclass

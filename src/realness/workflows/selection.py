@@ -55,15 +55,9 @@ from realness.core.pretrained import DEFAULT_MODEL
 from realness.descriptions import is_describer
 from realness.errors import NothingPairedError, UnpairedItemsWarning, UsageError
 from realness.files import IMAGE_SUFFIXES, expand_image_paths
+from realness.plotting import COLORS, save_figure, styled_figure
 from realness.runtime import resolve_device
-from realness.tables import (
-    DESCRIPTION_COLUMN_ALIASES,
-    IMAGE_COLUMN_ALIASES,
-    read_table,
-    write_file_atomic,
-    write_table,
-    write_text_atomic,
-)
+from realness.tables import DESCRIPTION_COLUMN_ALIASES, IMAGE_COLUMN_ALIASES, read_table, write_table, write_text_atomic
 from realness.workflows.scoring import ModelLike, as_scorer, optional_float
 
 DESCRIPTIONS_FILE = "descriptions.csv"
@@ -773,26 +767,22 @@ def _read_path_table(path: Path) -> dict[str, str]:
 
 
 def _bar_chart(path, names, means, intervals, *, rates=None) -> Path:
-    # A bare Figure renders with Agg and leaves pyplot's global backend and state alone.
-    from matplotlib.figure import Figure
-
     heights = [0.0 if math.isnan(m) else m for m in means]
     below = [0.0 if math.isnan(m) or math.isnan(lo) else m - lo for m, (lo, _) in zip(means, intervals)]
     above = [0.0 if math.isnan(m) or math.isnan(hi) else hi - m for m, (_, hi) in zip(means, intervals)]
-    figure = Figure(figsize=(max(6.0, 1.6 * len(names) + 3), 3.6))
-    axes = figure.subplots(1, 2 if rates is not None else 1, squeeze=False)[0]
-    axes[0].bar(names, heights, yerr=[below, above], capsize=4, color="#4c72b0")
-    axes[0].axhline(0, color="black", linewidth=0.8)
-    axes[0].set_ylabel("mean realness score (95% CI)")
-    if rates is not None:
-        axes[1].bar(names, [0.0 if math.isnan(r) else 100 * r for r in rates], color="#55a868")
-        axes[1].set_ylabel("paired win rate (%)")
-        axes[1].set_ylim(0, 100)
-    for axis in axes:
-        axis.tick_params(axis="x", labelrotation=30)
-    figure.tight_layout()
-    path = Path(path)
-    return write_file_atomic(path, lambda handle: figure.savefig(handle, format=path.suffix.lstrip(".") or "png", dpi=120))
+    with styled_figure((max(6.0, 1.6 * len(names) + 3), 3.6)) as figure:
+        axes = figure.subplots(1, 2 if rates is not None else 1, squeeze=False)[0]
+        axes[0].bar(names, heights, yerr=[below, above], capsize=4, color=COLORS[0])
+        axes[0].axhline(0, color="black", linewidth=0.8)
+        axes[0].set_ylabel("mean realness score (95% CI)")
+        if rates is not None:
+            axes[1].bar(names, [0.0 if math.isnan(r) else 100 * r for r in rates], color=COLORS[2])
+            axes[1].set_ylabel("paired win rate (%)")
+            axes[1].set_ylim(0, 100)
+        for axis in axes:
+            axis.tick_params(axis="x", labelrotation=30)
+        figure.tight_layout()
+    return save_figure(figure, path)
 
 
 def _write_csv(path: str | os.PathLike, rows: list[dict[str, Any]], columns: Any) -> Path:

@@ -35,6 +35,20 @@ def _mistakes(tmp_path, image, model_dir):
         ("map", [str(image), "--describer", "nope:x"], "'nope:x': unknown describer name"),
         ("describe", [str(image), "--describer", "gpt"], "'gpt': unknown describer name"),
         ("train", ["--csv", str(tmp_path / "missing.csv"), "--out", str(tmp_path / "m")], "missing.csv"),
+        ("train", ["--csv", str(image), "--config", "lite", "--model", str(model_dir)], "not allowed with argument"),
+        ("score", [str(image), str(pairs), "--description", "x"], "--description: one text for one image"),
+        ("filter", [str(image), "--description", "x", "--descriptions", str(image)], "not both"),
+    ]
+    # A table suffix that names no format is refused before any work: the missing model is never looked at.
+    no_model = ["--model", str(tmp_path / "no-such-model")]
+    cases += [
+        (command, [*argv, "--out", str(tmp_path / "scores.xlsx")], "scores.xlsx: unknown table format .xlsx")
+        for command, argv in (
+            ("score", [str(image), *no_model]),
+            ("filter", [str(image), *no_model]),
+            ("compare", [str(pairs), *no_model]),
+            ("describe", [str(image), "--describer", "static:" + str(tmp_path / "none.csv")]),
+        )
     ]
     if not torch.cuda.is_available():
         cases += [

@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import argparse
-
 import numpy as np
 import pytest
 from PIL import Image
 
-from realness.cli import map as map_command
+from realness.cli import main
 from test_dream import save_tiny_clip, smooth_image
 
 
 def run_map(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="realness")
-    map_command.register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["map", *argv])
-    return args.run(args)
+    return main(["map", *argv])
 
 
 @pytest.fixture(scope="module")

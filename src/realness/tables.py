@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import importlib.util
 import io
 import json
+import math
 import os
 import posixpath
 import sys
@@ -34,7 +36,7 @@ from pathlib import Path
 from typing import IO, Any, Union
 
 # The table errors live in realness.errors with every other exception; callers may import them from here.
-from realness.errors import DescriptionsWarning, OutputError, TableError
+from realness.errors import DescriptionsWarning, MissingDependencyError, OutputError, TableError
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -43,6 +45,8 @@ IMAGE_COLUMN_ALIASES = ("path", "file", "filename", "file_name", "image", "image
 DESCRIPTION_COLUMN_ALIASES = ("description", "caption", "text")
 #: How many names a report spells out before "and N more".
 NAMES_SHOWN = 5
+#: Output table formats by file suffix (``--out``); reading also takes these, and CSV otherwise.
+TABLE_FORMATS = {".csv": "csv", ".json": "json", ".jsonl": "jsonl", ".parquet": "parquet"}
 
 
 def name_list(names: Sequence[str], shown: int = NAMES_SHOWN) -> str:
@@ -126,20 +130,68 @@ def write_file_atomic(path: PathLike, write: Callable[[IO[bytes]], Any]) -> Path
     return Path(path)
 
 
-def write_table(rows: Sequence[Mapping[str, Any]], out: PathLike | None, columns: Sequence[str]) -> None:
-    """Write rows as CSV (also to stdout when ``out`` is None) or as JSON when ``out`` ends in ``.json``.
+def table_format(path: PathLike) -> str:
+    """The format an output table's suffix names: ``csv``, ``json``, ``jsonl`` or ``parquet``.
 
-    Files are written atomically (see :func:`atomic_output`).
+    Raises:
+        OutputError: any other suffix (so ``--out scores.xlsx`` fails before any work, rather
+            than writing CSV under a name that says otherwise).
+        MissingDependencyError: ``.parquet`` without pyarrow installed.
+    """
+    suffix = Path(path).suffix.lower()
+    if suffix not in TABLE_FORMATS:
+        raise OutputError(
+            f"{path}: unknown table format {suffix or '(no suffix)'}; end the name in "
+            f"{', '.join(TABLE_FORMATS)}"
+        )
+    if TABLE_FORMATS[suffix] == "parquet" and importlib.util.find_spec("pyarrow") is None:
+        raise MissingDependencyError("pyarrow", "parquet", f"writing {path}")
+    return TABLE_FORMATS[suffix]
+
+
+def write_table(rows: Sequence[Mapping[str, Any]], out: PathLike | None, columns: Sequence[str]) -> None:
+    """Write rows in the format ``out``'s suffix names (:func:`table_format`); CSV on stdout when ``out`` is None.
+
+    Rows keep ``columns`` only, in that order (missing keys empty). Files are written
+    atomically (see :func:`atomic_output`).
+
+    Raises:
+        OutputError: ``out`` has no table suffix.
     """
     if out is None:
         write_csv_rows(sys.stdout, rows, columns)
         sys.stdout.flush()
         return
+    kind = table_format(out)
+    records = [{column: _plain(row.get(column)) for column in columns} for row in rows]
+    if kind == "parquet":
+        write_file_atomic(out, lambda handle: _write_parquet(handle, records, columns))
+        return
     with atomic_output(out) as handle:
-        if str(out).lower().endswith(".json"):
-            handle.write(json.dumps([dict(row) for row in rows], indent=2, default=_json_value) + "\n")
+        if kind == "json":
+            handle.write(json.dumps(records, indent=2, default=_json_value) + "\n")
+        elif kind == "jsonl":
+            handle.writelines(json.dumps(record, default=_json_value) + "\n" for record in records)
         else:
-            write_csv_rows(handle, rows, columns)
+            write_csv_rows(handle, records, columns)
+
+
+def _write_parquet(handle: IO[bytes], records: list[dict[str, Any]], columns: Sequence[str]) -> None:
+    # optional: pyarrow (realness[parquet]); table_format() checked it is installed.
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    values = {column: [record[column] for record in records] for column in columns}
+    pq.write_table(pa.table(values), handle)
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as every table format holds it: numpy scalars and paths converted, NaN empty (None)."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return _plain(_json_value(value))
 
 
 def write_csv_rows(handle: IO[str], rows: Iterable[Mapping[str, Any]], columns: Sequence[str], *, header: bool = True) -> None:
@@ -156,7 +208,9 @@ def _json_value(value: Any) -> Any:
     return str(value)
 
 
-def check_output_path(out: PathLike | None, *, inputs: Iterable[PathLike] = (), what: str = "output") -> None:
+def check_output_path(
+    out: PathLike | None, *, inputs: Iterable[PathLike] = (), what: str = "output", table: bool = False
+) -> None:
     """Refuse, before any work, an output file that would destroy an input or cannot be a file.
 
     The output's folder is created when missing, so a typo in it fails now rather than after
@@ -166,9 +220,12 @@ def check_output_path(out: PathLike | None, *, inputs: Iterable[PathLike] = (), 
         out: the output file (None: stdout, always fine).
         inputs: files the command reads (images, description tables, models).
         what: how the output is called in messages (``--out``).
+        table: ``out`` is a table: its suffix must name a format (:func:`table_format`).
 
     Raises:
-        OutputError: ``out`` is a directory, is one of ``inputs``, or its folder cannot be made.
+        OutputError: ``out`` is a directory, is one of ``inputs``, its folder cannot be made,
+            or (``table``) its suffix names no table format.
+        MissingDependencyError: a ``.parquet`` table without pyarrow.
     """
     if out is None:
         return
@@ -179,6 +236,8 @@ def check_output_path(out: PathLike | None, *, inputs: Iterable[PathLike] = (), 
         for item in inputs:
             if _same_file(path, Path(item)):
                 raise OutputError(f"{path}: {what} is also an input ({item}); writing it would destroy the input")
+    if table:
+        table_format(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
@@ -273,15 +332,10 @@ class RowJournal:
         return len(rows)
 
     def _read_out(self) -> list[dict[str, Any]]:
-        if self.out.suffix.lower() == ".json":
-            try:
-                data = json.loads(self.out.read_text(encoding="utf-8"))
-            except (ValueError, UnicodeDecodeError) as error:
-                raise TableError(f"{self.out}: cannot resume from it, not a JSON table ({error})") from None
-            if not isinstance(data, list):
-                raise TableError(f"{self.out}: cannot resume from it, not a JSON list of rows")
-            return data
-        table = read_table(self.out)
+        try:
+            table = read_table(self.out)
+        except TableError as error:
+            raise TableError(f"cannot resume from it: {error}") from None
         if self.key not in table.columns:
             raise TableError(f"{self.out}: cannot resume from it, no {self.key!r} column; found: {', '.join(table.columns)}")
         return table.rows
@@ -304,17 +358,18 @@ def _read_json_lines(path: Path) -> list[dict[str, Any]]:
 
 @dataclass
 class Table:
-    """A CSV file read with :func:`read_table`.
+    """A table read with :func:`read_table`.
 
     Attributes:
         path: the file.
-        columns: the header's column names, stripped of surrounding spaces.
-        rows: one dict per data row, keyed by the stripped column names.
+        columns: the column names, stripped of surrounding spaces.
+        rows: one dict per data row, keyed by the stripped column names; CSV cells are
+            strings, JSON and Parquet values keep their types (None where empty).
     """
 
     path: Path
     columns: list[str]
-    rows: list[dict[str, str]]
+    rows: list[dict[str, Any]]
 
     def column(self, aliases: Sequence[str], *, purpose: str, required: bool = True) -> str | None:
         """The first column matching one of ``aliases`` (case-insensitive); see :func:`find_column`."""
@@ -322,28 +377,36 @@ class Table:
 
 
 def read_table(path: PathLike) -> Table:
-    """Read a CSV file with a header row, as spreadsheets save it.
+    """Read a table: JSON, JSON Lines or Parquet by suffix (see :data:`TABLE_FORMATS`), else CSV with a header row.
+
+    CSV is read as spreadsheets save it (byte-order mark, UTF-16); a Parquet folder (what
+    ``--engine ray`` writes) is read whole.
 
     Args:
-        path: the CSV file.
+        path: the file.
 
     Returns:
         The :class:`Table`.
 
     Raises:
-        TableError: the file is missing, not text in a known encoding (the message gives the
-            byte offset and how to re-save it), not parseable as CSV, or has no header row.
+        TableError: the file is missing or not readable as its format: the message says
+            why (for CSV in an unknown encoding: the byte offset and how to re-save it).
     """
     path = Path(path)
-    if path.is_dir():
-        raise TableError(f"{path}: is a directory, not a CSV file")
+    kind = TABLE_FORMATS.get(path.suffix.lower(), "csv")
+    if path.is_dir() and kind != "parquet":
+        raise TableError(f"{path}: is a directory, not a table file")
+    if not path.exists():
+        raise TableError(f"{path}: no such file")
+    if kind == "parquet":
+        return _read_parquet(path)
     try:
         data = path.read_bytes()
-    except FileNotFoundError:
-        raise TableError(f"{path}: no such file") from None
     except OSError as error:
         raise TableError(f"{path}: cannot read it ({error.strerror or error})") from None
     text = _decode(data, path)
+    if kind in ("json", "jsonl"):
+        return _table_of_records(path, _parse_json_records(path, text, lines=kind == "jsonl"))
     try:
         reader = csv.reader(io.StringIO(text, newline=""))
         records = list(reader)
@@ -358,6 +421,48 @@ def read_table(path: PathLike) -> Table:
         if any(cell.strip() for cell in record)
     ]
     return Table(path, columns, rows)
+
+
+def _parse_json_records(path: Path, text: str, *, lines: bool) -> list[Any]:
+    if not lines:
+        try:
+            records = json.loads(text)
+        except ValueError as error:
+            raise TableError(f"{path}: not readable as JSON ({error})") from None
+        if not isinstance(records, list):
+            raise TableError(f"{path}: not a JSON list of rows")
+        return records
+    records = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line.strip():
+            try:
+                records.append(json.loads(line))
+            except ValueError as error:
+                raise TableError(f"{path} line {number}: not readable as JSON ({error})") from None
+    return records
+
+
+def _table_of_records(path: Path, records: list[Any]) -> Table:
+    if not all(isinstance(record, dict) for record in records):
+        raise TableError(f"{path}: every row must be a JSON object")
+    columns: dict[str, None] = {}
+    for record in records:
+        columns.update(dict.fromkeys(str(key).strip() for key in record))
+    rows = [{str(key).strip(): value for key, value in record.items()} for record in records]
+    return Table(path, list(columns), rows)
+
+
+def _read_parquet(path: Path) -> Table:
+    if importlib.util.find_spec("pyarrow") is None:
+        raise MissingDependencyError("pyarrow", "parquet", f"reading {path}")
+    # optional: pyarrow (realness[parquet])
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path)
+    except Exception as error:  # noqa: BLE001 - pyarrow raises several types for a bad file
+        raise TableError(f"{path}: not readable as Parquet ({error})") from None
+    return Table(path, [str(name).strip() for name in table.column_names], table.to_pylist())
 
 
 def _decode(data: bytes, path: Path) -> str:
@@ -534,6 +639,11 @@ class DescriptionTable:
         return None
 
 
+def _cell(value: Any) -> str:
+    """A table cell as text: None (an empty JSON or Parquet value) is ""."""
+    return "" if value is None else str(value)
+
+
 def read_descriptions(path: PathLike, *, root: PathLike | None = None) -> DescriptionTable:
     """Read a descriptions table (``path``/``filename``/``image``/``file``/``name`` and ``description``/``caption``/``text``).
 
@@ -555,8 +665,8 @@ def read_descriptions(path: PathLike, *, root: PathLike | None = None) -> Descri
     first_line: dict[str, int] = {}
     conflicts: dict[str, list[int]] = {}
     for line, row in enumerate(table.rows, start=2):
-        key = normalize_key(row[name_column])
-        text = row[text_column].strip()
+        key = normalize_key(_cell(row[name_column]))
+        text = _cell(row[text_column]).strip()
         if not key or not text:
             continue
         if key in texts and texts[key] != text:

@@ -42,6 +42,7 @@ from realness.augment import Augmentation
 from realness.core.config import CoreConfig
 from realness.core.model import CoreModel
 from realness.plotting import COLORS, save_figure, styled_figure
+from realness.runtime import autocast
 from realness.tables import atomic_output
 
 # A pure mirror image: no resampling, so no fine detail is lost (the recipe search measured it against none).
@@ -78,6 +79,9 @@ class TrainingConfig:
         kernel_alpha: ridge regularization of a ``kernel_ridge`` head.
         kernel_gamma: RBF width of a ``kernel_ridge`` head, as ``gamma * feature dimension``.
         device: where to train.
+        precision: the encoders' forward passes: ``auto`` (bf16 autocast on CUDA, fp32 on a
+            CPU), ``fp32``, ``bf16`` or ``fp16`` (see :mod:`realness.runtime`); the head
+            always trains in fp32.
     """
 
     epochs: int = 300
@@ -95,6 +99,7 @@ class TrainingConfig:
     kernel_alpha: float = 1.0
     kernel_gamma: float = 0.5
     device: str = "cpu"
+    precision: str = "auto"
 
 
 @dataclass
@@ -250,11 +255,13 @@ def encode_frozen_features(
         shown = [decoded] + [config.augmentation(decoded, generator) for _ in range(views - 1)]
         shown += [random_degradation(decoded, family, generator) for family in families]
         pixels = torch.stack([encoder.preprocess(view) for view in shown]).to(device)
-        per_image.append(encoder(pixels).float().cpu())
+        with autocast(config.precision, device):
+            per_image.append(encoder(pixels).float().cpu())
     encoded = torch.stack(per_image, dim=1)
     texts = [text or "" for text in descriptions]
     unique = sorted(set(texts) | {""})
-    table = _batched(lambda chunk: model.encode_texts(chunk), unique, 64)
+    with autocast(config.precision, device):
+        table = _batched(lambda chunk: model.encode_texts(chunk).float(), unique, 64)
     row = {text: i for i, text in enumerate(unique)}
     return FrozenFeatures(
         image=encoded[:views],
@@ -513,13 +520,16 @@ class _FineTuneTrainer(_Trainer):
 
     def train_step(self, batch, empty_text):
         texts = ["" if empty else self.texts[i] for i, empty in zip(batch, empty_text.tolist())]
-        prediction = self.model(self._pixels(batch, augment=True), texts)
-        return nn.functional.mse_loss(prediction, self.targets[batch].to(self.device))
+        with autocast(self.config.precision, self.device):
+            prediction = self.model(self._pixels(batch, augment=True), texts)
+        return nn.functional.mse_loss(prediction.float(), self.targets[batch].to(self.device))
 
     @torch.inference_mode()
     def predict(self, indices, *, with_text):
         texts = lambda chunk: [self.texts[i] if with_text else "" for i in chunk]  # noqa: E731
-        return _batched(lambda c: self.model(self._pixels(c, augment=False), texts(c)), indices, 32).cpu().numpy()
+        with autocast(self.config.precision, self.device):
+            scores = _batched(lambda c: self.model(self._pixels(c, augment=False), texts(c)).float(), indices, 32)
+        return scores.cpu().numpy()
 
 
 def _batched(function, items: Sequence[Any], size: int, bar=None) -> torch.Tensor:

@@ -18,8 +18,16 @@ from realness.errors import ChecksumError, DescriberError, RealnessError
 SUBCOMMANDS = ("score", "describe", "map", "train", "filter", "compare")
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line, like every other error of the CLI."""
+
+    def error(self, message: str):
+        print(f"{self.prog}: {message} (see {self.prog} --help)", file=sys.stderr)
+        raise SystemExit(2)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="realness",
         description="Score how real images look (CORE), map where they stop looking real (DREAM).",
         epilog="Exit status: 0 done, 1 some items or the run failed, 2 a usage or input mistake. "
@@ -42,13 +50,20 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     argv = [arg for arg in argv if arg != "--debug"]
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exit_:  # --help, --version, or a usage error already printed
+        return int(exit_.code or 0)
     command = f"realness {args.command}"
     with warnings.catch_warnings():
         if getattr(args, "quiet", False):
             warnings.simplefilter("ignore")
-        elif not debug:
-            warnings.showwarning = _one_line_warning(command)
+        else:
+            # The old spellings of flags are deprecated by realness's own code: show those warnings
+            # (Python hides DeprecationWarning outside __main__), not other libraries'.
+            warnings.filterwarnings("default", category=DeprecationWarning, module=r"realness(\.|$)")
+            if not debug:
+                warnings.showwarning = _one_line_warning(command)
         try:
             return int(args.run(args) or 0)
         except KeyboardInterrupt:

@@ -1,4 +1,8 @@
-"""Pieces shared by the subcommands: expanding paths, writing tables, reporting failures."""
+"""Pieces shared by the subcommands: the shared flags, expanding paths, writing tables, reporting failures.
+
+Library modules that load torch are imported inside the functions that need them, so that
+``realness --help`` and usage errors do not wait for the model libraries.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +10,22 @@ import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-# Path expansion is library code (the workflows use it too); the subcommands import it from here.
-from realness.files import IMAGE_SUFFIXES, expand_image_paths  # noqa: F401
+from realness.deprecation import warn_renamed
+from realness.errors import RealnessError, UsageError
+from realness.files import IMAGE_SUFFIXES, expand_image_paths  # noqa: F401 - the subcommands import them from here
+from realness.tables import TABLE_FORMATS, read_descriptions, write_table
+
+
+def add_table_output_argument(parser, *, what: str = "the table") -> None:
+    """``--out FILE``: a table whose suffix decides CSV / JSON / JSON Lines / Parquet (checked before any work)."""
+    parser.add_argument(
+        "--out", metavar="FILE",
+        help=f"write {what} here: {', '.join(TABLE_FORMATS)} by the name's suffix (default: CSV on stdout)",
+    )
 
 
 def write_rows(rows: list[dict], out: str | Path | None, columns: Sequence[str]) -> None:
-    """Write rows as CSV (default, also to stdout when ``out`` is None) or JSON (``.json``), atomically."""
-    from realness.tables import write_table
-
+    """Write rows in the format ``out``'s suffix names (CSV on stdout when ``out`` is None), atomically."""
     write_table(rows, out, columns)
 
 
@@ -38,37 +50,55 @@ def read_descriptions_csv(path: str | Path) -> dict[str, str]:
     Prefer :func:`realness.tables.read_descriptions`, which keys rows by path and reports
     images that share a file name instead of mixing them up.
     """
-    from realness.tables import read_descriptions
-
     return {Path(key).name: text for key, text in read_descriptions(path).texts.items()}
 
 
-def add_descriptions_arguments(parser) -> None:
-    """``--descriptions`` and ``--descriptions-root`` (score, filter, map)."""
+def add_descriptions_arguments(parser, *, help: str = "the images' descriptions", single: bool = False) -> None:  # noqa: A002 - argparse's word
+    """``--descriptions`` and ``--descriptions-root``; with ``single``, ``--description TEXT`` for one image."""
+    if single:
+        parser.add_argument(
+            "--description", metavar="TEXT",
+            help="the description of the one image given (for several images: --descriptions TABLE)",
+        )
     parser.add_argument(
-        "--descriptions", metavar="CSV",
-        help="CSV with an image column (path, file, filename, image or name) and a description column "
-        "(description, caption or text); rows are matched by path, bare file names only when unambiguous",
+        "--descriptions", metavar="TABLE",
+        help=f"{help}: a CSV, JSON, JSON Lines or Parquet table with an image column (path, file, filename, image "
+        "or name) and a description column (description, caption or text); rows are matched by path, bare file "
+        "names only when unambiguous",
     )
     parser.add_argument(
         "--descriptions-root", metavar="DIR",
-        help="folder the CSV's relative paths start from (default: tried from the folders given, the CSV's "
+        help="folder the table's relative paths start from (default: tried from the folders given, the table's "
         "folder and the current directory)",
     )
 
 
-def match_descriptions(command: str, args, paths: Sequence[Path]) -> list | None:
-    """The descriptions ``--descriptions`` gives ``paths`` (None without it); mismatches go to stderr.
+def match_descriptions(command: str, args, paths: Sequence[Path], *, broadcast: bool = False) -> list | None:
+    """The descriptions ``--description`` or ``--descriptions`` give ``paths`` (None without either).
+
+    ``--description TEXT`` is one image's text, the library's rule for one string; with
+    ``broadcast`` (``map``, for one release) it is given to several images with a deprecation
+    warning. Table rows that match no image, or images without a row, are named on stderr.
 
     Raises:
-        realness.tables.TableError: the CSV is missing, unreadable or contradicts itself.
+        realness.errors.UsageError: both flags, or ``--description`` for several images.
+        realness.tables.TableError: the table is missing, unreadable or contradicts itself.
     """
+    text = getattr(args, "description", None)
+    if text is not None:
+        if getattr(args, "descriptions", None):
+            raise UsageError("--description", "give either --description TEXT or --descriptions TABLE, not both")
+        if len(paths) != 1:
+            if not broadcast:
+                raise UsageError(
+                    "--description", f"one text for one image, but {len(paths)} images were given; use --descriptions TABLE"
+                )
+            warn_renamed("--description TEXT for several images", "--descriptions TABLE")
+        return [text] * len(paths)
     if not getattr(args, "descriptions", None):
         return None
-    from realness.tables import read_descriptions
-
     table = read_descriptions(args.descriptions, root=getattr(args, "descriptions_root", None))
-    folders = [pattern for pattern in args.paths if Path(pattern).is_dir()]
+    folders = [pattern for pattern in getattr(args, "paths", ()) if Path(pattern).is_dir()]
     match = table.match(paths, roots=folders)
     for line in match.problems():
         print(f"realness {command}: {line}", file=sys.stderr)
@@ -81,8 +111,6 @@ def check_batch_size(args) -> None:
     Raises:
         realness.errors.RealnessError: it is below 1.
     """
-    from realness.errors import RealnessError
-
     if args.batch_size is not None and args.batch_size < 1:
         raise RealnessError(f"--batch-size: must be at least 1, not {args.batch_size}")
 
@@ -97,17 +125,24 @@ def add_model_arguments(parser) -> None:
     add_runtime_arguments(parser)
 
 
-def add_runtime_arguments(parser, *, batch_default: int | None = 32, batch_help: str = "images per forward pass") -> None:
+def add_runtime_arguments(
+    parser,
+    *,
+    batch_default: int | None = 32,
+    batch_help: str = "images per forward pass",
+    batch_default_help: str = "from free memory",
+    device_help: str = "cpu, cuda, cuda:1, mps (default: cuda if available)",
+) -> None:
     """The flags every model-running subcommand shares: ``--device``, ``--precision``,
     ``--batch-size``, ``--no-progress`` and ``--quiet`` (docs/cli.md lists them)."""
     from realness.runtime import PRECISIONS
 
-    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: cuda if available)")
+    parser.add_argument("--device", default=None, help=device_help)
     parser.add_argument(
         "--precision", default="auto", choices=PRECISIONS,
         help="auto: bf16 autocast on CUDA, fp32 on CPU; fp32, bf16 or fp16 to choose (default: auto)",
     )
-    default = "from free memory" if batch_default is None else batch_default
+    default = batch_default_help if batch_default is None else batch_default
     parser.add_argument("--batch-size", type=int, default=batch_default, metavar="N", help=f"{batch_help} (default: {default})")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--quiet", action="store_true", help="no progress bar and no warnings; errors are still printed")

@@ -6,7 +6,21 @@ import argparse
 import sys
 from pathlib import Path
 
-from realness.cli.common import add_model_arguments, report_failures
+from realness.cli.common import (
+    add_model_arguments,
+    add_table_output_argument,
+    check_batch_size,
+    report_failures,
+    scorer_options,
+    write_rows,
+)
+from realness.errors import SkippedItem, UsageError
+from realness.tables import check_output_path
+
+# Library modules that load torch are imported in run(): `realness --help` must not wait for them.
+
+#: ``--out``: one row per image compared.
+COLUMNS = ("path", "model", "prompt_id", "score", "description", "error")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -19,8 +33,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "model's mean score with a bootstrap 95% CI and paired win rate, and for each pair of models the "
         "mean difference with its CI and a Wilcoxon signed-rank test ('no significant difference' when "
         "p >= 0.05). Exit status 2 when nothing pairs. --unpaired compares two folders of unrelated images "
-        "(Mann-Whitney U, CI on the difference of means). --out-dir writes winners.csv, summary.csv, "
-        "comparisons.csv, summary.md and summary.png.",
+        "(Mann-Whitney U, CI on the difference of means). --out writes every image's score as a table; "
+        "--out-dir writes the report: winners.csv, summary.csv, comparisons.csv, summary.md and summary.png.",
     )
     parser.add_argument("folders", nargs="+", metavar="FOLDER", help="ROOT with one folder per model, or the model folders")
     parser.add_argument("--key", default="stem", choices=("stem", "name", "path"),
@@ -33,17 +47,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--descriptions", metavar="CSV",
                         help="paired: model,prompt_id,description; unpaired: path,description")
     parser.add_argument("--bootstrap", type=int, default=2000, metavar="N", help="bootstrap resamples for the CIs (default 2000)")
-    parser.add_argument("--out-dir", metavar="DIR", help="write the tables and the chart here")
+    add_table_output_argument(parser, what="every image's score (path, model, prompt_id, score, description, error)")
+    parser.add_argument("--out-dir", metavar="DIR", help="write the report here: the summary tables and the chart")
     add_model_arguments(parser)
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run ``realness compare``; returns the exit status."""
-    from realness.cli.common import scorer_options
-    from realness.errors import SkippedItem, UsageError
     from realness.workflows.selection import compare_folders, select_best
 
+    check_batch_size(args)
+    if args.out_dir and Path(args.out_dir).is_file():
+        raise UsageError(args.out_dir, "is a file; --out-dir needs a folder")
+    check_output_path(args.out, inputs=[args.descriptions] if args.descriptions else [], what="--out", table=True)
     options = scorer_options(args)
     if args.unpaired:
         if len(args.folders) != 2:
@@ -58,6 +75,14 @@ def run(args: argparse.Namespace) -> int:
         )
         candidates = result.candidates
     print(result.summary_markdown())
+    if args.out:
+        rows = [
+            {"path": str(c.path), "model": c.model, "prompt_id": c.prompt_id, "score": c.score,
+             "description": c.description, "error": c.error}
+            for c in candidates
+        ]
+        write_rows(rows, args.out, COLUMNS)
+        print(f"realness compare: {len(rows)} scores -> {args.out}", file=sys.stderr)
     if args.out_dir:
         out = Path(args.out_dir)
         out.mkdir(parents=True, exist_ok=True)

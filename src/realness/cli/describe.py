@@ -5,12 +5,33 @@ from __future__ import annotations
 import argparse
 import sys
 
-from realness.cli.common import add_describer_argument, build_describer_from_args
+from tqdm import tqdm
+
+from realness.cli.common import (
+    add_describer_argument,
+    add_descriptions_arguments,
+    add_runtime_arguments,
+    add_table_output_argument,
+    build_describer_from_args,
+    check_batch_size,
+    expand_image_paths,
+    match_descriptions,
+    report_failures,
+    report_scan,
+    show_progress,
+    write_rows,
+)
 from realness.cli.engine import add_engine_arguments
+from realness.errors import SkippedItem
+from realness.tables import check_output_path
+
+# Library modules that load torch are imported in run(): `realness --help` must not wait for them.
 
 DEFAULT_DESCRIBER = "openai"
-#: Images handed to the describer per step: progress shows and the cache fills as it goes.
-CHUNK_SIZE = 32
+#: Images handed to the describer per step unless --batch-size says otherwise: progress
+#: shows and the cache fills as it goes.
+DEFAULT_STEP = 32
+COLUMNS = ("path", "MOS", "description")
 
 
 def register(subparsers) -> None:
@@ -24,14 +45,20 @@ def register(subparsers) -> None:
     )
     parser.add_argument("paths", nargs="+", metavar="PATH", help="image files, directories or globs")
     add_describer_argument(parser, default=DEFAULT_DESCRIBER)
-    parser.add_argument("--out", default=None, metavar="FILE", help="output CSV (default: stdout)")
+    add_descriptions_arguments(
+        parser, help="descriptions already written: those images are not described again, their rows are kept"
+    )
+    add_table_output_argument(parser, what="the descriptions")
     parser.add_argument(
         "--concurrency", type=int, default=None,
         help="requests in flight at once for OpenAI-compatible describers (default 8)",
     )
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar and no warnings; errors are still printed")
-    parser.add_argument("--device", default=None, help="where a local VLM describer runs: cpu, cuda, cuda:1, mps (default: cuda if available)")
+    add_runtime_arguments(
+        parser, batch_default=None,
+        batch_help="images per step (the cache fills after each) and per batch of a local VLM",
+        batch_default_help=f"{DEFAULT_STEP}; a VLM's batch 4",
+        device_help="where a local VLM describer runs: cpu, cuda, cuda:1, mps (default: cuda if available)",
+    )
     add_engine_arguments(parser, describe=True)
     parser.set_defaults(run=run)
 
@@ -42,14 +69,11 @@ def run(args: argparse.Namespace) -> int:
         from realness.cli.engine import run_describe_on_ray
 
         return run_describe_on_ray(args)
-    from tqdm import tqdm
+    from realness.describers.base import summarize_descriptions
 
-    from realness.cli.common import expand_image_paths, report_failures, report_scan, show_progress, write_rows
-    from realness.describers.base import summarize
-    from realness.errors import SkippedItem
-    from realness.tables import check_output_path
-
+    check_batch_size(args)
     over_http = args.describer.startswith(("openai", "http://", "https://"))
+    local_vlm = args.describer.startswith("vlm")
     if over_http:
         import torch
 
@@ -61,29 +85,34 @@ def run(args: argparse.Namespace) -> int:
         from realness.runtime import resolve_device
 
         resolve_device(args.device)  # a device this machine lacks fails before any work
-        if args.describer.startswith("vlm"):
-            options["device"] = args.device
+    if local_vlm:
+        options.update(device=args.device, precision=args.precision)
+        if args.batch_size is not None:
+            options["batch_size"] = args.batch_size
     scan_skipped: list[tuple[str, str]] = []
     paths = expand_image_paths(args.paths, scan_skipped)
     report_scan("describe", scan_skipped)
-    check_output_path(args.out, inputs=paths, what="--out")
+    inputs = paths + ([args.descriptions] if args.descriptions else [])
+    check_output_path(args.out, inputs=inputs, what="--out", table=True)
+    known = match_descriptions("describe", args, paths) or [None] * len(paths)
+    todo = [path for path, text in zip(paths, known) if not text]
     describer = build_describer_from_args(args, **options)
-    descriptions = []
-    with tqdm(total=len(paths), unit="image", disable=show_progress(args) is False, file=sys.stderr) as progress:
-        for start in range(0, len(paths), CHUNK_SIZE):
-            chunk = [str(path) for path in paths[start : start + CHUNK_SIZE]]
-            descriptions.extend(describer.describe(chunk, on_error="skip"))
+    step = args.batch_size or DEFAULT_STEP
+    described = {}
+    with tqdm(total=len(todo), unit="image", disable=show_progress(args) is False, file=sys.stderr) as progress:
+        for start in range(0, len(todo), step):
+            chunk = [str(path) for path in todo[start : start + step]]
+            described.update(zip(chunk, describer.describe(chunk, on_error="skip")))
             progress.update(len(chunk))
     # Keyed by the path as given, so two folders' img.png never share a row when scored later.
-    rows = [
-        {"path": str(path), "MOS": "", "description": d.text}
-        for path, d in zip(paths, descriptions)
-        if d.ok
-    ]
-    write_rows(rows, args.out, ["path", "MOS", "description"])
-    report_failures(
-        "describe", [SkippedItem(index, d.item, d.error or "") for index, d in enumerate(descriptions) if not d.ok]
-    )
-    print(f"realness describe: {summarize(descriptions)}", file=sys.stderr)
-    return 0 if all(d.ok for d in descriptions) else 1
-
+    rows = []
+    for path, text in zip(paths, known):
+        description = described.get(str(path))
+        if text or description.ok:
+            rows.append({"path": str(path), "MOS": "", "description": text or description.text})
+    write_rows(rows, args.out, COLUMNS)
+    results = list(described.values())
+    report_failures("describe", [SkippedItem(index, d.item, d.error or "") for index, d in enumerate(results) if not d.ok])
+    kept = f", {len(paths) - len(todo)} kept from {args.descriptions}" if len(todo) < len(paths) else ""
+    print(f"realness describe: {summarize_descriptions(results)}{kept}", file=sys.stderr)
+    return 0 if all(d.ok for d in results) else 1

@@ -9,6 +9,8 @@ from pathlib import Path
 from realness.cli.common import (
     add_descriptions_arguments,
     add_model_arguments,
+    add_table_output_argument,
+    match_descriptions,
     report_failures,
 )
 
@@ -26,11 +28,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("paths", nargs="+", metavar="PATH", help="image files, directories or glob patterns")
     parser.add_argument("--min-score", type=float, default=None, metavar="X", help="keep images scoring at least X")
     parser.add_argument("--top-k", type=int, default=None, metavar="K", help="keep at most the K most real images")
-    parser.add_argument("--out", metavar="CSV", help="write the kept images here as .csv or .json (default: CSV on stdout)")
+    add_table_output_argument(parser, what="the kept images (best first)")
     parser.add_argument("--all", action="store_true", help="list every image in the CSV, with a kept column, not only the kept ones")
     parser.add_argument("--export", metavar="DIR", help="copy or link the kept images into DIR, keeping their relative paths")
     parser.add_argument("--mode", choices=("copy", "symlink", "hardlink"), default="copy", help="how --export places files (default: copy)")
-    add_descriptions_arguments(parser)
+    add_descriptions_arguments(parser, single=True)
     add_model_arguments(parser)
     parser.set_defaults(run=run)
 
@@ -49,18 +51,20 @@ def run(args: argparse.Namespace) -> int:
     from realness.workflows.filtering import CSV_COLUMNS, ExportError, filter_images
 
     check_batch_size(args)
-    inputs = expand_image_paths(args.paths) + ([args.descriptions] if args.descriptions else [])
-    check_output_path(args.out, inputs=inputs, what="--out")
+    paths = expand_image_paths(args.paths)
+    check_output_path(args.out, inputs=paths + ([args.descriptions] if args.descriptions else []), what="--out", table=True)
+    # A table goes to the workflow whole (it reports its own mismatches); --description is one image's.
+    given = match_descriptions("filter", args, paths) if args.description is not None else None
     if args.export and Path(args.export).is_file():
         raise ExportError(f"{args.export}: is a file; --export needs a folder")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
             result = filter_images(
-                args.paths,
+                paths if given else args.paths,
                 min_score=args.min_score,
                 top_k=args.top_k,
-                descriptions=args.descriptions,
+                descriptions=given or args.descriptions,
                 descriptions_root=args.descriptions_root,
                 **scorer_options(args),
             )

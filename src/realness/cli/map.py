@@ -8,12 +8,15 @@ from pathlib import Path
 
 from realness.cli.common import (
     add_describer_argument,
+    add_descriptions_arguments,
     add_runtime_arguments,
     expand_image_paths,
     match_descriptions,
     report_failures,
     show_progress,
 )
+from realness.deprecation import warn_renamed
+from realness.errors import UsageError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -26,13 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("paths", nargs="+", metavar="PATH", help="image files, directories or glob patterns")
     text = parser.add_argument_group("descriptions")
-    text.add_argument("--description", metavar="TEXT", help="the description, for every image")
-    text.add_argument(
-        "--descriptions", metavar="CSV",
-        help="CSV with an image column (path, file, filename, image or name) and a description column "
-        "(description, caption or text), matched by path; --describer fills the gaps",
-    )
-    text.add_argument("--descriptions-root", metavar="DIR", help="folder the CSV's relative paths start from")
+    add_descriptions_arguments(text, help="the images' descriptions (--describer fills the gaps)", single=True)
     add_describer_argument(text)
     parser.add_argument(
         "--out",
@@ -70,20 +67,18 @@ def run(args: argparse.Namespace) -> int:
     from realness.dream import DEFAULT_EMBEDDER, DEFAULT_STRIDE, DEFAULT_WINDOW_SIZES, RealnessMapper
     from realness.tables import check_output_path
 
-    if (args.description is None) == (args.descriptions is None and args.describer is None):
-        print("realness map: --description: give --description, or --descriptions and/or --describer", file=sys.stderr)
-        return 2
+    if args.description is None and args.descriptions is None and args.describer is None:
+        raise UsageError("--description", "each image needs a description: give --description, --descriptions or --describer")
+    if args.description is not None and args.describer is not None:
+        raise UsageError("--description", "give either --description TEXT or --describer NAME, not both")
     if args.chunk_size is not None:
-        print("realness map: warning: --chunk-size is deprecated; use --batch-size", file=sys.stderr)
+        warn_renamed("--chunk-size", "--batch-size", stacklevel=2)
         args.batch_size = args.batch_size or args.chunk_size
     paths = expand_image_paths(args.paths)
     if not paths:
         print("realness map: no images found", file=sys.stderr)
         return 2
-    # --description is one text for every image given.
-    texts = None if args.description is None else [args.description] * len(paths)
-    if args.descriptions:
-        texts = match_descriptions("map", args, paths)
+    texts = match_descriptions("map", args, paths, broadcast=True)
     # Refuse, before any work, an output that would overwrite one of the images.
     for path in paths:
         check_output_path(_overlay_path(path, args.out, several=len(paths) > 1), inputs=paths, what="map output")

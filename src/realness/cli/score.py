@@ -1,4 +1,4 @@
-"""``realness score``: CORE scores for files, directories and globs, to CSV or JSON."""
+"""``realness score``: CORE scores for files, directories and globs, as a table."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import sys
 from realness.cli.common import (
     add_descriptions_arguments,
     add_model_arguments,
+    add_table_output_argument,
     check_batch_size,
     expand_image_paths,
     match_descriptions,
@@ -30,9 +31,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "and --resume continues from there.",
     )
     parser.add_argument("paths", nargs="+", metavar="PATH", help="image files, directories or glob patterns")
-    add_descriptions_arguments(parser)
+    add_descriptions_arguments(parser, single=True)
     add_model_arguments(parser)
-    parser.add_argument("--out", metavar="FILE", help="write .csv or .json here (default: CSV on stdout)")
+    add_table_output_argument(parser)
     parser.add_argument(
         "--resume", action="store_true",
         help="keep the rows already in --out (or left by an interrupted run) and score only the other images",
@@ -61,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
         print("realness score: no images found", file=sys.stderr)
         return 2
     inputs = paths + ([args.descriptions] if args.descriptions else [])
-    check_output_path(args.out, inputs=inputs, what="--out")
+    check_output_path(args.out, inputs=inputs, what="--out", table=True)
     texts = match_descriptions("score", args, paths)
     journal = RowJournal(args.out, COLUMNS, resume=args.resume) if args.out else None
     # Everything a user can get wrong is checked above: only now load the model.

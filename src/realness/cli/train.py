@@ -3,9 +3,24 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import sys
 
+from realness.cli.common import (
+    add_describer_argument,
+    add_descriptions_arguments,
+    add_runtime_arguments,
+    build_describer_from_args,
+    check_batch_size,
+    match_descriptions,
+    show_progress,
+)
+from realness.errors import UsageError
 from realness.training import TrainingConfig
+
+# Library modules that load torch are imported in run(); this one's TrainingConfig gives the
+# recipe's defaults to the parser.
 
 _RECIPE = TrainingConfig()
 
@@ -22,12 +37,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     source.add_argument("--raise-td", metavar="ROOT", help="RAISE-TD root; trains on its official train split")
     source.add_argument("--csv", metavar="FILE", help="CSV with image path, MOS and description columns")
     parser.add_argument("--image-root", help="directory the CSV's image paths are relative to")
-    parser.add_argument("--config", default="lite", choices=("lite", "paper"), help="encoder configuration")
+    architecture = parser.add_mutually_exclusive_group()
+    architecture.add_argument("--config", default=None, choices=("lite", "paper"),
+                              help="encoders and head: lite (the bundled model's, default) or paper (ResNet-50 + BERT-base, MLP)")
+    architecture.add_argument("--model", metavar="NAME|DIR",
+                              help="train a model with this model's encoders and head (realness-core-lite, hf-hub:ORG/REPO "
+                              "or a directory); its head is trained afresh")
+    add_descriptions_arguments(
+        parser, help="descriptions to train with instead of the dataset's own, for the images the table lists"
+    )
+    add_describer_argument(parser)
     parser.add_argument("--modalities", default="both", choices=("both", "image", "text"))
     parser.add_argument("--image-trainable", default="frozen", choices=("frozen", "last", "all"))
     parser.add_argument("--text-trainable", default="frozen", choices=("frozen", "last", "all"))
     parser.add_argument("--epochs", type=int, default=_RECIPE.epochs)
-    parser.add_argument("--batch-size", type=int, default=_RECIPE.batch_size)
     parser.add_argument("--lr", type=float, default=_RECIPE.learning_rate)
     parser.add_argument("--views", type=int, default=_RECIPE.augmented_views, help="augmented views per image (frozen encoders)")
     parser.add_argument("--description-dropout", type=float, default=_RECIPE.description_dropout)
@@ -39,28 +62,41 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="cross-validate the recipe over K folds of the data and print per-fold and mean "
                         "SROCC/PLCC (with descriptions and image-only) instead of training one model")
     parser.add_argument("--seed", type=int, default=_RECIPE.seed)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--out", metavar="DIR", help="where the model, history and curve go (required unless --folds)")
+    add_runtime_arguments(parser, batch_default=_RECIPE.batch_size, batch_help="images per optimizer step (MLP head)")
+    parser.add_argument("--out", metavar="DIR", help="the model directory: model, history and curve (required unless --folds)")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    import dataclasses
-
     from realness.core import CoreConfig
+    from realness.core.pretrained import CONFIG_NAME, resolve_core_dir
     from realness.data import load_csv, load_raise_td
+    from realness.descriptions import fill_missing
     from realness.runtime import resolve_device
     from realness.training import cross_validate, save_training_outputs, train_core
 
     if args.folds is None and not args.out:
-        print("realness train: --out: required (where the trained model goes), unless --folds K", file=sys.stderr)
-        return 2
+        raise UsageError("--out", "required (where the trained model goes), unless --folds K")
     if args.folds is not None and args.folds < 2:
-        print(f"realness train: --folds {args.folds}: needs at least 2 folds", file=sys.stderr)
-        return 2
-    resolve_device(args.device)  # a device this machine lacks fails before the data loads
+        raise UsageError(f"--folds {args.folds}", "needs at least 2 folds")
+    check_batch_size(args)
+    device = str(resolve_device(args.device))  # a device this machine lacks fails before the data loads
+    if args.model:
+        config_file = resolve_core_dir(args.model) / CONFIG_NAME
+        model_config = CoreConfig.from_dict(json.loads(config_file.read_text(encoding="utf-8")))
+    else:
+        model_config = CoreConfig.preset(args.config or "lite")
     data = load_raise_td(args.raise_td, split="train") if args.raise_td else load_csv(args.csv, image_root=args.image_root)
-    model_config = CoreConfig.preset(args.config)
+    texts = list(data.descriptions)
+    given = match_descriptions("train", args, data.paths)
+    if given is not None:
+        texts = [new or old for new, old in zip(given, texts)]
+    describer = build_describer_from_args(args)
+    if describer is not None:
+        missing = [text or None for text in texts]
+        for failure in fill_missing(describer, data.paths, [str(p) for p in data.paths], missing, on_error="skip"):
+            print(f"realness train: {failure.item}: trains without a description ({failure.reason})", file=sys.stderr)
+        texts = missing
     model_config.modalities = args.modalities
     model_config.image_encoder.trainable = args.image_trainable
     model_config.text_encoder.trainable = args.text_trainable
@@ -75,14 +111,16 @@ def run(args: argparse.Namespace) -> int:
         degradations=_RECIPE.degradations if args.rank_weight > 0 else (),
         validation_fraction=args.validation_fraction,
         seed=args.seed,
-        device=args.device,
+        device=device,
+        precision=args.precision,
     )
+    progress = show_progress(args) is not False
     if args.folds is not None:
-        result = cross_validate(model_config, data.paths, data.mos, data.descriptions, folds=args.folds, config=config)
+        result = cross_validate(model_config, data.paths, data.mos, texts, folds=args.folds, config=config, progress=progress)
         for key, (mean, std) in result.summary().items():
             print(f"{key}\t{mean:.4f} ± {std:.4f}")
         return 0
-    run_ = train_core(model_config, data.paths, data.mos, data.descriptions, config=config)
+    run_ = train_core(model_config, data.paths, data.mos, texts, config=config, progress=progress)
     save_training_outputs(run_, args.out, config=config)
     kept = run_.best_validation
     selection = (

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from realness.describers import DEFAULT_PROMPT, TransformersDescriber, build_describer
+from realness.errors import UsageError
 
 WORDS = ["<pad>", "<unk>", "<s>", "</s>", "<image>", "user", "assistant", ":"] + (
     "yes no somewhat is there anything unrealistic in this image the face hand looks distorted , . ?"
@@ -21,8 +22,7 @@ CHAT_TEMPLATE = (
 )
 
 
-@pytest.fixture(scope="module")
-def tiny_vlm_dir(tmp_path_factory) -> Path:
+def save_tiny_llava(directory: Path) -> Path:
     """A randomly initialised LLaVA with a word-level tokenizer and a chat template, saved as safetensors."""
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import (
@@ -35,7 +35,6 @@ def tiny_vlm_dir(tmp_path_factory) -> Path:
         PreTrainedTokenizerFast,
     )
 
-    directory = tmp_path_factory.mktemp("tiny-llava")
     word_level = Tokenizer(models.WordLevel({w: i for i, w in enumerate(WORDS)}, unk_token="<unk>"))
     word_level.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     tokenizer = PreTrainedTokenizerFast(
@@ -63,6 +62,11 @@ def tiny_vlm_dir(tmp_path_factory) -> Path:
     processor.save_pretrained(directory)
     assert (directory / "model.safetensors").is_file()
     return directory
+
+
+@pytest.fixture(scope="module")
+def tiny_vlm_dir(tmp_path_factory) -> Path:
+    return save_tiny_llava(tmp_path_factory.mktemp("tiny-llava"))
 
 
 def test_tiny_vlm_describes_a_batch_like_one_at_a_time(tiny_vlm_dir):
@@ -112,3 +116,14 @@ def test_build_describer_vlm_name(tiny_vlm_dir, tmp_path):
     first = describer.describe(image)
     second = describer.describe(image)
     assert first[0].text == second[0].text and second[0].cached and not first[0].cached
+
+
+def test_precision_sets_the_weights_type_and_dtype_is_its_deprecated_spelling(tiny_vlm_dir):
+    half = TransformersDescriber(str(tiny_vlm_dir), device="cpu", precision="bf16", max_new_tokens=2)
+    assert next(half.network.parameters()).dtype == torch.bfloat16 and half.precision == "bf16"
+    assert next(TransformersDescriber(str(tiny_vlm_dir), device="cpu").network.parameters()).dtype == torch.float32
+    with pytest.warns(DeprecationWarning, match="dtype= is deprecated"):
+        old = TransformersDescriber(str(tiny_vlm_dir), device="cpu", dtype=torch.bfloat16, max_new_tokens=2)
+    assert old.precision == "bf16"
+    with pytest.raises(UsageError, match="precision='fp8'"):
+        TransformersDescriber(str(tiny_vlm_dir), device="cpu", precision="fp8")

@@ -10,7 +10,9 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+from realness.deprecation import UNSET, renamed
 from realness.describers.base import DEFAULT_PROMPT, BaseDescriber, Description, Prompt, to_pil_image
+from realness.runtime import check_precision, compute_dtype, precision_from_dtype, resolve_device
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +31,9 @@ class TransformersDescriber(BaseDescriber):
         model: A Hub model id or a local directory; default :data:`DEFAULT_VLM`.
         prompt: The question asked about each image.
         device: ``"cuda"``, ``"cpu"``, ...; default CUDA when available.
-        dtype: A ``torch.dtype``; default bfloat16 on CUDA, float32 on CPU.
+        precision: The weights' type: ``auto`` (bf16 on CUDA where supported, else fp16;
+            fp32 on a CPU), ``fp32``, ``bf16`` or ``fp16``.
+        dtype: Deprecated: use ``precision``.
         batch_size: Images per ``generate`` call.
         max_new_tokens: Most tokens per answer (30 words fit in about 60).
         revision: A Hub revision to pin.
@@ -44,19 +48,23 @@ class TransformersDescriber(BaseDescriber):
         *,
         prompt: Prompt = DEFAULT_PROMPT,
         device: str | None = None,
-        dtype: Any = None,
+        precision: str = "auto",
         batch_size: int = 4,
         max_new_tokens: int = 80,
         revision: str | None = None,
+        dtype: Any = UNSET,
     ):
         super().__init__(str(model), prompt)
-        import torch
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, not {batch_size}")
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        self.dtype = dtype or (torch.bfloat16 if self.device.type == "cuda" else torch.float32)
+        precision = renamed(
+            "TransformersDescriber", "dtype", "precision", dtype, precision, new_default="auto", convert=precision_from_dtype
+        )
+        self.device = resolve_device(device)
+        self.precision = check_precision(precision)
+        self.dtype = compute_dtype(precision, self.device)
         self.batch_size = batch_size
         self.max_new_tokens = max_new_tokens
         from realness.import_guard import transformers_import_guard

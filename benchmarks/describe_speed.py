@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 from fake_openai import FakeOpenAIServer  # noqa: E402
-from realness.describers import CachedDescriber, OpenAIDescriber, summarize  # noqa: E402
+from realness.describers import CachedDescriber, OpenAIDescriber, summarize_descriptions  # noqa: E402
 
 SIZES = ((64, 64), (384, 512))
 
@@ -73,11 +73,11 @@ def measure(images: int, size: tuple[int, int], latency: float, concurrency: int
         "first_run_s": round(first_s, 3),
         "first_run_over_ideal": round(first_s / ideal_s, 3),
         "first_run_requests": first_requests,
-        "first_run_summary": str(summarize(first)),
+        "first_run_summary": str(summarize_descriptions(first)),
         "cached_run_s": round(cached_s, 3),
         "cached_over_first": round(cached_s / first_s, 4),
         "cached_run_requests": cached_requests,
-        "cached_run_summary": str(summarize(cached)),
+        "cached_run_summary": str(summarize_descriptions(cached)),
         "max_in_flight": server.max_in_flight,
     }
 

@@ -24,6 +24,7 @@ from realness.describers import (
     build_describer,
     default_cache_path,
     summarize,
+    summarize_descriptions,
 )
 from realness.errors import DescriberError, InvalidImageError, RealnessError
 
@@ -72,7 +73,7 @@ def test_descriptions_parse_verdicts_and_summaries_count():
     assert yes.ok and odd.ok and not failed.ok and failed.text is None
     hit = yes.as_cached()
     assert hit.cached and hit.prompt_tokens == 0 and hit.text == yes.text
-    summary = summarize([yes, odd, failed, hit])
+    summary = summarize_descriptions([yes, odd, failed, hit])
     assert (summary.described, summary.cached, summary.failed, summary.total_tokens) == (3, 1, 1, 15)
     assert "failed 1" in str(summary)
 
@@ -285,3 +286,9 @@ def test_cached_files_are_not_decoded_again(tmp_path, monkeypatch):
     os.utime(paths[0], ns=(1, 1))
     describer.describe(paths)
     assert decoded == [paths[0]] and Counting.calls == 3
+
+
+def test_summarize_is_a_deprecated_name_of_summarize_descriptions():
+    described = [Description.success("a.png", "Yes.", "m", "p", prompt_tokens=3, completion_tokens=1)]
+    with pytest.warns(DeprecationWarning, match="summarize_descriptions"):
+        assert summarize(described) == summarize_descriptions(described)

@@ -13,7 +13,7 @@ from PIL import Image
 pytest.importorskip("openai")
 
 from fake_openai import FakeOpenAIServer, default_reply, image_key  # noqa: E402
-from realness.describers import CachedDescriber, OpenAIDescriber, build_describer, summarize  # noqa: E402
+from realness.describers import CachedDescriber, OpenAIDescriber, build_describer, summarize_descriptions  # noqa: E402
 from realness.describers.base import DEFAULT_PROMPT  # noqa: E402
 from realness.describers.openai import _retry_after_seconds  # noqa: E402
 from realness.errors import DescriberError, RealnessError  # noqa: E402
@@ -59,7 +59,7 @@ def test_images_arrive_intact_and_answers_land_in_order(server, tmp_path):
     body = server.chat_requests[0].body
     assert body["model"] == "fake-vlm"
     assert body["messages"][0]["content"][0]["text"] == DEFAULT_PROMPT.text
-    assert summarize(descriptions).total_tokens == 3 * 107
+    assert summarize_descriptions(descriptions).total_tokens == 3 * 107
 
 
 def test_transient_failures_are_retried_until_they_succeed(server):
@@ -97,7 +97,7 @@ def test_unrecoverable_items_are_reported_and_the_rest_returned(server):
     assert all(d.text is None and d.verdict is None for d in descriptions[:4])
     assert descriptions[4].text == default_reply(keys[4])
     assert len([r for r in server.chat_requests if r.key == keys[3]]) == 3
-    summary = summarize(descriptions)
+    summary = summarize_descriptions(descriptions)
     assert (summary.described, summary.failed, summary.cached) == (1, 4, 0)
 
     with pytest.raises(DescriberError, match=r"item 1 \(ndarray 24x32x3 uint8\): empty reply"):
@@ -136,7 +136,7 @@ def test_cache_makes_a_second_run_free_and_never_stores_failures(server, tmp_pat
     assert len(server.chat_requests) == requests_after_first  # zero requests
     assert [d.text for d in second] == [d.text for d in first[:5]]
     assert all(d.cached and d.prompt_tokens == 0 for d in second)
-    assert summarize(second).total_tokens == 0
+    assert summarize_descriptions(second).total_tokens == 0
 
     third = CachedDescriber(fast_describer(server), cache_file).describe(arrays)
     assert len(server.chat_requests) == requests_after_first + 1  # only the failed one is asked again

@@ -16,7 +16,7 @@ from PIL import Image
 from realness.core import CoreModel, RealnessScorer
 from realness.workflows.filtering import filter_images
 from realness.workflows.regression import RealnessBaseline, assert_realness_not_dropped, sample_keys
-from realness.workflows.selection import Candidate, find_candidates, select_best, summarize
+from realness.workflows.selection import Candidate, find_candidates, select_best, select_best_from_scores, summarize
 
 pytest_plugins = ["pytester"]
 
@@ -118,11 +118,11 @@ def os_name(path):
 # --- cross-model selection ---------------------------------------------------------------------
 
 
-def test_summarize_picks_winners_and_win_rates():
+def test_select_best_from_scores_picks_winners_and_win_rates():
     def c(model, prompt, score):
         return Candidate(model=model, prompt_id=prompt, path=f"{model}/{prompt}.png", score=score)  # type: ignore[arg-type]
 
-    result = summarize(
+    result = select_best_from_scores(
         [c("a", "p1", 1.0), c("b", "p1", 0.5), c("a", "p2", -1.0), c("b", "p2", 0.0), c("a", "p3", 2.0), c("b", "p3", math.nan), c("a", "p4", 0.0)]
     )
     # Wins count only where every model has a scored output (p1, p2): a win against no one is no win.
@@ -270,14 +270,14 @@ def _scored(model, prompt, score):
 def test_a_clear_paired_difference_is_significant_and_a_noisy_one_is_not():
     rng = np.random.default_rng(0)
     base = rng.normal(0, 1, 20)
-    clear = summarize([_scored("a", f"p{i}", b + 0.5) for i, b in enumerate(base)]
+    clear = select_best_from_scores([_scored("a", f"p{i}", b + 0.5) for i, b in enumerate(base)]
                       + [_scored("b", f"p{i}", b) for i, b in enumerate(base)])
     [comparison] = clear.comparisons
     assert comparison.p_value < 0.001 and comparison.first_win_rate == 1.0
     assert comparison.ci_low == pytest.approx(0.5) and comparison.ci_high == pytest.approx(0.5)
     assert comparison.verdict.startswith("a looks more real than b (Wilcoxon p = < 0.001, 20 pairs)")
     noise = rng.normal(0, 1, 20)
-    noisy = summarize([_scored("a", f"p{i}", b + n) for i, (b, n) in enumerate(zip(base, noise))]
+    noisy = select_best_from_scores([_scored("a", f"p{i}", b + n) for i, (b, n) in enumerate(zip(base, noise))]
                       + [_scored("b", f"p{i}", b) for i, b in enumerate(base)])
     [comparison] = noisy.comparisons
     assert comparison.p_value >= 0.05 and comparison.verdict.startswith("no significant difference between a and b")
@@ -290,7 +290,7 @@ def test_three_models_get_holm_adjusted_pairwise_tests():
 
     rng = np.random.default_rng(1)
     scores = {m: rng.normal(shift, 1, 12) for m, shift in (("a", 0.0), ("b", 0.3), ("c", 1.5))}
-    result = summarize([_scored(m, f"p{i}", s) for m, values in scores.items() for i, s in enumerate(values)])
+    result = select_best_from_scores([_scored(m, f"p{i}", s) for m, values in scores.items() for i, s in enumerate(values)])
     assert [(c.first, c.second) for c in result.comparisons] == [("a", "b"), ("a", "c"), ("b", "c")]
     raw = [stats.wilcoxon_p(scores[c.first], scores[c.second]) for c in result.comparisons]
     assert [c.p_value for c in result.comparisons] == pytest.approx(stats.holm(raw))
@@ -332,3 +332,10 @@ def test_unpaired_folders_compare_as_distributions(tiny_model, tmp_path):
     assert result.ci_low <= result.mean_difference <= result.ci_high
     assert 0.0 <= result.p_value <= 1.0 and "Mann-Whitney" in result.summary_markdown()
     assert result.first.ci_low <= result.first.mean <= result.first.ci_high
+
+
+def test_summarize_is_a_deprecated_name_of_select_best_from_scores():
+    candidates = [_scored("a", "p1", 1.0), _scored("b", "p1", 0.0)]
+    with pytest.warns(DeprecationWarning, match="select_best_from_scores"):
+        result = summarize(candidates)
+    assert {p: w.model for p, w in result.winners.items()} == {"p1": "a"}

@@ -3,17 +3,14 @@
 Each renamed argument stays in its function's signature with the default :data:`UNSET`,
 so a caller who still passes it gets the value through :func:`renamed` and a warning that
 names the new spelling; a caller who passes both spellings gets a ``TypeError``. A renamed
-function keeps its old name as :func:`renamed_function`'s alias, which warns and calls the new one.
+function keeps a function under its old name that calls :func:`warn_renamed`, then the new one.
 """
 
 from __future__ import annotations
 
-import functools
 import warnings
 from collections.abc import Callable
-from typing import Any, TypeVar
-
-_Function = TypeVar("_Function", bound=Callable[..., Any])
+from typing import Any
 
 #: The release that drops the old spellings.
 REMOVED_IN = "0.2"
@@ -90,24 +87,3 @@ def warn_renamed(old: str, new: str, *, stacklevel: int = 3) -> None:
         stacklevel=stacklevel,
     )
 
-
-def renamed_function(old: str, function: _Function) -> _Function:
-    """``function`` under its deprecated dotted name ``old``: the same call, with a warning first.
-
-    Args:
-        old: The old name as users import it (``"realness.describers.base.summarize"``).
-        function: The function under its new name.
-
-    Returns:
-        A function with ``function``'s signature that warns (naming the new name) and calls it.
-    """
-    new = f"{function.__module__}.{function.__qualname__}"
-
-    @functools.wraps(function)
-    def alias(*args: Any, **kwargs: Any) -> Any:
-        warn_renamed(old, new)
-        return function(*args, **kwargs)
-
-    alias.__name__ = alias.__qualname__ = old.rsplit(".", 1)[-1]
-    alias.__doc__ = f"Deprecated name of :func:`{new}`, removed in realness {REMOVED_IN}."
-    return alias  # type: ignore[return-value]

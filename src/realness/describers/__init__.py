@@ -12,6 +12,7 @@ from realness.describers.base import (
     Description,
     Prompt,
     summarize,
+    summarize_descriptions,
 )
 from realness.describers.cache import CachedDescriber, DescriptionCache, default_cache_path
 from realness.describers.factory import build_describer
@@ -34,5 +35,6 @@ __all__ = [
     "TransformersDescriber",
     "build_describer",
     "default_cache_path",
-    "summarize",
+    "summarize",  # deprecated: summarize_descriptions
+    "summarize_descriptions",
 ]

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol, runtime_checkable
 
+from realness.deprecation import warn_renamed
 from realness.errors import DescriberError, check_on_error
 from realness.verdict import Verdict, parse_verdict
 
@@ -126,7 +127,7 @@ class DescribeSummary:
         )
 
 
-def summarize(descriptions: Sequence[Description]) -> DescribeSummary:
+def summarize_descriptions(descriptions: Sequence[Description]) -> DescribeSummary:
     """Count described, cached and failed items and the tokens spent in a run.
 
     Args:
@@ -142,6 +143,12 @@ def summarize(descriptions: Sequence[Description]) -> DescribeSummary:
         prompt_tokens=sum(d.prompt_tokens for d in descriptions),
         completion_tokens=sum(d.completion_tokens for d in descriptions),
     )
+
+
+def summarize(descriptions: Sequence[Description]) -> DescribeSummary:
+    """Deprecated name of :func:`summarize_descriptions`, removed in realness 0.2."""
+    warn_renamed("realness.describers.summarize", "realness.describers.summarize_descriptions")
+    return summarize_descriptions(descriptions)
 
 
 def to_pil_image(image: Any) -> Any:

@@ -52,6 +52,7 @@ from typing import Any, Union
 
 from realness import stats
 from realness.core.pretrained import DEFAULT_MODEL
+from realness.deprecation import warn_renamed
 from realness.descriptions import is_describer
 from realness.errors import NothingPairedError, UnpairedItemsWarning, UsageError
 from realness.files import IMAGE_SUFFIXES, expand_image_paths
@@ -541,11 +542,11 @@ def select_best(
             candidate.description = table.get(f"{candidate.model}/{candidate.prompt_id}", candidate.description)
     _check_pairing(candidates, str(folders) if isinstance(folders, (str, os.PathLike)) else "the folders")
     _score(candidates, model, device=device, precision=precision, batch_size=batch_size, describer=describer, progress=progress)
-    return summarize(candidates, bootstrap=bootstrap, seed=seed)
+    return select_best_from_scores(candidates, bootstrap=bootstrap, seed=seed)
 
 
-def summarize(candidates: list[Candidate], *, bootstrap: int = 2000, seed: int = 0) -> SelectionResult:
-    """Winners, per-model summaries and pairwise tests of already scored candidates.
+def select_best_from_scores(candidates: list[Candidate], *, bootstrap: int = 2000, seed: int = 0) -> SelectionResult:
+    """What :func:`select_best` returns, from candidates already scored: winners, per-model summaries, pairwise tests.
 
     Args:
         candidates: scored outputs (NaN scores count as skipped).
@@ -580,6 +581,12 @@ def summarize(candidates: list[Candidate], *, bootstrap: int = 2000, seed: int =
     return SelectionResult(
         candidates=candidates, winners=winners, summaries=summaries, comparisons=comparisons, incomplete_prompts=incomplete
     )
+
+
+def summarize(candidates: list[Candidate], *, bootstrap: int = 2000, seed: int = 0) -> SelectionResult:
+    """Deprecated name of :func:`select_best_from_scores`, removed in realness 0.2."""
+    warn_renamed("realness.workflows.selection.summarize", "realness.workflows.selection.select_best_from_scores")
+    return select_best_from_scores(candidates, bootstrap=bootstrap, seed=seed)
 
 
 def compare_folders(

@@ -1,7 +1,7 @@
-"""The ``realness`` command line: one module per subcommand, each with ``register``.
+"""The ``realness`` command line: one module per subcommand, each with ``register`` and ``run``.
 
-Subcommand modules import their heavy dependencies inside ``run`` so that
-``realness --help`` stays fast.
+The library is imported at module level (building the parser loads torch anyway); only the
+Ray engine, an optional extra, is imported when ``--engine ray`` asks for it.
 """
 
 from __future__ import annotations

@@ -1,8 +1,4 @@
-"""Pieces shared by the subcommands: the shared flags, expanding paths, writing tables, reporting failures.
-
-Library modules that load torch are imported inside the functions that need them, so that
-``realness --help`` and usage errors do not wait for the model libraries.
-"""
+"""Pieces shared by the subcommands: the shared flags, expanding paths, writing tables, reporting failures."""
 
 from __future__ import annotations
 
@@ -10,9 +6,12 @@ import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from realness.core.pretrained import DEFAULT_MODEL
 from realness.deprecation import warn_renamed
+from realness.describers.factory import DESCRIBER_SPECS, build_describer
 from realness.errors import RealnessError, UsageError
 from realness.files import IMAGE_SUFFIXES, expand_image_paths  # noqa: F401 - the subcommands import them from here
+from realness.runtime import PRECISIONS
 from realness.tables import TABLE_FORMATS, read_descriptions, write_table
 
 
@@ -135,8 +134,6 @@ def add_runtime_arguments(
 ) -> None:
     """The flags every model-running subcommand shares: ``--device``, ``--precision``,
     ``--batch-size``, ``--no-progress`` and ``--quiet`` (docs/cli.md lists them)."""
-    from realness.runtime import PRECISIONS
-
     parser.add_argument("--device", default=None, help=device_help)
     parser.add_argument(
         "--precision", default="auto", choices=PRECISIONS,
@@ -156,8 +153,6 @@ def show_progress(args) -> bool | None:
 def scorer_options(args) -> dict:
     """``model``, ``device``, ``precision``, ``batch_size``, ``describer`` and ``progress`` from
     :func:`add_model_arguments`'s options."""
-    from realness.core import DEFAULT_MODEL
-
     return {
         "model": args.model or DEFAULT_MODEL,
         "device": args.device,
@@ -169,9 +164,7 @@ def scorer_options(args) -> dict:
 
 
 def add_describer_argument(parser, *, default: str | None = None) -> None:
-    """``--describer``, ``--description-cache`` and ``--no-description-cache`` (score, map, describe)."""
-    from realness.describers.factory import DESCRIBER_SPECS
-
+    """``--describer``, ``--description-cache`` and ``--no-description-cache``."""
     parser.add_argument(
         "--describer", default=default, metavar="NAME",
         help=f"write missing descriptions with: {DESCRIBER_SPECS} (default: {default})",
@@ -188,7 +181,5 @@ def build_describer_from_args(args, **options):
     """The describer ``--describer`` names (cached unless ``--no-description-cache``), or None."""
     if not getattr(args, "describer", None):
         return None
-    from realness.describers.factory import build_describer
-
     cache = False if args.no_description_cache else (args.description_cache or True)
     return build_describer(args.describer, cache=cache, **options)

@@ -16,8 +16,7 @@ from realness.cli.common import (
 )
 from realness.errors import SkippedItem, UsageError
 from realness.tables import check_output_path
-
-# Library modules that load torch are imported in run(): `realness --help` must not wait for them.
+from realness.workflows.selection import compare_folders, select_best
 
 #: ``--out``: one row per image compared.
 COLUMNS = ("path", "model", "prompt_id", "score", "description", "error")
@@ -55,8 +54,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``realness compare``; returns the exit status."""
-    from realness.workflows.selection import compare_folders, select_best
-
     check_batch_size(args)
     if args.out_dir and Path(args.out_dir).is_file():
         raise UsageError(args.out_dir, "is a file; --out-dir needs a folder")

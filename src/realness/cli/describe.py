@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+import torch
 from tqdm import tqdm
 
 from realness.cli.common import (
@@ -21,11 +22,11 @@ from realness.cli.common import (
     show_progress,
     write_rows,
 )
-from realness.cli.engine import add_engine_arguments
+from realness.cli.engine import add_engine_arguments, run_describe_on_ray
+from realness.describers.base import summarize_descriptions
 from realness.errors import SkippedItem
+from realness.runtime import resolve_device
 from realness.tables import check_output_path
-
-# Library modules that load torch are imported in run(): `realness --help` must not wait for them.
 
 DEFAULT_DESCRIBER = "openai"
 #: Images handed to the describer per step unless --batch-size says otherwise: progress
@@ -66,24 +67,16 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     """Describe the images; exit 0 when all were described, 1 when some failed."""
     if args.engine == "ray":
-        from realness.cli.engine import run_describe_on_ray
-
         return run_describe_on_ray(args)
-    from realness.describers.base import summarize_descriptions
-
     check_batch_size(args)
     over_http = args.describer.startswith(("openai", "http://", "https://"))
     local_vlm = args.describer.startswith("vlm")
     if over_http:
-        import torch
-
         # Only tiny per-image tensor ops run here, from many threads: a wide intra-op pool
         # just contends for cores (measured 25x slower cache hits on a busy 2-core machine).
         torch.set_num_threads(1)
     options = {"concurrency": args.concurrency} if args.concurrency is not None and over_http else {}
     if args.device is not None:
-        from realness.runtime import resolve_device
-
         resolve_device(args.device)  # a device this machine lacks fails before any work
     if local_vlm:
         options.update(device=args.device, precision=args.precision)

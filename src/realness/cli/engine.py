@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from realness.core.pretrained import DEFAULT_MODEL
+
 ENGINES = ("local", "ray")
 
 
@@ -55,8 +57,7 @@ def _source(args: argparse.Namespace):
 
 def run_score_on_ray(args: argparse.Namespace) -> int:
     """``realness score ... --engine ray``: exit 0, 1 when some rows failed, 2 on a user error."""
-    from realness.core import DEFAULT_MODEL
-    from realness.distributed import score_dataset
+    from realness.distributed import score_dataset  # optional: ray[data]
 
     if _needs_out("score", args):
         return 2
@@ -88,7 +89,7 @@ def run_score_on_ray(args: argparse.Namespace) -> int:
 
 def run_describe_on_ray(args: argparse.Namespace) -> int:
     """``realness describe ... --engine ray``: exit 0, 1 when some rows failed, 2 on a user error."""
-    from realness.distributed import describe_dataset
+    from realness.distributed import describe_dataset  # optional: ray[data]
 
     if _needs_out("describe", args):
         return 2

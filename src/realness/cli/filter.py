@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 
 from realness.cli.common import (
     add_descriptions_arguments,
     add_model_arguments,
     add_table_output_argument,
+    check_batch_size,
+    expand_image_paths,
     match_descriptions,
     report_failures,
+    scorer_options,
+    write_rows,
 )
+from realness.tables import check_output_path
+from realness.workflows.filtering import CSV_COLUMNS, ExportError, filter_images
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -39,17 +46,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``realness filter``; returns the exit status."""
-    import warnings
-
-    from realness.cli.common import (
-        check_batch_size,
-        expand_image_paths,
-        scorer_options,
-        write_rows,
-    )
-    from realness.tables import check_output_path
-    from realness.workflows.filtering import CSV_COLUMNS, ExportError, filter_images
-
     check_batch_size(args)
     paths = expand_image_paths(args.paths)
     check_output_path(args.out, inputs=paths + ([args.descriptions] if args.descriptions else []), what="--out", table=True)

@@ -10,13 +10,16 @@ from realness.cli.common import (
     add_describer_argument,
     add_descriptions_arguments,
     add_runtime_arguments,
+    build_describer_from_args,
     expand_image_paths,
     match_descriptions,
     report_failures,
     show_progress,
 )
 from realness.deprecation import warn_renamed
+from realness.dream import DEFAULT_EMBEDDER, DEFAULT_STRIDE, DEFAULT_WINDOW_SIZES, RealnessMapper
 from realness.errors import UsageError
+from realness.tables import check_output_path
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -63,10 +66,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from realness.cli.common import build_describer_from_args
-    from realness.dream import DEFAULT_EMBEDDER, DEFAULT_STRIDE, DEFAULT_WINDOW_SIZES, RealnessMapper
-    from realness.tables import check_output_path
-
     if args.description is None and args.descriptions is None and args.describer is None:
         raise UsageError("--description", "each image needs a description: give --description, --descriptions or --describer")
     if args.description is not None and args.describer is not None:

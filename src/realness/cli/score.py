@@ -15,8 +15,11 @@ from realness.cli.common import (
     match_descriptions,
     report_failures,
     report_scan,
+    scorer_options,
 )
-from realness.cli.engine import add_engine_arguments
+from realness.cli.engine import add_engine_arguments, run_score_on_ray
+from realness.core import RealnessScorer
+from realness.tables import RowJournal, check_output_path, write_csv_rows
 
 COLUMNS = ("path", "score", "verdict", "description", "error")
 
@@ -44,13 +47,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.engine == "ray":
-        from realness.cli.engine import run_score_on_ray
-
         return run_score_on_ray(args)
-    from realness.cli.common import scorer_options
-    from realness.core import RealnessScorer
-    from realness.tables import RowJournal, check_output_path
-
     check_batch_size(args)
     if args.resume and not args.out:
         print("realness score: --resume: needs --out, the file to continue", file=sys.stderr)
@@ -114,7 +111,5 @@ def run(args: argparse.Namespace) -> int:
 
 def _print_rows(rows: list[dict], *, header: bool) -> None:
     """Stream rows as CSV on stdout, so a pipe sees each batch as soon as it is scored."""
-    from realness.tables import write_csv_rows
-
     write_csv_rows(sys.stdout, rows, COLUMNS, header=header)
     sys.stdout.flush()

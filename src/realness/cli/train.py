@@ -16,11 +16,13 @@ from realness.cli.common import (
     match_descriptions,
     show_progress,
 )
+from realness.core import CoreConfig
+from realness.core.pretrained import CONFIG_NAME, resolve_core_dir
+from realness.data import load_csv, load_raise_td
+from realness.descriptions import fill_missing
 from realness.errors import UsageError
-from realness.training import TrainingConfig
-
-# Library modules that load torch are imported in run(); this one's TrainingConfig gives the
-# recipe's defaults to the parser.
+from realness.runtime import resolve_device
+from realness.training import TrainingConfig, cross_validate, save_training_outputs, train_core
 
 _RECIPE = TrainingConfig()
 
@@ -68,13 +70,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from realness.core import CoreConfig
-    from realness.core.pretrained import CONFIG_NAME, resolve_core_dir
-    from realness.data import load_csv, load_raise_td
-    from realness.descriptions import fill_missing
-    from realness.runtime import resolve_device
-    from realness.training import cross_validate, save_training_outputs, train_core
-
     if args.folds is None and not args.out:
         raise UsageError("--out", "required (where the trained model goes), unless --folds K")
     if args.folds is not None and args.folds < 2:

@@ -26,6 +26,15 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from huggingface_hub import CommitOperationAdd, HfApi, constants, hf_hub_download, try_to_load_from_cache
+from huggingface_hub.errors import (
+    HfHubHTTPError,
+    LocalEntryNotFoundError,
+    RemoteEntryNotFoundError,
+    RepositoryNotFoundError,
+    RevisionNotFoundError,
+)
+
 from realness.errors import ChecksumError, RealnessError, WeightsNotFoundError
 
 HUB_PREFIX = "hf-hub:"
@@ -291,8 +300,6 @@ def push_to_hub(
         WeightsNotFoundError: ``local_dir`` lacks ``config.json`` or ``model.safetensors``.
         RealnessError: ``HF_HUB_OFFLINE`` is set.
     """
-    from huggingface_hub import CommitOperationAdd, HfApi
-
     directory = Path(local_dir)
     missing = [name for name in DEFAULT_FILES if not (directory / name).is_file()]
     if missing:
@@ -360,8 +367,6 @@ def _from_cache(
     Optional files the cache records as absent at that commit are in neither; a required file
     recorded absent is still to download, so the Hub gives the final word.
     """
-    from huggingface_hub import try_to_load_from_cache
-
     found: dict[str, Path] = {}
     unknown: list[str] = []
     for name in (*files, *optional_files):
@@ -382,15 +387,6 @@ def _download(
     pinned: PinnedModel | None,
 ) -> dict[str, Path]:
     """Download ``names`` into the Hub cache; optional files absent from the Hub are skipped."""
-    from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import (
-        HfHubHTTPError,
-        LocalEntryNotFoundError,
-        RemoteEntryNotFoundError,
-        RepositoryNotFoundError,
-        RevisionNotFoundError,
-    )
-
     downloaded: dict[str, Path] = {}
     for name in names:
         try:
@@ -472,8 +468,6 @@ def _not_available_message(
 
 def _offline() -> bool:
     """Whether Hub requests are off, read from the environment now (or set at import)."""
-    from huggingface_hub import constants
-
     value = os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE") or ""
     return value.upper() in _TRUE_VALUES or constants.HF_HUB_OFFLINE
 
@@ -491,8 +485,6 @@ def _hub_cache_dir(cache_dir: str | Path | None) -> Path:
         return Path(os.environ["HF_HUB_CACHE"]).expanduser()
     if os.environ.get("HF_HOME"):
         return Path(os.environ["HF_HOME"]).expanduser() / "hub"
-    from huggingface_hub import constants
-
     return Path(constants.HF_HUB_CACHE)
 
 
@@ -520,6 +512,7 @@ def load_transformers_model(directory: str | Path, *, pretrained: bool = True) -
     Returns:
         The model, in eval mode.
     """
+    # local: transformers is heavy (about a second), and its model classes import under the callers' transformers_import_guard
     from transformers import AutoConfig, AutoModel
     from transformers.utils import logging as transformers_logging
 

@@ -15,6 +15,8 @@ import importlib
 import importlib.util
 from collections.abc import Iterator
 
+import torch
+
 # BrokenDependencyError lives in realness.errors with every other exception; callers may import it from here.
 from realness.errors import BrokenDependencyError
 
@@ -35,8 +37,6 @@ def transformers_import_guard(what: str) -> Iterator[None]:
         cause = broken_torchvision_reason(error)
         if cause is None:
             raise
-        import torch
-
         raise BrokenDependencyError(
             f"transformers cannot load {what} because the installed torchvision does not work with torch "
             f"{torch.__version__} ({cause}); this happens when the open-clip extra pulls a torchvision built "

@@ -53,6 +53,7 @@ def styled_figure(figsize: tuple[float, float], **options: Any) -> Iterator[Figu
     Yields:
         The figure.
     """
+    # local: matplotlib is heavy, and only drawing needs it (see the module docstring)
     import matplotlib
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -81,6 +82,6 @@ def save_figure(figure: Figure, path: str | Path, *, dpi: int = DPI) -> Path:
 
 def colormap(name: str = CMAP) -> Callable[..., Any]:
     """The matplotlib colormap ``name``: values in [0, 1] to RGBA."""
-    import matplotlib
+    import matplotlib  # local: heavy, as in styled_figure
 
     return matplotlib.colormaps[name]

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from realness import stats
 from realness.plotting import COLORS, save_figure, styled_figure
@@ -27,23 +28,16 @@ def hardware_summary() -> dict[str, Any]:
 
     Returns:
         ``cpu`` (model name), ``cores`` (logical CPUs), ``platform``, ``python``,
-        ``torch`` (version, or None when not installed) and ``gpu`` (CUDA device name or None).
+        ``torch`` (version) and ``gpu`` (CUDA device name or None).
     """
     summary: dict[str, Any] = {
         "cpu": _cpu_model(),
         "cores": os.cpu_count(),
         "platform": platform.platform(),
         "python": platform.python_version(),
-        "torch": None,
-        "gpu": None,
+        "torch": torch.__version__,
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
     }
-    try:
-        import torch
-    except ImportError:
-        return summary
-    summary["torch"] = torch.__version__
-    if torch.cuda.is_available():
-        summary["gpu"] = torch.cuda.get_device_name(0)
     return summary
 
 

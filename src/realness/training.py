@@ -41,8 +41,12 @@ from tqdm.auto import tqdm
 from realness.augment import Augmentation
 from realness.core.config import CoreConfig
 from realness.core.model import CoreModel
+from realness.data.splits import kfold, train_val_split
+from realness.degrade import random_degradation
+from realness.inputs import load_image
 from realness.plotting import COLORS, save_figure, styled_figure
 from realness.runtime import autocast
+from realness.stats import plcc, srocc
 from realness.tables import atomic_output
 
 # A pure mirror image: no resampling, so no fine detail is lost (the recipe search measured it against none).
@@ -156,9 +160,6 @@ def train_core(
     Returns:
         A :class:`TrainingRun` with the selected model and the per-epoch history.
     """
-    from realness.data.splits import train_val_split
-    from realness.inputs import load_image
-
     if not (len(images) == len(mos) == len(descriptions)):
         raise ValueError(f"{len(images)} images, {len(mos)} scores and {len(descriptions)} descriptions: lengths differ")
     config = config or TrainingConfig()
@@ -240,9 +241,6 @@ def encode_frozen_features(
 
     Augmentation and degradation are seeded by ``config.seed``, so the same call gives the same features.
     """
-    from realness.degrade import random_degradation
-    from realness.inputs import load_image
-
     config = config or TrainingConfig()
     model.eval()  # frozen features: BatchNorm must use its running statistics, never batch ones
     generator = torch.Generator().manual_seed(config.seed)
@@ -349,9 +347,6 @@ def cross_validate(
         features: precomputed :func:`encode_frozen_features` output for ``images``.
         progress: show progress bars.
     """
-    from realness.data.splits import kfold
-    from realness.stats import plcc, srocc
-
     config = dataclasses.replace(config or TrainingConfig(), validation_fraction=0.0)
     mos_array = np.asarray(mos, dtype=np.float32)
     texts = [text or "" for text in descriptions]
@@ -407,8 +402,6 @@ class _Trainer:
         return {k: v.detach().clone() for k, v in self.model.state_dict().items()}
 
     def run(self) -> TrainingRun:
-        from realness.stats import srocc
-
         config = self.config
         optimizer = torch.optim.AdamW(self.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
         history: list[dict[str, float]] = []

@@ -145,7 +145,7 @@ class EfficientNetLiteEncoder(ImageEncoder):
 
     def __init__(self, config: ImageEncoderConfig, *, pretrained: bool = True):
         super().__init__(config)
-        try:
+        try:  # local: an install that lost the lite packages gets MissingDependencyError, not a broken import
             from efficientnet_lite_pytorch import EfficientNet
         except ImportError as error:
             raise MissingDependencyError("efficientnet-lite-pytorch", "lite", "the lite image encoder") from error
@@ -255,7 +255,7 @@ class TransformersTextEncoder(TextEncoder):
 
     def __init__(self, config: TextEncoderConfig, *, pretrained: bool = True):
         super().__init__(config)
-        from transformers import AutoTokenizer
+        from transformers import AutoTokenizer  # local: heavy (about a second), needed only to build the model
 
         directory = _resolve_transformers_dir(config.name, config.revision, tokenizer=True)
         self.tokenizer = AutoTokenizer.from_pretrained(directory)

@@ -7,8 +7,10 @@ Frozen pretrained encoders are not copied: they resolve from their own names.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import tempfile
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,11 +20,12 @@ from safetensors.torch import load_file, save
 from torch import nn
 
 from realness import hub
-from realness.core.config import CoreConfig
+from realness.core.config import CoreConfig, ImageEncoderConfig, TextEncoderConfig
 from realness.core.encoders import build_image_encoder, build_text_encoder
 from realness.core.head import FusionHead, KernelRidgeHead
 from realness.core.pretrained import CONFIG_NAME, WEIGHTS_NAME, resolve_core_dir
 from realness.errors import RealnessError, UntrainedModelError
+from realness.import_guard import transformers_import_guard
 from realness.tables import atomic_output, write_file_atomic
 
 
@@ -117,8 +120,6 @@ class CoreModel(nn.Module):
         directory = resolve_core_dir(name_or_path, revision=revision, cache_dir=cache_dir)
         config = read_config(directory / CONFIG_NAME)
         weights_path = directory / WEIGHTS_NAME
-        from realness.import_guard import transformers_import_guard
-
         with transformers_import_guard(f"the encoders of {name_or_path}"):
             model = cls(config, pretrained_encoders=not config.includes_encoder_weights)
         state, metadata = read_weights(weights_path)
@@ -154,11 +155,6 @@ def read_config(path: Path) -> CoreConfig:
         RealnessError: the file is unreadable, cut short or not a CORE configuration; the
             message names the file.
     """
-    import dataclasses
-    import warnings
-
-    from realness.core.config import ImageEncoderConfig, TextEncoderConfig
-
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as error:

@@ -13,6 +13,7 @@ from realness.data.dataset import (
     Sample,
     check_images_exist,
 )
+from realness.tables import TableError, read_table
 
 IMAGE_COLUMN_CANDIDATES = ("filename", "image", "image_path", "path", "file")
 
@@ -32,8 +33,6 @@ def read_csv_rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
         DatasetError: the file has no header row, cannot be parsed, or is in another encoding
             (the message names the byte offset and how to re-save it).
     """
-    from realness.tables import TableError, read_table
-
     if not path.is_file():
         raise DatasetNotFoundError(f"{path}: no such CSV file")
     try:

@@ -14,8 +14,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol, runtime_checkable
 
+import numpy as np
+from PIL import Image
+
 from realness.deprecation import warn_renamed
 from realness.errors import DescriberError, check_on_error
+from realness.inputs import load_images
 from realness.verdict import Verdict, parse_verdict
 
 REALM_PROMPT_TEXT = (
@@ -160,9 +164,6 @@ def to_pil_image(image: Any) -> Any:
     Returns:
         The ``PIL.Image.Image``.
     """
-    import numpy as np
-    from PIL import Image
-
     # numpy, not torch: many small torch ops from several threads contend for its intra-op pool.
     pixels = image.detach().to("cpu").permute(1, 2, 0).numpy() * 255.0
     return Image.fromarray(np.clip(np.rint(pixels), 0, 255).astype(np.uint8))
@@ -242,8 +243,6 @@ class BaseDescriber(ABC):
             InvalidImageError: An input is not a usable image (``on_error="raise"``).
             DescriberError: An image could not be described (``on_error="raise"``).
         """
-        from realness.inputs import load_images
-
         check_on_error(on_error)
         batch = load_images(images, on_error=on_error)
         results: list[Description | None] = [None] * len(batch.names)

@@ -20,8 +20,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from platformdirs import user_cache_dir
+
 from realness.describers.base import BaseDescriber, Description
 from realness.errors import CacheError
+from realness.inputs import pixel_sha256, split_batch
 
 CACHE_DIR_ENV = "REALNESS_CACHE_DIR"
 CACHE_FILE_NAME = "descriptions.sqlite3"
@@ -59,8 +62,6 @@ def default_cache_path() -> Path:
     directory = os.environ.get(CACHE_DIR_ENV)
     if directory:
         return Path(directory) / CACHE_FILE_NAME
-    from platformdirs import user_cache_dir
-
     return Path(user_cache_dir("realness")) / CACHE_FILE_NAME
 
 
@@ -233,8 +234,6 @@ class CachedDescriber(BaseDescriber):
         A file's pixel hash is remembered by (path, size, modification time), so a re-run over
         the same files answers from the cache without reading them.
         """
-        from realness.inputs import split_batch
-
         items, _ = split_batch(images)
         stats = [_file_stat(item) for item in items]
         known = self.cache.get_file_keys(s for s in stats if s is not None)
@@ -264,8 +263,6 @@ class CachedDescriber(BaseDescriber):
         Returns:
             One description per image, in order.
         """
-        from realness.inputs import pixel_sha256
-
         keys = [pixel_sha256(image) for image in images]
         self._local.hashes = dict(zip(names, keys))
         hits = self.cache.get_many(keys, self.model, self.prompt.id)

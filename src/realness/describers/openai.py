@@ -20,6 +20,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from PIL import Image
+
 from realness.describers.base import DEFAULT_PROMPT, BaseDescriber, Description, Prompt, to_pil_image
 from realness.errors import MissingDependencyError, RealnessError
 
@@ -97,10 +99,7 @@ class OpenAIDescriber(BaseDescriber):
         max_image_bytes: int = MAX_IMAGE_BYTES,
     ):
         super().__init__(model, prompt)
-        try:
-            import openai
-        except ImportError as error:
-            raise MissingDependencyError("openai", "openai", "the OpenAI describer") from error
+        openai = _import_openai()
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, not {concurrency}")
         api_key = api_key or os.environ.get("OPENAI_API_KEY")
@@ -235,6 +234,15 @@ def encode_png(image: Any) -> bytes:
     return _png_bytes(to_pil_image(image))
 
 
+def _import_openai() -> Any:
+    """The ``openai`` package, or a MissingDependencyError naming the extra that installs it."""
+    try:
+        import openai  # optional: the openai extra
+    except ImportError as error:
+        raise MissingDependencyError("openai", "openai", "the OpenAI describer") from error
+    return openai
+
+
 def _png_bytes(picture: Any) -> bytes:
     buffer = io.BytesIO()
     # Fastest zlib level: far quicker than the default for a few percent more bytes, still lossless.
@@ -243,8 +251,6 @@ def _png_bytes(picture: Any) -> bytes:
 
 
 def _shrink_png(image: Any, max_bytes: int) -> tuple[bytes, tuple[int, int], tuple[int, int]]:
-    from PIL import Image
-
     picture = to_pil_image(image)
     width, height = picture.size
     scale = 1.0
@@ -312,11 +318,7 @@ def list_server_models(base_url: str, api_key: str | None = None, timeout: float
     Raises:
         MissingDependencyError: The ``openai`` package is not installed.
     """
-    try:
-        import openai
-    except ImportError as error:
-        raise MissingDependencyError("openai", "openai", "the OpenAI describer") from error
-    client = openai.OpenAI(
+    client = _import_openai().OpenAI(
         api_key=api_key or os.environ.get("OPENAI_API_KEY") or LOCAL_SERVER_API_KEY,
         base_url=base_url,
         timeout=timeout,

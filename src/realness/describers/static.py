@@ -7,6 +7,14 @@ from pathlib import Path
 from typing import Any
 
 from realness.describers.base import DEFAULT_PROMPT, BaseDescriber, Description, Prompt
+from realness.tables import (
+    DESCRIPTION_COLUMN_ALIASES,
+    IMAGE_COLUMN_ALIASES,
+    DescriptionTable,
+    normalize_key,
+    read_descriptions,
+    read_table,
+)
 
 
 class StaticDescriber(BaseDescriber):
@@ -25,8 +33,6 @@ class StaticDescriber(BaseDescriber):
     """
 
     def __init__(self, texts: Mapping[str, str], *, model: str = "static", prompt: Prompt = DEFAULT_PROMPT):
-        from realness.tables import normalize_key
-
         super().__init__(model, prompt)
         self.texts = {normalize_key(str(key)): text for key, text in texts.items()}
 
@@ -59,18 +65,10 @@ class StaticDescriber(BaseDescriber):
             RealnessError: The file is missing, unreadable, lacks one of the columns (the
                 message lists those found), or gives one image two different descriptions.
         """
-        from realness.tables import (
-            DESCRIPTION_COLUMN_ALIASES,
-            IMAGE_COLUMN_ALIASES,
-            read_descriptions,
-        )
-
         path = Path(path)
         if filename_column is None and text_column is None:
             table = read_descriptions(path)
         else:
-            from realness.tables import DescriptionTable, read_table
-
             rows = read_table(path)
             names = rows.column([filename_column] if filename_column else IMAGE_COLUMN_ALIASES, purpose="image")
             texts = rows.column([text_column] if text_column else DESCRIPTION_COLUMN_ALIASES, purpose="description")
@@ -87,8 +85,6 @@ class StaticDescriber(BaseDescriber):
         Returns:
             One description per image; unknown names fail.
         """
-        from realness.tables import normalize_key
-
         results = []
         for name in names:
             key = normalize_key(name)

@@ -10,8 +10,11 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+import torch
+
 from realness.deprecation import UNSET, renamed
 from realness.describers.base import DEFAULT_PROMPT, BaseDescriber, Description, Prompt, to_pil_image
+from realness.import_guard import transformers_import_guard
 from realness.runtime import check_precision, compute_dtype, precision_from_dtype, resolve_device
 
 logger = logging.getLogger(__name__)
@@ -55,6 +58,7 @@ class TransformersDescriber(BaseDescriber):
         dtype: Any = UNSET,
     ):
         super().__init__(str(model), prompt)
+        # local: transformers is heavy (about a second), and its VLM classes import under the guard below
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
         if batch_size < 1:
@@ -67,8 +71,6 @@ class TransformersDescriber(BaseDescriber):
         self.dtype = compute_dtype(precision, self.device)
         self.batch_size = batch_size
         self.max_new_tokens = max_new_tokens
-        from realness.import_guard import transformers_import_guard
-
         # Image processors and VLM classes import torchvision when it is installed.
         with transformers_import_guard(f"the VLM {model}"):
             self.processor = AutoProcessor.from_pretrained(str(model), revision=revision)
@@ -115,8 +117,6 @@ class TransformersDescriber(BaseDescriber):
         return Description.failure(name, reason, self.model, self.prompt.id)
 
     def _describe_batch(self, pictures: list, names: list[str]) -> list[Description]:
-        import torch
-
         conversations = [
             [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": self.prompt.text}]}]
             for _ in pictures

@@ -31,12 +31,20 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import torch
+
+from realness.core import RealnessScorer
+from realness.core.pretrained import WEIGHTS_NAME, resolve_core_dir
+from realness.describers.factory import build_describer
 from realness.distributed.schema import description_schema, pixel_hash_schema, rows_to_table, score_schema
 from realness.errors import InvalidImageError
+from realness.inputs import load_image, pixel_sha256
+from realness.verdict import parse_verdict
 
 
 def as_arrow(batch: Any):
     """A batch as a ``pyarrow.Table``, whatever ``batch_format`` Ray handed over."""
+    # optional: pyarrow comes with the ray extra, so it is imported where a batch is handled, never at import
     import pyarrow as pa
 
     if isinstance(batch, pa.Table):
@@ -67,7 +75,7 @@ def fetch_image(path: str, data: bytes | None) -> Any:
         return bytes(data)
     if "://" not in path:
         return path
-    import pyarrow.fs
+    import pyarrow.fs  # optional: the ray extra
 
     try:
         filesystem, inner = pyarrow.fs.FileSystem.from_uri(path)
@@ -81,8 +89,6 @@ def set_torch_threads(threads: int | None) -> None:
     """Give torch the actor's CPUs: Ray sets ``OMP_NUM_THREADS=1`` in actors, and
     ``os.cpu_count()`` there is the whole node, so neither is the right number."""
     if threads is not None:
-        import torch
-
         torch.set_num_threads(max(1, int(threads)))
 
 
@@ -92,8 +98,6 @@ def weights_version(model: str | os.PathLike[str]) -> str:
     :func:`~realness.distributed.score_dataset` calls it in the driver, which also fails
     fast on a model that cannot be found, before any actor starts.
     """
-    from realness.core.pretrained import WEIGHTS_NAME, resolve_core_dir
-
     digest = hashlib.sha256()
     with open(Path(resolve_core_dir(str(model))) / WEIGHTS_NAME, "rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
@@ -130,8 +134,6 @@ class ScoreBatches:
         bytes_column: str | None = None,
         description_column: str = "description",
     ):
-        from realness.core import RealnessScorer
-
         set_torch_threads(threads)
         # num_workers=0: the actor's CPUs are the forward pass's; Ray parallelizes across actors.
         self.scorer = RealnessScorer.from_pretrained(str(model), device=device, batch_size=batch_size, num_workers=0)
@@ -191,9 +193,7 @@ class PixelHashBatches:
 
     def __call__(self, batch: Any):
         """Hash one batch; returns a ``pyarrow.Table`` with one row per input row."""
-        import pyarrow as pa
-
-        from realness.inputs import load_image, pixel_sha256
+        import pyarrow as pa  # optional: the ray extra (see as_arrow)
 
         table = as_arrow(batch)
         paths = [str(path) for path in table.column(self.path_column).to_pylist()]
@@ -267,8 +267,6 @@ class DescribeBatches:
         path_column: str = "path",
         bytes_column: str | None = None,
     ):
-        from realness.describers.factory import build_describer
-
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, not {concurrency}")
         set_torch_threads(1)  # only tiny per-image tensor ops run here, from many threads
@@ -293,8 +291,6 @@ class DescribeBatches:
         return rows_to_table(rows, description_schema())
 
     def _describe_one(self, path: str, blob: bytes | None, key: str | None) -> dict:
-        from realness.inputs import load_image, pixel_sha256
-
         row = {"path": path, "image_sha256": key, "model": self.describer.model,
                "prompt_id": self.describer.prompt.id, "cached": False}
         try:
@@ -303,7 +299,7 @@ class DescribeBatches:
             return {**row, "error": error.reason}
         row["image_sha256"] = key or pixel_sha256(image)
         if self.rate_limiter is not None:
-            import ray
+            import ray  # optional: the ray extra; only a limiter handed over by Ray gets here
 
             time.sleep(ray.get(self.rate_limiter.reserve.remote()))
         description = self.describer.describe_tensors([image], [path])[0]
@@ -314,8 +310,6 @@ class DescribeBatches:
 
 def describe_rows_from_texts(paths: Sequence[str], keys: Sequence[str], texts: dict, model: str, prompt_id: str) -> list[dict]:
     """Rows for images whose pixel hash already has a text (cache hits): nothing is sent."""
-    from realness.verdict import parse_verdict
-
     return [
         {"path": path, "image_sha256": key, "description": texts[key], "verdict": parse_verdict(texts[key]),
          "model": model, "prompt_id": prompt_id, "cached": True}

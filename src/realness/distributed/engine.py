@@ -18,7 +18,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
 
+from realness.describers.cache import DescriptionCache
+from realness.describers.factory import build_describer
+from realness.distributed.batches import (
+    DescribeBatches,
+    PixelHashBatches,
+    RequestSlots,
+    ScoreBatches,
+    describe_rows_from_texts,
+    weights_version,
+)
+from realness.distributed.output import ParquetOutput
+from realness.distributed.schema import description_schema, rows_to_table, score_schema
 from realness.errors import MissingDependencyError, RealnessError
+from realness.files import expand_image_paths
+from realness.tables import as_description_table
 
 if TYPE_CHECKING:
     import ray.data
@@ -45,7 +59,7 @@ def require_ray():
     Raises:
         MissingDependencyError: ray is not installed.
     """
-    try:
+    try:  # optional: the ray extra
         import ray
         import ray.data  # noqa: F401  (the part this engine uses; missing in a bare "ray" install)
     except ImportError as error:
@@ -178,8 +192,6 @@ def list_source_paths(source: Source, *, path_column: str | None = None) -> list
     Raises:
         RealnessError: a manifest without a path column, or a source that does not exist.
     """
-    from realness.files import expand_image_paths
-
     if isinstance(source, (str, os.PathLike)):
         text = os.fspath(source)
         if text.lower().endswith(MANIFEST_SUFFIXES) and (Path(text).is_file() or "://" in text):
@@ -191,6 +203,7 @@ def list_source_paths(source: Source, *, path_column: str | None = None) -> list
 
 
 def _manifest_paths(manifest: str, path_column: str | None) -> list[str]:
+    # optional: pyarrow comes with the ray extra (as ray itself, below: require_ray, _rows_dataset, ...)
     import pyarrow.csv
     import pyarrow.parquet as pq
 
@@ -218,14 +231,9 @@ def _manifest_paths(manifest: str, path_column: str | None) -> list[str]:
 
 def _description_texts(descriptions: Any, paths: Sequence[str], roots: Sequence[str]) -> list[str | None]:
     """One description (or None) per path from a CSV, a mapping, a table or a describe output folder."""
-    from realness.tables import as_description_table
-
     if descriptions is None:
         return [None] * len(paths)
     if isinstance(descriptions, (str, os.PathLike)) and Path(descriptions).is_dir():
-        from realness.distributed.output import ParquetOutput
-        from realness.distributed.schema import description_schema
-
         described = ParquetOutput(descriptions, description_schema()).read().to_pydict()
         descriptions = {p: t for p, t in zip(described["path"], described["description"]) if t is not None}
     table = as_description_table(descriptions)
@@ -322,7 +330,7 @@ def _naming_stalls(stage: str) -> Iterator[None]:
 
 
 def _rows_dataset(rows: list[dict], batch_size: int):
-    import ray.data
+    import ray.data  # optional: the ray extra (require_ray has already named it when missing)
 
     # About one batch per block: a single block would leave every actor but one idle.
     blocks = max(1, math.ceil(len(rows) / batch_size))
@@ -331,7 +339,7 @@ def _rows_dataset(rows: list[dict], batch_size: int):
 
 def _keep_undone(dataset, path_column: str, done: set, batch_size: int):
     if done:
-        from ray.data.expressions import col
+        from ray.data.expressions import col  # optional: the ray extra
 
         dataset = dataset.filter(expr=col(path_column).not_in(sorted(done)))
     return dataset.repartition(target_num_rows_per_block=batch_size)
@@ -389,10 +397,6 @@ def score_dataset(
         RealnessError: the model cannot be found, the cluster cannot hold the actors, a
             source or the output folder is unusable, or a stage stalled.
     """
-    from realness.distributed.batches import ScoreBatches, weights_version
-    from realness.distributed.output import ParquetOutput
-    from realness.distributed.schema import score_schema
-
     if batch_size < 1:
         raise RealnessError(f"batch_size must be at least 1, not {batch_size}")
     started = time.monotonic()
@@ -511,11 +515,6 @@ def describe_dataset(
         RealnessError: a bad describer spec, a cluster too small, an unusable source or
             output, or a stalled stage.
     """
-    from realness.describers.factory import build_describer
-    from realness.distributed.batches import DescribeBatches, PixelHashBatches, RequestSlots, describe_rows_from_texts
-    from realness.distributed.output import ParquetOutput
-    from realness.distributed.schema import description_schema, rows_to_table
-
     if concurrency < 1:
         raise RealnessError(f"--concurrency: must be at least 1, not {concurrency}")
     started = time.monotonic()
@@ -523,7 +522,7 @@ def describe_dataset(
     probe = build_describer(describer, cache=False, **(describer_options or {}))
     model, prompt_id = probe.model, probe.prompt.id
     output = ParquetOutput(out, description_schema())
-    require_ray()
+    ray = require_ray()
     connect(address)
     summary = RunSummary("describe", str(out), startup_seconds=time.monotonic() - started)
     plan = plan_actors("describe", actors=actors, cpus_per_actor=cpus_per_actor, gpus_per_actor=0, light=True)
@@ -531,9 +530,6 @@ def describe_dataset(
     state = output.resume(retry_failed=retry_failed)
     summary.set_aside = state.set_aside
     known = _texts_by_hash(output, model, prompt_id)
-
-    import ray
-    import ray.data
 
     column = path_column or "path"
     if _is_ray_dataset(source):
@@ -571,8 +567,6 @@ def describe_dataset(
         else:
             paths_by_hash.setdefault(row["image_sha256"], []).append(row["path"])
     if description_cache is not None:
-        from realness.describers.cache import DescriptionCache
-
         cache = DescriptionCache(description_cache)
         known.update(cache.get_many([k for k in paths_by_hash if k not in known], model, prompt_id))
 
@@ -590,7 +584,7 @@ def describe_dataset(
     first_paths = {key_paths[0]: key for key, key_paths in paths_by_hash.items() if key not in known}
     if first_paths:
         limiter = ray.remote(num_cpus=0)(RequestSlots).remote(requests_per_minute) if requests_per_minute else None
-        from ray.data.expressions import col
+        from ray.data.expressions import col  # optional: the ray extra
 
         chosen = col("path").is_in(sorted(first_paths))
         to_describe = hashed.filter(expr=chosen).repartition(target_num_rows_per_block=batch_size)

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 
 from realness.tables import OutputError, atomic_output
 
+# pyarrow is optional (the ray extra): the methods that read or write Parquet import it.
 if TYPE_CHECKING:
     import pyarrow as pa
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+# pyarrow is optional (the ray extra): each function imports it, so this module imports without it.
 if TYPE_CHECKING:
     import pyarrow as pa
 

@@ -18,6 +18,7 @@ import torch
 
 from realness.errors import MissingDependencyError
 from realness.hub import TRANSFORMERS_AUX_FILES, load_transformers_model, resolve_model_dir
+from realness.import_guard import transformers_import_guard
 
 #: The model the paper uses, and the default.
 DEFAULT_EMBEDDER = "openai/clip-vit-base-patch32"
@@ -103,9 +104,7 @@ class TransformersEmbedder:
             WeightsNotFoundError: The weights are neither local, installed, cached nor downloadable.
             BrokenDependencyError: transformers cannot import CLIP because torchvision is broken.
         """
-        from transformers import AutoTokenizer
-
-        from realness.import_guard import transformers_import_guard
+        from transformers import AutoTokenizer  # local: heavy (about a second), needed only to build the model
 
         directory = resolve_model_dir(
             name_or_dir,
@@ -178,7 +177,7 @@ class OpenClipEmbedder:
 
     def __init__(self, architecture: str, pretrained: str | None = None):
         try:
-            import open_clip
+            import open_clip  # optional: the open-clip extra
         except ImportError as error:
             raise MissingDependencyError("open_clip_torch", "open-clip", "open_clip DREAM embedders") from error
         model, _, _ = open_clip.create_model_and_transforms(architecture, pretrained=pretrained)

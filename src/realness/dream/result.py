@@ -9,14 +9,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
+from PIL import Image
 
 from realness.dream.render import FIGURE_SUFFIXES, overlay, panel_figure
 from realness.errors import SkippedItem
 from realness.plotting import CMAP, DPI, save_figure
 from realness.tables import write_file_atomic
 
-if TYPE_CHECKING:  # annotations only: matplotlib and PIL load when a picture is made
-    import PIL.Image
+if TYPE_CHECKING:  # annotations only: matplotlib loads when a figure is drawn
     from matplotlib.figure import Figure
 
 #: The paper's window stride in pixels.
@@ -51,7 +51,7 @@ class RealnessMap:
         """``(H, W)`` of the map and the input."""
         return tuple(self.map.shape)
 
-    def overlay(self, *, alpha: float = 0.5, cmap: str = CMAP, colorbar: bool = True) -> PIL.Image.Image:
+    def overlay(self, *, alpha: float = 0.5, cmap: str = CMAP, colorbar: bool = True) -> Image.Image:
         """The image blended with the colour-mapped map (see :func:`realness.dream.render.overlay`).
 
         Returns:
@@ -81,8 +81,6 @@ class RealnessMap:
         Returns:
             The path written.
         """
-        from PIL import Image
-
         path = Path(path)
         suffix = path.suffix.lower()
         if suffix == ".npy":

@@ -24,6 +24,7 @@ from realness.core.pretrained import DEFAULT_MODEL
 from realness.deprecation import UNSET, renamed
 from realness.descriptions import is_describer
 from realness.errors import ExportError, SkippedItem
+from realness.files import expand_image_paths
 from realness.tables import DescriptionTable, as_description_table, name_list, write_table
 from realness.workflows.scoring import ModelLike, as_scorer, optional_float
 
@@ -238,8 +239,6 @@ def filter_images(
     Raises:
         ValueError: no image was found, or ``top_k`` is below 1.
     """
-    from realness.files import expand_image_paths
-
     images = renamed("filter_images", "paths", "images", paths, images, new_default=UNSET)
     if images is UNSET:
         raise TypeError("filter_images() missing the images to filter (a folder, glob, file or list of them)")

@@ -27,8 +27,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from realness import __version__
 from realness.core.pretrained import DEFAULT_MODEL
 from realness.core.scorer import RealnessScorer
+from realness.inputs import split_batch
+from realness.tables import write_text_atomic
 from realness.workflows.scoring import ModelLike, as_scorer, model_label
 
 BASELINE_FORMAT = 1
@@ -69,8 +72,6 @@ class RealnessBaseline:
         Returns:
             The path written.
         """
-        from realness.tables import write_text_atomic
-
         path = Path(path)
         write_text_atomic(path, json.dumps(asdict(self), indent=2, sort_keys=True) + "\n")
         return path
@@ -219,9 +220,6 @@ def score_samples(
     Raises:
         InvalidImageError: an image cannot be read (a regression check never skips one).
     """
-    from realness import __version__
-    from realness.inputs import split_batch
-
     if isinstance(images, Mapping):
         keys, items = [str(k) for k in images], list(images.values())
     else:

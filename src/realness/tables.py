@@ -109,13 +109,6 @@ def write_text_atomic(path: PathLike, text: str) -> Path:
     return Path(path)
 
 
-def write_bytes_atomic(path: PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically; returns the path."""
-    with atomic_output(path, "wb") as handle:
-        handle.write(data)
-    return Path(path)
-
-
 def write_file_atomic(path: PathLike, write: Callable[[IO[bytes]], Any]) -> Path:
     """Let ``write`` fill a temporary binary file beside ``path``, then rename it into place.
 

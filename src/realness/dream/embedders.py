@@ -12,7 +12,7 @@ import json
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import torch
 
@@ -29,6 +29,7 @@ DEFAULT_MODEL = DEFAULT_EMBEDDER
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
+_Wrapping = TypeVar("_Wrapping", bound="_ModelEmbedder")
 
 
 @runtime_checkable
@@ -55,7 +56,23 @@ class Embedder(Protocol):
         """Move to ``device``; return self."""
 
 
-class TransformersEmbedder:
+class _ModelEmbedder:
+    """What the embedders that wrap one torch model (``self.model``) share: where it is, and moving it."""
+
+    model: torch.nn.Module
+
+    @property
+    def device(self) -> torch.device:
+        """Where the model's weights are."""
+        return next(self.model.parameters()).device
+
+    def to(self: _Wrapping, device: torch.device | str) -> _Wrapping:
+        """Move the model to ``device``; return self."""
+        self.model.to(device)
+        return self
+
+
+class TransformersEmbedder(_ModelEmbedder):
     """A transformers dual encoder (CLIP, SigLIP, ...) through ``get_image/text_features``.
 
     Args:
@@ -126,16 +143,6 @@ class TransformersEmbedder:
             std=settings.get("image_std", CLIP_STD),
         )
 
-    @property
-    def device(self) -> torch.device:
-        """Where the model's weights are."""
-        return next(self.model.parameters()).device
-
-    def to(self, device: torch.device | str) -> TransformersEmbedder:
-        """Move the model to ``device``; return self."""
-        self.model.to(device)
-        return self
-
     def embed_images(self, pixels: torch.Tensor) -> torch.Tensor:
         """Image-tower embeddings (after the projection) of normalized pixels."""
         return _pooled(self.model.get_image_features(pixel_values=pixels))
@@ -164,7 +171,7 @@ class TransformersEmbedder:
         return _pooled(self.model.get_text_features(**arguments))
 
 
-class OpenClipEmbedder:
+class OpenClipEmbedder(_ModelEmbedder):
     """An open_clip model (``pip install 'realness[open-clip]'``).
 
     Args:
@@ -188,16 +195,6 @@ class OpenClipEmbedder:
         self.mean = tuple(getattr(model.visual, "image_mean", None) or CLIP_MEAN)
         self.std = tuple(getattr(model.visual, "image_std", None) or CLIP_STD)
         self.max_text_tokens = int(getattr(self.tokenizer, "context_length", 77))
-
-    @property
-    def device(self) -> torch.device:
-        """Where the model's weights are."""
-        return next(self.model.parameters()).device
-
-    def to(self, device: torch.device | str) -> OpenClipEmbedder:
-        """Move the model to ``device``; return self."""
-        self.model.to(device)
-        return self
 
     def embed_images(self, pixels: torch.Tensor) -> torch.Tensor:
         """Image-tower embeddings of normalized pixels."""

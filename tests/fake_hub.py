@@ -177,6 +177,8 @@ def _handler(hub: FakeHub, *, cdn: bool) -> type[BaseHTTPRequestHandler]:
                 if data is None:
                     return self._reply(404)
                 return self._reply(200, data if send_body else b"", length=len(data))
+            if path.startswith("/api/models/"):
+                return self._tree(path.split("/")[3:])
             head, sep, tail = path.lstrip("/").partition("/resolve/")
             revision, _, filename = tail.partition("/")
             if not sep or head not in hub.commits:
@@ -198,6 +200,28 @@ def _handler(hub: FakeHub, *, cdn: bool) -> type[BaseHTTPRequestHandler]:
                 }
                 return self._reply(302, headers=headers)
             self._reply(200, data if send_body else b"", headers=headers, length=len(data))
+
+        def _tree(self, parts: list[str]) -> None:
+            """``/api/models/{org}/{name}/tree/{revision}/{folder}``: the files directly in a folder.
+
+            ``transformers`` lists ``additional_chat_templates/`` this way when it loads a processor;
+            an absent folder is a 404 ``EntryNotFound``, as on the real Hub.
+            """
+            if len(parts) < 4 or parts[2] != "tree":
+                return self._reply(404)
+            repo_id, revision, folder = f"{parts[0]}/{parts[1]}", parts[3], "/".join(parts[4:]).strip("/")
+            if repo_id not in hub.commits:
+                return self._reply(404, headers={"X-Error-Code": "RepoNotFound"})
+            commit = hub.commit_of(repo_id, revision)
+            prefix = f"{folder}/" if folder else ""
+            entries = [
+                {"type": "file", "path": name, "oid": git_blob_sha1(data), "size": len(data)}
+                for name, data in sorted(hub.commits[repo_id].get(commit, {}).items())
+                if name.startswith(prefix) and "/" not in name[len(prefix):]
+            ]
+            if not entries:
+                return self._reply(404, headers={"X-Error-Code": "EntryNotFound", "X-Repo-Commit": commit})
+            self._reply(200, json.dumps(entries).encode(), headers={"Content-Type": "application/json"})
 
         def _create_repo(self, payload: dict) -> None:
             repo_id = f"{payload['organization']}/{payload['name']}" if payload.get("organization") else payload["name"]

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import re
-
 from conftest import REPO_ROOT
+from test_snippets import doc_snippets
 
 
 def _readme_commands() -> list[str]:
-    block = re.search(r"```bash\n(.*?)```", (REPO_ROOT / "README.md").read_text(), re.S).group(1)
+    block = next(s for s in doc_snippets() if s.page == "README.md" and s.language == "bash").code
     return [line for line in block.splitlines() if line and not line.startswith("#")]
 
 

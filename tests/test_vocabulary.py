@@ -239,34 +239,7 @@ def test_a_description_text_is_never_taken_for_a_describer_name():
     assert not is_describer_name("Yes. The openai logo is warped.")
 
 
-# --- the docs teach only the new spellings -------------------------------------------------
-
-DEPRECATED_KEYWORDS = {"description", "dtype", "chunk_size"}
-
-
-def _doc_pages():
-    from conftest import REPO_ROOT
-
-    return [REPO_ROOT / "README.md", *sorted((REPO_ROOT / "docs").rglob("*.md"))]
-
-
-def test_readme_and_docs_snippets_parse_and_use_no_deprecated_spelling():
-    import ast
-    import re
-
-    problems = []
-    for page in _doc_pages():
-        text = page.read_text(encoding="utf-8")
-        for block in re.findall(r"```python\n(.*?)```", text, re.S):
-            tree = ast.parse(block)  # a snippet that does not even parse fails here, naming nothing else
-            for node in ast.walk(tree):
-                if isinstance(node, ast.Call):
-                    problems += [f"{page.name}: {kw.arg}= in {ast.unparse(node)[:60]}" for kw in node.keywords
-                                 if kw.arg in DEPRECATED_KEYWORDS]
-        for block in re.findall(r"```(?:bash|text|console)\n(.*?)```", text, re.S):
-            if re.search(r"--chunk-size|--describer\s+\"?(transformers|https?://)", block):
-                problems.append(f"{page.name}: an old CLI spelling in {block[:60]!r}")
-    assert problems == []
+# (That the docs teach only the new spellings is checked with their snippets: test_snippets.py.)
 
 
 def test_the_workflows_take_the_same_words(tiny_model, image_files, describer_csv, tmp_path):

@@ -251,6 +251,8 @@ def test_pytest_plugin_fixture_and_update_option(pytester, tiny_model_dir, tmp_p
     first = pytester.runpytest(*plugin)
     first.assert_outcomes(failed=1)
     first.stdout.fnmatch_lines(["*no realness baseline at*realness_baselines*test_gen*test_samples.json*"])
+    # The failure shows the user's test and the message, not realness's own source.
+    assert "raise AssertionError" not in first.stdout.str() and "def __call__" not in first.stdout.str()
     pytester.runpytest(*plugin, "--realness-update-baseline").assert_outcomes(passed=1)
     stored = pytester.path / "realness_baselines" / "test_gen" / "test_samples.json"
     assert json.loads(stored.read_text())["model"] == str(tiny_model_dir)

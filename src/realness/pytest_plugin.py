@@ -75,6 +75,7 @@ class RealnessBaselineCheck:
         Returns:
             The :class:`~realness.workflows.regression.RealnessComparison`.
         """
+        __tracebackhide__ = True  # a failure shows the user's test and the message, not realness's source
         # local: a pytest plugin loads in every test session, so it must not import torch until used
         from realness.core.pretrained import DEFAULT_MODEL
         from realness.workflows.regression import assert_realness_not_dropped

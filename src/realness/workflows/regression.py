@@ -314,6 +314,7 @@ def assert_realness_not_dropped(
         InvalidImageError: an image cannot be read.
         ValueError: ``tolerance`` is negative or not finite.
     """
+    __tracebackhide__ = True  # pytest shows the caller's line and the message, not this function's source
     if not math.isfinite(tolerance) or tolerance < 0:
         raise ValueError(f"tolerance must be a finite number >= 0, not {tolerance}")
     baseline_path = Path(baseline_path)

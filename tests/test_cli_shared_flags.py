@@ -116,3 +116,13 @@ def test_map_gives_one_description_to_several_images_with_a_deprecation_warning(
     [warning] = [line for line in err.splitlines() if "warning" in line]
     assert warning.startswith("realness map: warning: --description TEXT for several images is deprecated")
     assert sorted(p.name for p in (tmp_path / "maps").iterdir()) == ["img0_map.png", "img1_map.png"]
+
+
+@pytest.mark.parametrize("command", ["score", "filter"])
+def test_description_is_the_one_images_text(tmp_path, images, tiny_model_dir, command):
+    out = tmp_path / "one.json"
+    argv = [command, str(images[0]), "--description", "melted hands", "--model", str(tiny_model_dir),
+            "--device", "cpu", "--quiet", "--out", str(out)]
+    assert main(argv) == 0
+    [row] = json.loads(out.read_text())
+    assert row["path"] == str(images[0]) and row["description"] == "melted hands"

@@ -93,10 +93,20 @@ def entry_points(tiny_model, tiny_model_dir, clip_dir):
     def functional_map(images, descriptions=None, **options):
         return _maps(realness_map(images, descriptions, model=str(clip_dir), **{**mapper_options, **options}))
 
-    return {"scorer": scorer, "score": functional, "metric": metric, "mapper": mapper, "realness_map": functional_map}
+    def filtered(images, descriptions=None, **options):
+        from realness.workflows.filtering import filter_images
+
+        result = filter_images(images, descriptions=descriptions, model=tiny_model, **{"device": "cpu", **options})
+        by_path = {str(image.path): image.score for image in result.images}
+        return [by_path[str(path)] for path in ([images] if isinstance(images, str) else images)]
+
+    return {
+        "scorer": scorer, "score": functional, "metric": metric, "filter_images": filtered,
+        "mapper": mapper, "realness_map": functional_map,
+    }
 
 
-SCORING = ("scorer", "score", "metric")
+SCORING = ("scorer", "score", "metric", "filter_images")
 MAPPING = ("mapper", "realness_map")
 ALL = SCORING + MAPPING
 
@@ -259,6 +269,23 @@ def test_the_workflows_take_the_same_words(tiny_model, image_files, describer_cs
             filter_images(folder, model=tiny_model, device="cuda")
         with pytest.raises(DeviceError):
             compare_folders(folder, folder, model=tiny_model, device="cuda")
+
+
+def test_the_regression_check_takes_the_same_words(tiny_model, image_files, describer_csv, tmp_path):
+    from realness.workflows.regression import assert_realness_not_dropped
+
+    baseline = tmp_path / "baseline.json"
+    written = assert_realness_not_dropped(
+        image_files, baseline, descriptions=TEXTS, model=tiny_model, device="cpu", precision="fp32", batch_size=1,
+        update=True,
+    )
+    # A describer name fills the same texts, so the check against that baseline passes exactly.
+    checked = assert_realness_not_dropped(
+        image_files, baseline, descriptions=f"static:{describer_csv}", model=tiny_model, device="cpu", tolerance=0.0
+    )
+    assert checked.current_mean == pytest.approx(written.current_mean, abs=1e-6)
+    with pytest.raises(UsageError, match="precision='int8'"):
+        assert_realness_not_dropped(image_files, baseline, model=tiny_model, precision="int8")
 
 
 def test_descriptions_may_be_any_iterable_and_nan_means_missing():

@@ -70,7 +70,7 @@ class RealnessBaselineCheck:
             images: what :func:`realness.workflows.regression.assert_realness_not_dropped` accepts.
             name: a label, to keep several baselines in one test.
             model: the realness model (default: ini ``realness_model``, else the bundled model).
-            **kwargs: ``descriptions``, ``tolerance``, ``device``.
+            **kwargs: ``descriptions``, ``tolerance``, ``device``, ``precision``, ``batch_size``, ``progress``.
 
         Returns:
             The :class:`~realness.workflows.regression.RealnessComparison`.

@@ -22,7 +22,7 @@ from typing import Any, Literal, Union
 
 from realness.core.pretrained import DEFAULT_MODEL
 from realness.deprecation import UNSET, renamed
-from realness.descriptions import is_describer
+from realness.descriptions import align_descriptions, is_describer
 from realness.errors import ExportError, SkippedItem
 from realness.files import expand_image_paths
 from realness.tables import DescriptionTable, as_description_table, name_list, write_table
@@ -202,6 +202,7 @@ def filter_images(
     descriptions_root: str | os.PathLike | None = None,
     precision: str = "auto",
     progress: bool | None = None,
+    on_error: str = "skip",
     paths: Any = UNSET,
 ) -> FilterResult:
     """Score images, rank them and keep those with ``score >= min_score``, at most ``top_k`` of them.
@@ -217,20 +218,24 @@ def filter_images(
         top_k: keep at most this many of the best images.
         model: a model name, directory, :class:`~realness.core.model.CoreModel` or
             :class:`~realness.core.scorer.RealnessScorer`.
-        descriptions: ``{image path: description}`` or a CSV with an image column (``path``,
-            ``file``, ``filename``, ``image``, ``name``) and a description column
-            (``description``, ``caption``, ``text``). Paths may be relative to a folder in
-            ``images``, to ``descriptions_root``, to the CSV's folder or to the current
-            directory; a bare file name matches only when one image has that name. Images
-            without one are described by ``describer`` or scored image-only; mismatches are
-            warned about (:class:`~realness.tables.DescriptionsWarning`), naming the images.
-            A describer (object or name such as ``"openai"``) instead writes them all.
+        descriptions: a table keyed by path: ``{image path: description}`` or a table file
+            (CSV, JSON, JSON Lines or Parquet) with an image column (``path``, ``file``,
+            ``filename``, ``image``, ``name``) and a description column (``description``,
+            ``caption``, ``text``). Paths may be relative to a folder in ``images``, to
+            ``descriptions_root``, to the table's folder or to the current directory; a bare
+            file name matches only when one image has that name. Images without one are
+            described by ``describer`` or scored image-only; mismatches are warned about
+            (:class:`~realness.tables.DescriptionsWarning`), naming the images. As everywhere,
+            also one string for one image, a sequence aligned with the images found (in their
+            sorted order), or a describer (object or name such as ``"openai"``) that writes them.
         device: where to run (default: CUDA if available).
         batch_size: images per forward pass.
         describer: writes descriptions for images that come without one.
         descriptions_root: the folder relative paths in ``descriptions`` start from.
         precision: ``auto``, ``fp32``, ``bf16`` or ``fp16``.
         progress: show a progress bar (None: for long runs).
+        on_error: ``"skip"`` (default): an image that cannot be read is never kept and is
+            listed in ``result.skipped``; ``"raise"``: it raises.
         paths: Deprecated: use ``images``.
 
     Returns:
@@ -254,13 +259,15 @@ def filter_images(
     if not files:
         raise ValueError(f"no image files found in {', '.join(str(p) for p in patterns)}")
     texts: list[str | None] = [None] * len(files)
-    table = as_description_table(descriptions, root=descriptions_root)
-    if table is not None:
+    table = None if _is_text_or_texts(descriptions) else as_description_table(descriptions, root=descriptions_root)
+    if table is None:
+        texts = align_descriptions(descriptions, len(files))
+    else:
         match = table.match(files, roots=[p for p in patterns if Path(p).is_dir()])
         match.warn()
         texts = match.texts
     scorer = as_scorer(model, device=device, precision=precision, batch_size=batch_size, describer=describer, progress=progress)
-    result = scorer([str(path) for path in files], texts, on_error="skip")
+    result = scorer([str(path) for path in files], texts, on_error=on_error)
     scores = [float(value) for value in result.scores]
     errors = {item.index: item.reason for item in result.skipped}
     scored = sorted((i for i in range(len(files)) if not math.isnan(scores[i])), key=lambda i: -scores[i])
@@ -282,3 +289,14 @@ def filter_images(
     ]
     root = Path(os.path.commonpath([str(path.resolve().parent) for path in files]))
     return FilterResult(images=images, root=root, skipped=list(result.skipped))
+
+
+def _is_text_or_texts(descriptions: Any) -> bool:
+    """Whether ``descriptions`` is one text or a sequence of texts rather than a table.
+
+    A string naming an existing file is a table file, as it always was here; any other string
+    is one image's text.
+    """
+    if isinstance(descriptions, str):
+        return not Path(descriptions).is_file()
+    return isinstance(descriptions, Sequence) and not isinstance(descriptions, (bytes, DescriptionTable))

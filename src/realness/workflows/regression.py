@@ -200,19 +200,26 @@ def model_fingerprint(scorer: RealnessScorer) -> str:
 def score_samples(
     images: Any,
     *,
-    descriptions: Sequence[str | None] | None = None,
+    descriptions: Any = None,
     model: ModelLike = DEFAULT_MODEL,
     device: str | None = None,
+    precision: str = "auto",
+    batch_size: int = 32,
+    progress: bool = False,
 ) -> RealnessBaseline:
     """Score samples into a (not yet saved) :class:`RealnessBaseline`.
 
     Args:
         images: ``{name: image}``, or a list of images (paths, PIL, arrays, tensors), or a
             ``B x 3 x H x W`` tensor.
-        descriptions: one description per image, or None.
+        descriptions: None, one string for one image, one per image, or a describer (object
+            or name) that writes them.
         model: a model name, directory, :class:`~realness.core.model.CoreModel` or
             :class:`~realness.core.scorer.RealnessScorer`.
         device: where to run (default: CUDA if available).
+        precision: ``auto``, ``fp32``, ``bf16`` or ``fp16``.
+        batch_size: images per forward pass.
+        progress: show a progress bar.
 
     Returns:
         The scores, their mean, and which model made them.
@@ -225,8 +232,8 @@ def score_samples(
     else:
         items, _ = split_batch(images)
         keys = sample_keys(items)
-    scorer = as_scorer(model, device=device)
-    scores = scorer(items, None if descriptions is None else list(descriptions), on_error="raise", progress=False).scores
+    scorer = as_scorer(model, device=device, precision=precision, batch_size=batch_size)
+    scores = scorer(items, descriptions, on_error="raise", progress=progress).scores
     values = [float(v) for v in scores]
     return RealnessBaseline(
         mean=statistics.fmean(values),
@@ -284,11 +291,14 @@ def assert_realness_not_dropped(
     images: Any,
     baseline_path: str | os.PathLike,
     *,
-    descriptions: Sequence[str | None] | None = None,
+    descriptions: Any = None,
     model: ModelLike = DEFAULT_MODEL,
     tolerance: float = 0.05,
     update: bool = False,
     device: str | None = None,
+    precision: str = "auto",
+    batch_size: int = 32,
+    progress: bool = False,
 ) -> RealnessComparison:
     """Fail unless the mean realness of ``images`` is within ``tolerance`` of the stored baseline.
 
@@ -297,13 +307,18 @@ def assert_realness_not_dropped(
             that are paths are named by their path relative to their common folder, others
             ``item <i>``.
         baseline_path: the JSON baseline file.
-        descriptions: one description per image, or None (image-only scoring).
+        descriptions: None (image-only scoring), one string for one image, one per image, or
+            a describer (object or name) that writes them.
         model: a model name, directory, :class:`~realness.core.model.CoreModel` or
             :class:`~realness.core.scorer.RealnessScorer`.
         tolerance: the largest accepted drop of the mean, in the model's score units
             (z-scores of the training MOS for the bundled model).
         update: (re)write the baseline from this run instead of checking against it.
         device: where to run (default: CUDA if available).
+        precision: ``auto``, ``fp32``, ``bf16`` or ``fp16`` (a baseline is only comparable
+            with runs at the precision it was made at, within ``tolerance``).
+        batch_size: images per forward pass.
+        progress: show a progress bar.
 
     Returns:
         The comparison (when ``update`` is set: this run against itself).
@@ -318,7 +333,10 @@ def assert_realness_not_dropped(
     if not math.isfinite(tolerance) or tolerance < 0:
         raise ValueError(f"tolerance must be a finite number >= 0, not {tolerance}")
     baseline_path = Path(baseline_path)
-    current = score_samples(images, descriptions=descriptions, model=model, device=device)
+    current = score_samples(
+        images, descriptions=descriptions, model=model, device=device, precision=precision,
+        batch_size=batch_size, progress=progress,
+    )
     if update:
         current.save(baseline_path)
         return compare_to_baseline(current, current, tolerance=tolerance, baseline_path=baseline_path)

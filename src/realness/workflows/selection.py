@@ -504,6 +504,7 @@ def select_best(
     batch_size: int = 32,
     describer: Any = None,
     progress: bool | None = None,
+    on_error: str = "skip",
     bootstrap: int = 2000,
     seed: int = 0,
 ) -> SelectionResult:
@@ -523,6 +524,8 @@ def select_best(
         batch_size: images per forward pass.
         describer: writes descriptions for outputs that come without one.
         progress: show a progress bar (None: for long runs).
+        on_error: ``"skip"`` (default): an output that cannot be scored is left out of the
+            statistics and keeps its ``error``; ``"raise"``: it raises.
         bootstrap: bootstrap resamples for the confidence intervals.
         seed: seed of the resampling (intervals are reproducible).
 
@@ -541,7 +544,7 @@ def select_best(
         for candidate in candidates:
             candidate.description = table.get(f"{candidate.model}/{candidate.prompt_id}", candidate.description)
     _check_pairing(candidates, str(folders) if isinstance(folders, (str, os.PathLike)) else "the folders")
-    _score(candidates, model, device=device, precision=precision, batch_size=batch_size, describer=describer, progress=progress)
+    _score(candidates, model, device=device, precision=precision, batch_size=batch_size, describer=describer, progress=progress, on_error=on_error)
     return select_best_from_scores(candidates, bootstrap=bootstrap, seed=seed)
 
 
@@ -600,6 +603,7 @@ def compare_folders(
     batch_size: int = 32,
     describer: Any = None,
     progress: bool | None = None,
+    on_error: str = "skip",
     bootstrap: int = 2000,
     seed: int = 0,
 ) -> FolderComparison:
@@ -616,6 +620,7 @@ def compare_folders(
         batch_size: images per forward pass.
         describer: writes descriptions for images that come without one.
         progress: show a progress bar.
+        on_error: ``"skip"`` or ``"raise"`` (see :func:`select_best`).
         bootstrap: bootstrap resamples for the intervals.
         seed: seed of the resampling.
 
@@ -638,7 +643,7 @@ def compare_folders(
         for path in files:
             text = table.get(str(path.resolve()), table.get(path.name))
             candidates.append(Candidate(model=label, prompt_id=str(path), path=path, description=text))
-    _score(candidates, model, device=device, precision=precision, batch_size=batch_size, describer=describer, progress=progress)
+    _score(candidates, model, device=device, precision=precision, batch_size=batch_size, describer=describer, progress=progress, on_error=on_error)
     groups = [[c.score for c in candidates if c.model == label] for label in labels]
     summaries = [_summary(label, group, bootstrap=bootstrap, seed=seed) for label, group in zip(labels, groups)]
     u_statistic, p_value = stats.mann_whitney_p(*groups)
@@ -691,9 +696,9 @@ def _check_pairing(candidates: list[Candidate], where: str) -> None:
         )
 
 
-def _score(candidates: list[Candidate], model: ModelLike, **options: Any) -> None:
+def _score(candidates: list[Candidate], model: ModelLike, *, on_error: str, **options: Any) -> None:
     scorer = as_scorer(model, **options)
-    result = scorer([str(c.path) for c in candidates], [c.description for c in candidates], on_error="skip")
+    result = scorer([str(c.path) for c in candidates], [c.description for c in candidates], on_error=on_error)
     errors = {item.index: item.reason for item in result.skipped}
     for index, candidate in enumerate(candidates):
         candidate.score = float(result.scores[index])

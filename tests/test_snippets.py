@@ -16,9 +16,12 @@
   or synopses and are not run.
 
 Nothing reaches the network (non-loopback connections are refused): models named on the Hub
-come from a loopback fake Hub serving tiny models under those names, the OpenAI API is a
-loopback fake (``OPENAI_BASE_URL``), RAISE-TD is a tiny copy of its layout, and the bundled
-CORE model is the real one. What the snippets name is prepared in each page's working folder
+come from a loopback fake Hub (tests/fake_hub.py) serving tiny models under those names, the
+OpenAI API is a loopback fake (tests/fake_openai.py, via ``OPENAI_BASE_URL``), RAISE-TD is a
+tiny copy of its layout at each page's ``../shared/datasets/raise-td``, and the bundled CORE
+model is the real one. Blocks that use Ray run on one local Ray started in this process by
+realness's own ``connect`` (which forwards the environment to the workers); ``--ray-address``
+then keeps that connection. What the snippets name is prepared in each page's working folder
 (:func:`build_template`); the few textual changes are :data:`SUBSTITUTIONS`, and the only
 change of behaviour is :func:`train_over_tiny_encoders`.
 """
@@ -37,6 +40,7 @@ import shlex
 import shutil
 import socket
 import sys
+import warnings
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -138,6 +142,9 @@ NOT_RUN_LINES = {
     "ray start --head": "starts a Ray cluster: the local Ray this test starts in-process stands in for it",
     "ray start --address HEAD_IP:6379": "joins a Ray cluster: the local Ray this test starts in-process stands in for it",
 }
+
+#: The start of realness's own deprecation warnings (realness.deprecation).
+DEPRECATED_SPELLING = r".*is deprecated and will be removed in realness"
 
 #: Blocks marked ``<!-- snippet: not run (REASON) -->`` in the Markdown, by id.
 NOT_RUN_BLOCKS = {"docs/training.md:1"}
@@ -439,7 +446,9 @@ class Page:
         if snippet.not_run or snippet.language == "text":
             return
         try:
-            with pytest.MonkeyPatch.context() as patch:
+            with pytest.MonkeyPatch.context() as patch, warnings.catch_warnings():
+                # The docs teach the current spellings: realness's own deprecation warnings fail the snippet.
+                warnings.filterwarnings("error", message=DEPRECATED_SPELLING, category=DeprecationWarning)
                 patch.chdir(self.dir)
                 code = self.substituted(snippet)
                 if "--engine ray" in code or "import ray" in code:
@@ -628,7 +637,8 @@ def test_every_substitution_still_matches_a_snippet():
     assert [(page, text) for page, text, _, _ in rules if text not in by_page.get(page, "")] == []
 
 
-# The docs teach only the new spellings (the old ones still work, with a deprecation warning).
+# The docs teach only the new spellings (the old ones still work, with a deprecation warning):
+# running a snippet turns that warning into an error; this static check also covers blocks not run.
 DEPRECATED_KEYWORDS = {"description", "dtype", "chunk_size"}
 OLD_CLI_SPELLINGS = re.compile(r"--chunk-size|--describer\s+\"?(transformers|https?://)")
 

@@ -26,18 +26,18 @@ from realness.reporting import write_results
 
 REPO = Path(__file__).resolve().parents[1]
 WEIGHTS_DIR = REPO / "src" / "realness" / "weights" / DEFAULT_MODEL
-PINS_FILE = REPO / "src" / "realness" / "core" / "pretrained.py"
+PINS_FILE = REPO / "src" / "realness" / "hub.py"
 
 
 def pin_bundled_weights() -> dict[str, str]:
-    """Rewrite BUNDLED_MODELS in pretrained.py with the new files' sha256."""
+    """Rewrite the bundled model's checksums in the pin table (realness.hub) with the new files' sha256."""
     pins = {name: sha256_file(WEIGHTS_DIR / name) for name in ("config.json", "model.safetensors")}
-    body = "".join(f'        "{name}": "{digest}",\n' for name, digest in pins.items())
-    block = f'BUNDLED_MODELS: dict[str, dict[str, str]] = {{\n    "{DEFAULT_MODEL}": {{\n{body}    }},\n}}'
     source = PINS_FILE.read_text()
-    source, count = re.subn(r"BUNDLED_MODELS: dict\[str, dict\[str, str\]\] = \{.*?\n\}", block, source, flags=re.S)
+    entry = re.compile(rf'(repo_id="{re.escape(DEFAULT_MODEL)}",\n\s*revision=PACKAGED,\n\s*sha256=\{{)(.*?)(\n\s*\}})', re.S)
+    body = "".join(f'\n            "{name}": "{digest}",' for name, digest in pins.items())
+    source, count = entry.subn(lambda match: match.group(1) + body + match.group(3), source)
     if count != 1:
-        source = source.replace("BUNDLED_MODELS: dict[str, dict[str, str]] = {}", block)
+        raise SystemExit(f"{PINS_FILE}: found {count} pin entries for {DEFAULT_MODEL}, expected one")
     PINS_FILE.write_text(source)
     return pins
 

@@ -15,7 +15,7 @@ from safetensors.numpy import save as save_safetensors
 
 from fake_hub import FakeHub
 from realness import hub
-from realness.errors import ChecksumError, RealnessError, WeightsNotFoundError
+from realness.errors import ChecksumError, MissingDependencyError, RealnessError, WeightsNotFoundError
 
 REPO = "org/tiny"
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
@@ -392,3 +392,35 @@ def test_register_pinned(monkeypatch):
         hub.register_pinned(moved)
     hub.register_pinned(moved, overwrite=True)
     assert hub.PINNED["me/realness-core"].revision == "c" * 40
+
+
+def test_a_packaged_model_is_found_in_its_package_and_checked_against_the_one_pin_table(tmp_path, monkeypatch):
+    package = tmp_path / "realness_test_weights_pkg"
+    (package / "models").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    weights = package / "models" / "w.bin"
+    weights.write_bytes(b"weights")
+    digest = hashlib.sha256(b"weights").hexdigest()
+    monkeypatch.syspath_prepend(str(tmp_path))
+    pinned = hub.PinnedModel("tiny-packaged", hub.PACKAGED, {"w.bin": digest}, "realness_test_weights_pkg", "models", "lite")
+    monkeypatch.setitem(hub.PINNED, "tiny-packaged", pinned)
+    assert hub.packaged_model_dir("tiny-packaged") == package / "models"
+    assert hub.packaged_model_dir("org/not-packaged") is None
+    weights.write_bytes(b"tampered")
+    with pytest.raises(ChecksumError, match="tiny-packaged w.bin from the installed realness-test-weights-pkg package"):
+        hub.packaged_model_dir("tiny-packaged")
+    missing = dataclasses.replace(pinned, offline_package="realness_not_installed_pkg")
+    monkeypatch.setitem(hub.PINNED, "tiny-packaged", missing)
+    with pytest.raises(MissingDependencyError, match=r"realness-not-installed-pkg .*pip install 'realness\[lite\]'"):
+        hub.packaged_model_dir("tiny-packaged")
+
+
+def test_every_file_the_library_loads_by_name_is_in_the_one_pin_table():
+    from realness.core.encoders import EFFICIENTNET_LITE_NAMES
+    from realness.core.pretrained import list_models
+
+    for name in (*list_models(), *EFFICIENTNET_LITE_NAMES):
+        assert hub.PINNED[name].revision == hub.PACKAGED and hub.PINNED[name].sha256, name
+    # The default model's weights and its encoder's are installed with realness, and match their pins.
+    for name in ("realness-core-lite", "efficientnet-lite0"):
+        assert hub.packaged_model_dir(name).is_dir()

@@ -14,8 +14,8 @@ import torch
 
 import realness
 from conftest import REPO_ROOT
+from realness import hub
 from realness.core import DEFAULT_MODEL, CoreConfig, CoreModel, RealnessScorer
-from realness.core import pretrained as pretrained_module
 from realness.errors import ChecksumError
 from realness.inputs import load_image
 
@@ -76,12 +76,14 @@ def test_bundled_model_scores_the_examples(lite_model):
 
 
 def test_damaged_bundled_weights_are_refused(tmp_path, monkeypatch):
-    copy = tmp_path / DEFAULT_MODEL
-    shutil.copytree(pretrained_module._WEIGHTS_ROOT / DEFAULT_MODEL, copy)
+    pinned = hub.PINNED[DEFAULT_MODEL]
+    copy = tmp_path / "damaged"
+    shutil.copytree(hub.packaged_model_dir(DEFAULT_MODEL), copy)
     data = bytearray((copy / "model.safetensors").read_bytes())
     data[-1] ^= 0xFF
     (copy / "model.safetensors").write_bytes(bytes(data))
-    monkeypatch.setattr(pretrained_module, "_WEIGHTS_ROOT", tmp_path)
+    # The same pins, with the files looked up in the damaged copy: an installation gone bad.
+    monkeypatch.setattr(hub, "_package_directory", lambda pin, files: copy if pin is pinned else None)
     with pytest.raises(ChecksumError, match="model.safetensors"):
         CoreModel.from_pretrained(DEFAULT_MODEL)
 

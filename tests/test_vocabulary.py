@@ -7,6 +7,7 @@ image (a score, or a map), so one table of call forms can be asserted against al
 
 from __future__ import annotations
 
+import re
 import warnings
 from pathlib import Path
 
@@ -228,6 +229,24 @@ def test_registries_list_what_they_accept():
     # A bare name is a bundled model or a typo; it is never sent to the Hub as a repository.
     with pytest.raises(UnknownNameError, match="'realness-core-big': not a bundled model .realness-core-lite."):
         RealnessScorer("realness-core-big", device="cpu")
+    assert realness.list_embedders() == ["open_clip:ARCH", "open_clip:ARCH:TAG", "hf-hub:ORG/REPO[@REVISION]"]
+
+
+def test_models_embedders_and_describers_share_one_registry_grammar():
+    from realness.core.pretrained import CORE_MODELS
+    from realness.describers.factory import DESCRIBERS
+    from realness.dream.embedders import EMBEDDERS
+    from realness.registry import Registry
+
+    assert all(isinstance(registry, Registry) for registry in (CORE_MODELS, EMBEDDERS, DESCRIBERS))
+    # The same grammar everywhere: KIND or KIND:ARGUMENT, and an unknown kind names the accepted forms.
+    for registry, typo in ((CORE_MODELS, "hf-hubb:org/repo"), (EMBEDDERS, "openclip:ViT-B-32"), (DESCRIBERS, "opneai:gpt-4.1")):
+        assert not registry.accepts(typo)
+        with pytest.raises(UnknownNameError, match=f"unknown {registry.family} name; use {re.escape(registry.forms()[0])}"):
+            registry.parse(typo)
+    assert CORE_MODELS.accepts("hf-hub:org/repo@v1") and EMBEDDERS.accepts("hf-hub:openai/clip-vit-base-patch32")
+    # A description text is never taken for a name (names hold no spaces).
+    assert not any(registry.accepts("open_clip: the hands melt") for registry in (CORE_MODELS, EMBEDDERS, DESCRIBERS))
 
 
 def test_a_describer_name_works_where_a_describer_is_taken(tiny_model, monkeypatch, describer_csv, image_files):

@@ -19,6 +19,7 @@ _EXPORTS = {
     "realness.core": ("CoreConfig", "CoreModel", "RealnessScorer", "ScoreResult", "score"),
     "realness.core.pretrained": ("list_models",),
     "realness.describers.factory": ("list_describers",),
+    "realness.dream.embedders": ("list_embedders",),
     "realness.describers": (
         "CachedDescriber",
         "Description",

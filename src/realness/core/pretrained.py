@@ -11,14 +11,40 @@ from pathlib import Path
 
 from realness.errors import UnknownNameError
 from realness.hub import PINNED, packaged_model_dir, resolve_model_dir
+from realness.registry import Registry, RegistryEntry
 
 DEFAULT_MODEL = "realness-core-lite"
 #: The two files of a saved CORE model (written by ``CoreModel.save_pretrained``).
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 
+
+
+def _build_bundled(name: str):
+    def build(argument: str, **_: object) -> Path:
+        if argument:
+            raise UnknownNameError(repr(f"{name}:{argument}"), f"{name} is a bundled model; it takes no argument")
+        return packaged_model_dir(name)
+
+    return build
+
+
+def _from_hub(argument: str, *, revision: str | None = None, cache_dir: str | Path | None = None) -> Path:
+    return resolve_model_dir(f"hf-hub:{argument}", files=(CONFIG_NAME, WEIGHTS_NAME), revision=revision, cache_dir=cache_dir)
+
+
+#: CORE model names, in the grammar every pluggable thing shares (:mod:`realness.registry`):
+#: each bundled model, and ``hf-hub:ORG/REPO[@REVISION]``. A local directory or a bare
+#: ``ORG/REPO`` is taken as such.
+CORE_MODELS = Registry("CORE model")
+for _name in sorted(name for name, pin in PINNED.items() if pin.offline_package == "realness"):
+    CORE_MODELS.register(RegistryEntry(_name, _build_bundled(_name), (_name,), "bundled with realness (offline)"))
+CORE_MODELS.register(
+    RegistryEntry("hf-hub", _from_hub, ("hf-hub:ORG/REPO[@REVISION]",), "a Hub repository", needs_argument=True)
+)
+
 #: The spellings a CORE model name may take, wherever one is accepted (``--model``, ``model=``).
-MODEL_FORMS = ("realness-core-lite", "hf-hub:ORG/REPO[@REVISION]", "ORG/REPO", "DIR")
+MODEL_FORMS = (*CORE_MODELS.forms(), "ORG/REPO", "DIR")
 
 
 def list_models() -> list[str]:
@@ -31,7 +57,7 @@ def list_models() -> list[str]:
     Returns:
         e.g. ``["realness-core-lite"]``.
     """
-    return sorted(name for name, pin in PINNED.items() if pin.offline_package == "realness")
+    return [entry.kind for entry in CORE_MODELS.entries() if not entry.needs_argument]
 
 
 def bundled_model_dir(name: str) -> Path | None:
@@ -47,12 +73,11 @@ def resolve_core_dir(name_or_path: str | Path, *, revision: str | None = None, c
         WeightsNotFoundError: a directory or Hub repository that does not hold the model.
     """
     name = str(name_or_path)
-    bundled = bundled_model_dir(name)
-    if bundled is not None:
-        return bundled
-    if "/" not in name and "\\" not in name and not Path(name).exists():
+    if Path(name).exists():
+        return resolve_model_dir(name, files=(CONFIG_NAME, WEIGHTS_NAME))
+    if CORE_MODELS.accepts(name):
+        return CORE_MODELS.build(name, revision=revision, cache_dir=cache_dir)
+    if "/" not in name and "\\" not in name:
         # Not a directory, not org/repo: a typo of a bundled name rather than a Hub repository.
-        raise UnknownNameError(
-            repr(name), f"not a bundled model ({', '.join(list_models())}); use hf-hub:ORG/REPO or a local directory"
-        )
-    return resolve_model_dir(str(name_or_path), files=(CONFIG_NAME, WEIGHTS_NAME), revision=revision, cache_dir=cache_dir)
+        raise UnknownNameError(repr(name), f"not a bundled model ({', '.join(list_models())}); use {', '.join(MODEL_FORMS[1:])}")
+    return resolve_model_dir(name, files=(CONFIG_NAME, WEIGHTS_NAME), revision=revision, cache_dir=cache_dir)

@@ -19,6 +19,7 @@ import torch
 from realness.errors import MissingDependencyError
 from realness.hub import TRANSFORMERS_AUX_FILES, load_transformers_model, resolve_model_dir
 from realness.import_guard import transformers_import_guard
+from realness.registry import Registry, RegistryEntry
 
 #: The model the paper uses, and the default.
 DEFAULT_EMBEDDER = "openai/clip-vit-base-patch32"
@@ -210,15 +211,49 @@ class OpenClipEmbedder(_ModelEmbedder):
         return self.model.encode_text(self.tokenizer(texts).to(self.device))
 
 
+def _build_open_clip(argument: str, **_: object) -> Embedder:
+    architecture, _, pretrained = argument.partition(":")
+    return OpenClipEmbedder(architecture, pretrained or None)
+
+
+def _build_from_hub(argument: str, *, revision: str | None = None, cache_dir: str | Path | None = None) -> Embedder:
+    return TransformersEmbedder.from_pretrained(f"hf-hub:{argument}", revision=revision, cache_dir=cache_dir)
+
+
+#: DREAM embedder names, in the grammar every pluggable thing shares (:mod:`realness.registry`).
+#: A local directory or a bare ``ORG/REPO`` is a transformers CLIP.
+EMBEDDERS = Registry("DREAM embedder")
+EMBEDDERS.register(
+    RegistryEntry(
+        "open_clip", _build_open_clip, ("open_clip:ARCH", "open_clip:ARCH:TAG"),
+        "an open_clip model (pip install 'realness[open-clip]')", needs_argument=True,
+    )
+)
+EMBEDDERS.register(
+    RegistryEntry(
+        "hf-hub", _build_from_hub, ("hf-hub:ORG/REPO[@REVISION]",), "a transformers CLIP on the Hub", needs_argument=True
+    )
+)
+
+
+def list_embedders() -> list[str]:
+    """The DREAM embedder names :func:`build_embedder` accepts, besides a directory or ``ORG/REPO``.
+
+    Returns:
+        e.g. ``["open_clip:ARCH", "open_clip:ARCH:TAG", "hf-hub:ORG/REPO[@REVISION]"]``.
+    """
+    return EMBEDDERS.forms()
+
+
 def build_embedder(
     model: str | Path | Embedder = DEFAULT_EMBEDDER, *, revision: str | None = None, cache_dir: str | Path | None = None
 ) -> Embedder:
     """The embedder a name, directory or object designates.
 
     Args:
-        model: An :class:`Embedder` (returned as is); ``"open_clip:ARCH"`` or
-            ``"open_clip:ARCH:PRETRAINED"``; otherwise a transformers Hub name,
-            ``"hf-hub:org/name"`` or local directory.
+        model: An :class:`Embedder` (returned as is); a name from :func:`list_embedders`
+            (``"open_clip:ARCH[:TAG]"``, ``"hf-hub:org/name"``); otherwise a transformers
+            Hub name ``"org/name"`` or a local directory.
         revision: Hub revision for transformers models.
         cache_dir: Hub cache folder for transformers models.
 
@@ -232,9 +267,8 @@ def build_embedder(
     if isinstance(model, Embedder):
         return model
     spec = str(model)
-    if spec.startswith("open_clip:"):
-        architecture, _, pretrained = spec[len("open_clip:") :].partition(":")
-        return OpenClipEmbedder(architecture, pretrained or None)
+    if not Path(spec).exists() and EMBEDDERS.accepts(spec):
+        return EMBEDDERS.build(spec, revision=revision, cache_dir=cache_dir)
     return TransformersEmbedder.from_pretrained(spec, revision=revision, cache_dir=cache_dir)
 
 

@@ -126,3 +126,20 @@ def test_description_is_the_one_images_text(tmp_path, images, tiny_model_dir, co
     assert main(argv) == 0
     [row] = json.loads(out.read_text())
     assert row["path"] == str(images[0]) and row["description"] == "melted hands"
+
+
+def test_describe_model_names_the_describers_model(tmp_path, images, monkeypatch, capsys):
+    from fake_openai import FakeOpenAIServer
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    out = tmp_path / "described.csv"
+    with FakeOpenAIServer() as server:
+        status = main(["describe", str(images[0]), "--describer", f"openai:@{server.base_url}", "--model", "my-vlm",
+                       "--no-description-cache", "--quiet", "--out", str(out)])
+        asked = {request.body["model"] for request in server.chat_requests}
+    assert status == 0, capsys.readouterr().err
+    assert asked == {"my-vlm"} and read_table(out).rows[0]["description"]
+    # A name that already carries its model, or takes none, conflicts with --model.
+    for describer in ("openai:gpt-4.1", "static:texts.csv"):
+        assert main(["describe", str(images[0]), "--describer", describer, "--model", "m"]) == 2
+        assert "--model: the describer" in capsys.readouterr().err

@@ -24,7 +24,7 @@ from realness.cli.common import (
 )
 from realness.cli.engine import add_engine_arguments, run_describe_on_ray
 from realness.describers.base import summarize_descriptions
-from realness.errors import SkippedItem
+from realness.errors import SkippedItem, UsageError
 from realness.runtime import resolve_device
 from realness.tables import check_output_path
 
@@ -46,6 +46,11 @@ def register(subparsers) -> None:
     )
     parser.add_argument("paths", nargs="+", metavar="PATH", help="image files, directories or globs")
     add_describer_argument(parser, default=DEFAULT_DESCRIBER)
+    parser.add_argument(
+        "--model", metavar="NAME",
+        help="the describer's model: --describer openai --model gpt-4.1-mini is --describer openai:gpt-4.1-mini "
+        "(also openai:@URL and vlm)",
+    )
     add_descriptions_arguments(
         parser, help="descriptions already written: those images are not described again, their rows are kept"
     )
@@ -66,6 +71,8 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Describe the images; exit 0 when all were described, 1 when some failed."""
+    if args.model:
+        args.describer = describer_with_model(args.describer, args.model)
     if args.engine == "ray":
         return run_describe_on_ray(args)
     check_batch_size(args)
@@ -109,3 +116,17 @@ def run(args: argparse.Namespace) -> int:
     kept = f", {len(paths) - len(todo)} kept from {args.descriptions}" if len(todo) < len(paths) else ""
     print(f"realness describe: {summarize_descriptions(results)}{kept}", file=sys.stderr)
     return 0 if all(d.ok for d in results) else 1
+
+
+def describer_with_model(describer: str, model: str) -> str:
+    """The describer name ``describer`` with ``--model`` filled in (``openai`` + ``gpt-4o`` -> ``openai:gpt-4o``).
+
+    Raises:
+        UsageError: the name already names a model, or names no model at all (``static:``).
+    """
+    kind, _, argument = describer.partition(":")
+    if kind == "openai" and (not argument or argument.startswith("@")):
+        return f"openai:{model}{argument}"
+    if kind == "vlm" and not argument:
+        return f"vlm:{model}"
+    raise UsageError("--model", f"the describer {describer!r} already names its model, or takes none; give one or the other")

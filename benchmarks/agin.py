@@ -22,6 +22,7 @@ import numpy as np
 from realness.core import CoreConfig
 from realness.data import load_agin
 from realness.reporting import write_results
+from realness.tables import read_descriptions
 from realness.training import TrainingConfig, cross_validate
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -48,10 +49,8 @@ def run_agin(
 def _descriptions(data, csv_path: str | None) -> list[str | None]:
     if csv_path is None:
         return list(data.descriptions)
-    from realness.cli.common import read_descriptions_csv
-
-    table = read_descriptions_csv(csv_path)
-    return [table.get(Path(p).name) for p in data.paths]
+    # Rows keyed by path (or a file name that only one image has), like every --descriptions table.
+    return read_descriptions(csv_path).match(data.paths).texts
 
 
 def main() -> int:

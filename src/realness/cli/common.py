@@ -43,15 +43,6 @@ def report_scan(command: str, skipped: Iterable[tuple[str, str]]) -> None:
         print(f"realness {command}: {path}: {reason}", file=sys.stderr)
 
 
-def read_descriptions_csv(path: str | Path) -> dict[str, str]:
-    """``{file name: description}`` from a descriptions CSV, for tables of bare file names (RAISE-TD).
-
-    Prefer :func:`realness.tables.read_descriptions`, which keys rows by path and reports
-    images that share a file name instead of mixing them up.
-    """
-    return {Path(key).name: text for key, text in read_descriptions(path).texts.items()}
-
-
 def add_descriptions_arguments(parser, *, help: str = "the images' descriptions", single: bool = False) -> None:  # noqa: A002 - argparse's word
     """``--descriptions`` and ``--descriptions-root``; with ``single``, ``--description TEXT`` for one image."""
     if single:

@@ -74,6 +74,8 @@ def run(args: argparse.Namespace) -> int:
     if args.model:
         args.describer = describer_with_model(args.describer, args.model)
     if args.engine == "ray":
+        if args.descriptions:
+            raise UsageError("--descriptions", "not with --engine ray: a re-run continues the --out folder and skips what it holds")
         return run_describe_on_ray(args)
     check_batch_size(args)
     over_http = args.describer.startswith(("openai", "http://", "https://"))

@@ -1,4 +1,4 @@
-"""The tables users hand in and get back (CSV, JSON), read forgivingly and written safely.
+"""The tables users hand in and get back (CSV, JSON, JSON Lines, Parquet), read forgivingly and written safely.
 
 Every table realness reads (descriptions, scores to resume, comparison tables, datasets) goes
 through :func:`read_table`, and every file it writes goes through :func:`atomic_output`, so

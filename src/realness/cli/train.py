@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
 
 from realness.cli.common import (
@@ -17,6 +16,7 @@ from realness.cli.common import (
     show_progress,
 )
 from realness.core import CoreConfig
+from realness.core.model import read_config
 from realness.core.pretrained import CONFIG_NAME, resolve_core_dir
 from realness.data import load_csv, load_raise_td
 from realness.descriptions import fill_missing
@@ -77,8 +77,7 @@ def run(args: argparse.Namespace) -> int:
     check_batch_size(args)
     device = str(resolve_device(args.device))  # a device this machine lacks fails before the data loads
     if args.model:
-        config_file = resolve_core_dir(args.model) / CONFIG_NAME
-        model_config = CoreConfig.from_dict(json.loads(config_file.read_text(encoding="utf-8")))
+        model_config = read_config(resolve_core_dir(args.model) / CONFIG_NAME)
     else:
         model_config = CoreConfig.preset(args.config or "lite")
     data = load_raise_td(args.raise_td, split="train") if args.raise_td else load_csv(args.csv, image_root=args.image_root)

@@ -1,7 +1,7 @@
 """The ``realness`` command line: one module per subcommand, each with ``register`` and ``run``.
 
-The library is imported at module level (building the parser loads torch anyway); only the
-Ray engine, an optional extra, is imported when ``--engine ray`` asks for it.
+The library is imported at module level (building the parser loads torch anyway); Ray itself,
+an optional extra, loads only when ``--engine ray`` runs.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ import argparse
 import sys
 
 from realness.core.pretrained import DEFAULT_MODEL
+from realness.distributed import describe_dataset, score_dataset
 
 ENGINES = ("local", "ray")
 
@@ -57,8 +58,6 @@ def _source(args: argparse.Namespace):
 
 def run_score_on_ray(args: argparse.Namespace) -> int:
     """``realness score ... --engine ray``: exit 0, 1 when some rows failed, 2 on a user error."""
-    from realness.distributed import score_dataset  # optional: ray[data]
-
     if _needs_out("score", args):
         return 2
     if getattr(args, "describer", None):
@@ -89,8 +88,6 @@ def run_score_on_ray(args: argparse.Namespace) -> int:
 
 def run_describe_on_ray(args: argparse.Namespace) -> int:
     """``realness describe ... --engine ray``: exit 0, 1 when some rows failed, 2 on a user error."""
-    from realness.distributed import describe_dataset  # optional: ray[data]
-
     if _needs_out("describe", args):
         return 2
     summary = describe_dataset(

@@ -4,7 +4,7 @@
 
 Runs the CLI with no recipe flag (the defaults are the shipped recipe, chosen by
 benchmarks/recipe_cv.py), moves the model into src/realness/weights/realness-core-lite/, pins
-its files' sha256 in src/realness/core/pretrained.py, and records the run (minutes, command,
+its files' sha256 in the pin table (src/realness/hub.py), and records the run (minutes, command,
 hardware, date) in benchmarks/results/train_default.{json,md}. Only the training split is read.
 """
 

@@ -40,7 +40,7 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "describe",
         help="describe what looks unrealistic in images (writes path,MOS,description)",
-        description="Ask a describer what looks unrealistic in each image and write a CSV "
+        description="Ask a describer what looks unrealistic in each image and write a table "
         "(path,MOS,description; MOS left empty; path is each image's path as given, "
         "which realness score --descriptions matches). Failed images are listed on stderr.",
     )

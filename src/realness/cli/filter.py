@@ -28,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "filter",
         help="rank images by realness and keep the most real ones",
         description="Score images with CORE, rank them, and keep those scoring at least --min-score "
-        "(at most --top-k of them). Writes the kept images as CSV (best first) and, with --export, "
+        "(at most --top-k of them). Writes the kept images as a table (best first) and, with --export, "
         "copies or links them. Unreadable files are reported on stderr and never kept; the exit "
         "status is 1 if any item failed.",
     )

@@ -239,7 +239,7 @@ def test_describe_on_ray_keeps_requests_in_flight_and_never_sends_an_image_twice
     fake_openai = pytest.importorskip("fake_openai")
     with fake_openai.FakeOpenAIServer(delay=0.3) as server:
         out = tmp_path / "descriptions.parquet"
-        spec = f"{server.base_url}#{fake_openai.MODEL_NAME}"
+        spec = f"openai:{fake_openai.MODEL_NAME}@{server.base_url}"
         argv = ["describe", describe_folder, "--describer", spec, "--engine", "ray", "--actors", "2",
                 "--concurrency", "8", "--no-progress", "--out", out]
         assert run_cli(*argv) == 1  # the broken file
@@ -277,7 +277,7 @@ def test_describe_requests_per_minute_hold_across_actors_and_the_driver_fills_th
     cache.put_many({known: "No. From the local cache."}, fake_openai.MODEL_NAME, DEFAULT_PROMPT.id)
     with fake_openai.FakeOpenAIServer() as server:
         summary = describe_dataset(
-            describe_folder, describer=f"{server.base_url}#{fake_openai.MODEL_NAME}", out=tmp_path / "d.parquet",
+            describe_folder, describer=f"openai:{fake_openai.MODEL_NAME}@{server.base_url}", out=tmp_path / "d.parquet",
             actors=2, concurrency=8, requests_per_minute=600, description_cache=cache.path, progress=False,
         )
         times = sorted(request.received_at for request in server.chat_requests)

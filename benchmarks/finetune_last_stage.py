@@ -31,8 +31,7 @@ from realness.data.splits import kfold
 from realness.degrade import random_degradation
 from realness.inputs import load_image
 from realness.reporting import write_results
-from realness.stats import plcc, srocc
-from realness.training import FrozenFeatures, TrainingConfig, train_core
+from realness.training import FrozenFeatures, TrainingConfig, fit_and_score_fold
 
 RESULTS = "benchmarks/results"
 
@@ -121,21 +120,11 @@ def fine_tune(stage: LastStage, inputs, stats, mos, train_idx, config: TrainingC
 
 
 def evaluate_fold(model, features: FrozenFeatures, mos, texts, train_idx, held_idx, config) -> dict[str, float]:
-    """Fit the shipped recipe's kernel ridge head on the training part; SROCC/PLCC and degraded-lower shares on the held-out fold."""
-    run = train_core(
-        CoreConfig.lite(), [None] * len(train_idx), mos[train_idx], [texts[i] for i in train_idx],
-        config=config, encoders_from=model, features=features.subset(train_idx), progress=False,
-    )
-    head, held = run.model.head.eval(), features.subset(held_idx)
-    result = {}
-    with torch.inference_mode():
-        for suffix, text, has_text in (("", held.text, True), ("_image_only", held.empty_text.expand(len(held_idx), -1), False)):
-            flags = torch.full((len(held_idx),), has_text)
-            clean = head(held.image[0], text, flags).numpy()
-            result["srocc" + suffix] = float(srocc(clean, mos[held_idx]))
-            result["plcc" + suffix] = float(plcc(clean, mos[held_idx]))
-            lower = [np.mean(head(d, text, flags).numpy() < clean) for d in held.degraded]
-            result["degraded_lower" + suffix] = float(np.mean(lower))
+    """The library's CV fold (the shipped recipe's head on the training part), with the degraded-lower shares averaged over the families."""
+    fold = fit_and_score_fold(CoreConfig.lite(), features, mos, texts, train_idx, held_idx, config=config, encoders_from=model)
+    result = {key: value for key, value in fold.items() if not key.startswith("lower_")}
+    for suffix in ("", "_image_only"):
+        result["degraded_lower" + suffix] = float(np.mean([fold[f"lower_{family}{suffix}"] for family in config.degradations]))
     return result
 
 

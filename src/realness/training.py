@@ -355,21 +355,10 @@ def cross_validate(
         features = encode_frozen_features(encoders_from, images, texts, config=config, progress=progress)
     results = []
     for number, (train_idx, held_idx) in enumerate(kfold(len(images), folds, seed=config.seed), start=1):
-        run = train_core(
-            model_config, [images[i] for i in train_idx], mos_array[train_idx], [texts[i] for i in train_idx],
-            config=config, encoders_from=encoders_from, features=features.subset(train_idx), progress=False,
+        fold = fit_and_score_fold(
+            model_config, features, mos_array, texts, train_idx, held_idx, config=config, encoders_from=encoders_from,
+            images=images,
         )
-        head, held = run.model.head.eval(), features.subset(held_idx)
-        fold: dict[str, float] = {}
-        image_only = held.empty_text.expand(len(held_idx), -1)
-        with torch.inference_mode():
-            for suffix, text, has_text in (("", held.text, True), ("_image_only", image_only, False)):
-                flags = torch.full((len(held_idx),), has_text)
-                clean = head(held.image[0], text, flags).numpy()
-                fold["srocc" + suffix] = float(srocc(clean, mos_array[held_idx]))
-                fold["plcc" + suffix] = float(plcc(clean, mos_array[held_idx]))
-                for family, degraded in zip(held.families, held.degraded if held.degraded is not None else []):
-                    fold[f"lower_{family}{suffix}"] = float(np.mean(head(degraded, text, flags).numpy() < clean))
         results.append(fold)
         if progress:
             print(
@@ -378,6 +367,55 @@ def cross_validate(
                 file=sys.stderr,
             )
     return CrossValidation(results)
+
+
+def fit_and_score_fold(
+    model_config: CoreConfig,
+    features: FrozenFeatures,
+    mos: np.ndarray,
+    descriptions: Sequence[str],
+    train_idx: Sequence[int],
+    held_idx: Sequence[int],
+    *,
+    config: TrainingConfig,
+    encoders_from: CoreModel | None = None,
+    images: Sequence[Any] | None = None,
+) -> dict[str, float]:
+    """One cross-validation fold: train a head on ``train_idx``'s features, score the held-out images.
+
+    Args:
+        model_config: encoders (frozen) and head.
+        features: :func:`encode_frozen_features` output for every image.
+        mos: one mean opinion score per image.
+        descriptions: one description per image ("" for none).
+        train_idx: the images to train on.
+        held_idx: the images to score.
+        config: the recipe.
+        encoders_from: reuse this model's loaded encoders.
+        images: the images, for a recipe that trains encoder layers (frozen encoders need
+            only ``features``).
+
+    Returns:
+        ``srocc``, ``plcc`` and, per degradation family, ``lower_FAMILY`` (the share of degraded
+        copies scored below their source); each also with descriptions dropped (``..._image_only``).
+    """
+    train_images = [images[i] for i in train_idx] if images is not None else [None] * len(train_idx)
+    run = train_core(
+        model_config, train_images, mos[train_idx], [descriptions[i] for i in train_idx],
+        config=config, encoders_from=encoders_from, features=features.subset(train_idx), progress=False,
+    )
+    head, held = run.model.head.eval(), features.subset(held_idx)
+    fold: dict[str, float] = {}
+    image_only = held.empty_text.expand(len(held_idx), -1)
+    with torch.inference_mode():
+        for suffix, text, has_text in (("", held.text, True), ("_image_only", image_only, False)):
+            flags = torch.full((len(held_idx),), has_text)
+            clean = head(held.image[0], text, flags).numpy()
+            fold["srocc" + suffix] = float(srocc(clean, mos[held_idx]))
+            fold["plcc" + suffix] = float(plcc(clean, mos[held_idx]))
+            for family, degraded in zip(held.families, held.degraded if held.degraded is not None else []):
+                fold[f"lower_{family}{suffix}"] = float(np.mean(head(degraded, text, flags).numpy() < clean))
+    return fold
 
 
 class _Trainer:

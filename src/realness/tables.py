@@ -137,9 +137,14 @@ def table_format(path: PathLike) -> str:
             f"{path}: unknown table format {suffix or '(no suffix)'}; end the name in "
             f"{', '.join(TABLE_FORMATS)}"
         )
-    if TABLE_FORMATS[suffix] == "parquet" and importlib.util.find_spec("pyarrow") is None:
-        raise MissingDependencyError("pyarrow", "parquet", f"writing {path}")
+    if TABLE_FORMATS[suffix] == "parquet":
+        _require_pyarrow(f"writing {path}")
     return TABLE_FORMATS[suffix]
+
+
+def _require_pyarrow(purpose: str) -> None:
+    if importlib.util.find_spec("pyarrow") is None:
+        raise MissingDependencyError("pyarrow", "parquet", purpose)
 
 
 def write_table(rows: Sequence[Mapping[str, Any]], out: PathLike | None, columns: Sequence[str]) -> None:
@@ -446,8 +451,7 @@ def _table_of_records(path: Path, records: list[Any]) -> Table:
 
 
 def _read_parquet(path: Path) -> Table:
-    if importlib.util.find_spec("pyarrow") is None:
-        raise MissingDependencyError("pyarrow", "parquet", f"reading {path}")
+    _require_pyarrow(f"reading {path}")
     # optional: pyarrow (realness[parquet])
     import pyarrow.parquet as pq
 

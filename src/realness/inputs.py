@@ -314,6 +314,22 @@ def _array_to_tensor(array: np.ndarray, name: str) -> torch.Tensor:
 
 def _tensor_to_rgb(tensor: torch.Tensor, name: str) -> torch.Tensor:
     """Validate a ``HxW``/``CxHxW`` (or ``1xCxHxW``) tensor and return float32 RGB in [0, 1]."""
+    tensor = checked_tensor_layout(tensor, name).detach().cpu()
+    if tensor.dtype.is_floating_point:
+        reason = float_fault_reason(*float_value_stats(tensor).tolist())
+        if reason is not None:
+            raise InvalidImageError(name, reason)
+    return unit_rgb(tensor).contiguous()
+
+
+def checked_tensor_layout(tensor: torch.Tensor, name: str) -> torch.Tensor:
+    """A ``CxHxW`` view of an image tensor whose dtype, size, rank and channels fit the contract.
+
+    Only metadata is read: this never waits on the tensor's device.
+
+    Raises:
+        InvalidImageError: an unsupported dtype, an empty tensor, the wrong rank or channel count.
+    """
     if tensor.dtype not in (torch.uint8, torch.uint16) and not tensor.dtype.is_floating_point:
         raise InvalidImageError(
             name,
@@ -339,36 +355,51 @@ def _tensor_to_rgb(tensor: torch.Tensor, name: str) -> torch.Tensor:
             name,
             f"{tensor.shape[0]} channels (shape {_shape(tensor.shape)}); {_CHANNELS_HINT}{hint}",
         )
-
-    tensor = tensor.detach().cpu()
-    if tensor.dtype == torch.uint8:
-        tensor = tensor.float().div_(255.0)
-    elif tensor.dtype == torch.uint16:
-        tensor = tensor.float().div_(65535.0)
-    else:
-        tensor = _checked_unit_floats(tensor, name)
-
-    if tensor.shape[0] == 4:
-        alpha = tensor[3:]
-        tensor = tensor[:3] * alpha + (1.0 - alpha)  # composite over white
-    elif tensor.shape[0] == 1:
-        tensor = tensor.expand(3, -1, -1)
-    return tensor.contiguous()
+    return tensor
 
 
-def _checked_unit_floats(tensor: torch.Tensor, name: str) -> torch.Tensor:
-    finite = torch.isfinite(tensor)
-    if not bool(finite.all()):
-        bad = int((~finite).sum())
-        raise InvalidImageError(name, f"contains {bad} NaN or infinite value(s)")
-    low, high = (float(value) for value in torch.aminmax(tensor.double()))
+def float_value_stats(images: torch.Tensor) -> torch.Tensor:
+    """Per image of a ``[B x] C x H x W`` float tensor: (non-finite count, min, max), as float64.
+
+    Computed on the tensor's device, with no wait on it: read the result once for a whole batch.
+    """
+    flat = images.detach().flatten(-3)
+    nonfinite = (~torch.isfinite(flat)).sum(-1)
+    low, high = torch.aminmax(flat, dim=-1)  # exact in any float dtype: a minimum is one of the values
+    return torch.stack([nonfinite.double(), low.double(), high.double()], dim=-1)
+
+
+def float_fault_reason(nonfinite: float, low: float, high: float) -> str | None:
+    """Why float pixels with these :func:`float_value_stats` are refused, or None when they fit [0, 1]."""
+    if nonfinite:
+        return f"contains {int(nonfinite)} NaN or infinite value(s)"
     if low < -FLOAT_TOLERANCE or high > 1.0 + FLOAT_TOLERANCE:
-        raise InvalidImageError(
-            name,
+        return (
             f"float values span [{low:.6g}, {high:.6g}], outside [0, 1]; divide 0..255 data by "
-            "255 or pass it as uint8",
+            "255 or pass it as uint8"
         )
-    return tensor.float().clamp(0.0, 1.0)
+    return None
+
+
+def unit_rgb(images: torch.Tensor) -> torch.Tensor:
+    """``[B x] C x H x W`` pixels of a checked layout as float32 RGB in [0, 1], on their own device.
+
+    ``uint8`` is divided by 255, ``uint16`` by 65535, floats are clamped (the caller has checked
+    them with :func:`float_fault_reason`); alpha is composited over white, gray replicated.
+    """
+    if images.dtype == torch.uint8:
+        images = images.float().div_(255.0)
+    elif images.dtype == torch.uint16:
+        images = images.float().div_(65535.0)
+    else:
+        images = images.float().clamp(0.0, 1.0)
+    channels = images.shape[-3]
+    if channels == 4:
+        alpha = images[..., 3:, :, :]
+        images = images[..., :3, :, :] * alpha + (1.0 - alpha)  # composite over white
+    elif channels == 1:
+        images = images.expand(*images.shape[:-3], 3, *images.shape[-2:])
+    return images
 
 
 # --- batches ------------------------------------------------------------------------------

@@ -104,14 +104,15 @@ class Realness(_MetricBase):
         Raises:
             InvalidImageError: a bad image, with ``on_error="raise"``.
         """
+        # A tensor batch is scored on its device; its scores reach the host in one copy, and the
+        # sums below are taken there, so that the states grow without a wait on the device.
         scores = self.scorer(images, descriptions, on_error=self.on_error, progress=self.progress).scores
-        scores = scores.to(self.device)
         scored = ~torch.isnan(scores)
-        self.total += scores[scored].double().sum()
+        self.total += float(scores[scored].double().sum())
         self.count += int(scored.sum())
         self.skipped += int((~scored).sum())
         if self.keep_scores:
-            self.scores.append(scores[scored])
+            self.scores.append(scores[scored].to(self.device))
 
     def compute(self) -> Any:
         """The mean score (NaN before any image was scored); with ``keep_scores``, also every score.

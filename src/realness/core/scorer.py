@@ -7,6 +7,7 @@ import os
 import sys
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -28,6 +29,7 @@ from realness.descriptions import (
 from realness.errors import InvalidImageError, SkippedItem, check_on_error
 from realness.inputs import ImagePathsDataset, collate_decoded, item_name, split_batch
 from realness.runtime import DeviceLike, autocast, check_precision, precision_from_dtype, resolve_device
+from realness.tensor_batch import TensorBatch, as_tensor_batch, fault_reasons
 from realness.verdict import parse_verdict
 
 # The old name of the type of ``descriptions``, kept for callers that import it.
@@ -151,6 +153,9 @@ class RealnessScorer:
             progress: show a progress bar (default: the scorer's ``progress``, else for
                 batches of more than 4 forward passes).
 
+        A tensor is checked, resized and normalized on its own device, and its scores come back
+        to the host in one copy; other inputs are decoded on the CPU (in DataLoader workers).
+
         Returns:
             A :class:`ScoreResult` aligned with the inputs.
 
@@ -158,10 +163,11 @@ class RealnessScorer:
             InvalidImageError: a bad image, with ``on_error="raise"``.
             DescriptionsError: descriptions do not match the images.
         """
-        items, single, names, texts, describer = self._prepare(images, descriptions, on_error)
+        items, single, names, texts, describer, tensors = self._prepare(images, descriptions, on_error)
         scores = torch.full((len(items),), float("nan"), dtype=torch.float32)
         skipped: list[SkippedItem] = []
-        for indices, batch_scores, failures in self._score_stream(items, names, texts, describer, on_error, progress):
+        stream = list(self._score_stream(items, names, texts, describer, on_error, progress, tensors))
+        for indices, batch_scores, failures in _settle(stream, names, on_error):
             if indices:
                 scores[indices] = batch_scores
             skipped.extend(failures)
@@ -193,8 +199,9 @@ class RealnessScorer:
             ``(indices, result)``: the positions of this batch's items in ``images``, and a
             :class:`ScoreResult` of those items alone (its ``skipped`` indices count within it).
         """
-        items, single, names, texts, describer = self._prepare(images, descriptions, on_error)
-        for indices, batch_scores, failures in self._score_stream(items, names, texts, describer, on_error, progress):
+        items, single, names, texts, describer, tensors = self._prepare(images, descriptions, on_error)
+        for chunk in self._score_stream(items, names, texts, describer, on_error, progress, tensors):
+            [(indices, batch_scores, failures)] = _settle([chunk], names, on_error)
             done = sorted(indices + [item.index for item in failures])
             position = {index: k for k, index in enumerate(done)}
             scores = torch.full((len(done),), float("nan"), dtype=torch.float32)
@@ -211,36 +218,58 @@ class RealnessScorer:
             )
 
     def _prepare(self, images: Any, descriptions: DescriptionsLike, on_error: str):
-        """``(items, single, names, texts, describer)``: the batch split, named, and aligned with its descriptions."""
+        """``(items, single, names, texts, describer, tensors)``: the batch split, named, aligned with
+        its descriptions, and a tensor's images prepared on their device (else ``tensors`` is None)."""
         check_on_error(on_error)
         texts, describer = split_describer(descriptions, self.describer)
         items, single = split_batch(images)
         texts = align_descriptions(texts, len(items))
         names = [item_name(item, None if single else index) for index, item in enumerate(items)]
-        return items, single, names, texts, describer
+        tensors = as_tensor_batch(images, min_size=self.model.image_encoder.config.min_size)
+        return items, single, names, texts, describer, tensors
 
-    def _score_stream(self, items, names, texts, describer, on_error, progress):
-        """Yield ``(scored indices, their scores, newly skipped items)`` batch by batch."""
+    def _score_stream(self, items, names, texts, describer, on_error, progress, tensors):
+        """Yield a :class:`_Scored` per forward batch (scores still on the device)."""
         failures = fill_missing(describer, items, names, texts, on_error=on_error)
         skipped = {item.index: item for item in failures}
         if skipped:
-            yield [], None, failures
+            yield _Scored([], None, failures)
         if any(text is None for i, text in enumerate(texts) if i not in skipped):
             warn_image_only(_validation_note(self.model))
         wanted = [i for i in range(len(items)) if i not in skipped]
         progress = progress if progress is not None else self.progress
         show = progress if progress is not None else len(wanted) > 4 * self.batch_size
-        for indices, pixels, failures in self._batches(items, names, wanted, show):
+        if tensors is not None:
+            batches = self._tensor_batches(tensors, wanted, show)
+        else:
+            batches = self._decoded_batches(items, wanted, show)
+        for indices, pixels, value_stats, failures in batches:
             new = []
             for index, reason in failures:
                 if on_error == "raise":
                     raise InvalidImageError(names[index], reason)
                 new.append(SkippedItem(index, names[index], reason))
-            scores = self._forward(pixels, [texts[i] or "" for i in indices]) if indices else None
-            yield indices, scores, new
+            values = self._forward(pixels, [texts[i] or "" for i in indices], value_stats) if indices else None
+            yield _Scored(indices, values, new)
 
-    def _batches(self, items, names, wanted, show):
-        """Yield (indices, pixels, failures) per batch; decoding overlaps compute in workers."""
+    @torch.inference_mode()
+    def _tensor_batches(self, tensors: TensorBatch, wanted: list[int], show: bool):
+        """Yield (indices, pixels, value stats, no failures) per batch, resized and normalized on the device."""
+        preprocess = self.model.image_encoder.preprocess
+        everything = len(wanted) == len(tensors)
+        with tqdm(total=len(wanted), disable=not show, unit="img", desc="realness score") as bar:
+            for start in range(0, len(wanted), self.batch_size):
+                indices = wanted[start : start + self.batch_size]
+                rows = slice(start, start + len(indices)) if everything else indices  # a slice is a view, no copy
+                pixels = tensors.pixels[rows]
+                if pixels.device != self.device:  # a CPU tensor for a GPU scorer: resize where the model runs
+                    pixels = pixels.to(self.device, non_blocking=True)
+                stats = None if tensors.value_stats is None else tensors.value_stats[rows]
+                yield indices, preprocess(pixels), stats, []
+                bar.update(len(indices))
+
+    def _decoded_batches(self, items, wanted, show):
+        """Yield (indices, pixels, None, failures) per batch; decoding overlaps compute in workers."""
         encoder = self.model.image_encoder
         dataset = ImagePathsDataset([items[i] for i in wanted], encoder.preprocess, min_size=encoder.config.min_size)
         workers = self.num_workers if self.num_workers is not None else auto_decode_workers(dataset.items, self.batch_size, self.device)
@@ -258,14 +287,58 @@ class RealnessScorer:
                 good = [k for k, tensor in enumerate(pixels) if tensor is not None]
                 failures = [(wanted[positions[k]], reasons[k]) for k, tensor in enumerate(pixels) if tensor is None]
                 batch = torch.stack([pixels[k] for k in good]) if good else None
-                yield [wanted[positions[k]] for k in good], batch, failures
+                yield [wanted[positions[k]] for k in good], batch, None, failures
                 bar.update(len(positions))
 
     @torch.inference_mode()
-    def _forward(self, pixels: torch.Tensor, texts: list[str]) -> torch.Tensor:
-        pixels = pixels.to(self.device, non_blocking=True)
+    def _forward(self, pixels: torch.Tensor, texts: list[str], value_stats: torch.Tensor | None) -> torch.Tensor:
+        """``n x 1`` float64 scores, or ``n x 4`` scores beside the images' value stats, left on the device."""
+        if pixels.device != self.device:
+            pixels = pixels.to(self.device, non_blocking=True)
         with autocast(self.precision, self.device):
-            return self.model(pixels, texts).float().cpu()
+            scores = self.model(pixels, texts).double().unsqueeze(1)
+        if value_stats is None:
+            return scores
+        if value_stats.device != scores.device:
+            value_stats = value_stats.to(scores.device, non_blocking=True)
+        return torch.cat([scores, value_stats], dim=1)
+
+
+@dataclass
+class _Scored:
+    """One forward batch: its items' positions, their scores still on the device, the items skipped."""
+
+    indices: list[int]
+    values: torch.Tensor | None
+    skipped: list[SkippedItem]
+
+
+def _settle(chunks: list[_Scored], names: list[str], on_error: str) -> list[tuple[list[int], torch.Tensor | None, list[SkippedItem]]]:
+    """``(indices, scores, skipped)`` per chunk, the scores read to the host in one copy.
+
+    A tensor's images whose values failed the check (NaN, out of [0, 1]) were scored with the
+    rest, so that checking them cost no wait on the device; here they become skipped items.
+
+    Raises:
+        InvalidImageError: such an image, with ``on_error="raise"``.
+    """
+    parts = [chunk.values for chunk in chunks if chunk.values is not None]
+    host = torch.cat(parts).cpu() if parts else None  # the one copy from the device
+    settled, offset = [], 0
+    for chunk in chunks:
+        if chunk.values is None:
+            settled.append((chunk.indices, None, chunk.skipped))
+            continue
+        rows = host[offset : offset + len(chunk.indices)]
+        offset += len(chunk.indices)
+        reasons = fault_reasons(rows[:, 1:]) if rows.shape[1] > 1 else [None] * len(rows)
+        for index, reason in zip(chunk.indices, reasons):
+            if reason is not None and on_error == "raise":
+                raise InvalidImageError(names[index], reason)
+        keep = [k for k, reason in enumerate(reasons) if reason is None]
+        bad = [SkippedItem(chunk.indices[k], names[chunk.indices[k]], reason) for k, reason in enumerate(reasons) if reason]
+        settled.append(([chunk.indices[k] for k in keep], rows[keep, 0].float(), chunk.skipped + bad))
+    return settled
 
 
 def quiet_worker_teardown(worker_id: int) -> None:

@@ -41,6 +41,7 @@ from realness.errors import DescriptionsError, InvalidImageError, SkippedItem, S
 from realness.inputs import load_images, split_batch
 from realness.preprocess import INTERPOLATIONS, normalize, resize_image
 from realness.runtime import PRECISIONS, DeviceLike, autocast, check_precision, resolve_device
+from realness.tensor_batch import load_tensor_batch
 
 #: The paper's window sides (pixels); the stride is :data:`DEFAULT_STRIDE`.
 DEFAULT_WINDOW_SIZES = (128, 64, 32)
@@ -183,7 +184,8 @@ class RealnessMapper:
 
         Args:
             images: One image or a batch in any form ``realness.inputs.load_images`` accepts
-                (paths, bytes, PIL, arrays, tensors; sizes may differ).
+                (paths, bytes, PIL, arrays, tensors; sizes may differ). A tensor is checked on its
+                own device and its windows are cut there: it is never copied to the host.
             descriptions: What looks unrealistic: None, one string for one image, a sequence
                 aligned with the images, or a describer (object or name) that writes them.
                 A missing text is written by the describer (this one, else the mapper's);
@@ -205,7 +207,10 @@ class RealnessMapper:
         descriptions = renamed("RealnessMapper", "description", "descriptions", description, descriptions)
         check_on_error(on_error)
         texts, describer = split_describer(descriptions, self.describer)
-        batch = load_images(images, on_error=on_error)
+        # A tensor stays on its device (checked there); other inputs are decoded on the CPU.
+        batch = load_tensor_batch(images, on_error=on_error)
+        if batch is None:
+            batch = load_images(images, on_error=on_error)
         texts = align_descriptions(texts, len(batch))
         for index, tensor in enumerate(batch.tensors):
             if tensor is None:
@@ -322,7 +327,10 @@ class RealnessMapper:
                 for job, start, stop in pieces:
                     if job.image_index not in on_device:
                         on_device.clear()  # keep one image on the device at a time
-                        on_device[job.image_index] = images[job.image_index].to(self.device, torch.float32)
+                        image = images[job.image_index]
+                        if image.device != self.device:  # a tensor already there is used as it is
+                            image = image.to(self.device, torch.float32)
+                        on_device[job.image_index] = image
                     flat = torch.arange(start, stop, device=self.device)
                     windows = gather_windows(
                         on_device[job.image_index],

@@ -263,23 +263,30 @@ class RowJournal:
     back (a torn last line is dropped).
 
     Args:
-        out: the final CSV or JSON file.
+        out: the final table file; None where the rows are only journaled and the caller
+            makes its own outputs from them (``realness filter`` ranks them, ``realness
+            map`` lists the maps it wrote): then :meth:`finish` only removes the journal.
         columns: the table's columns; the first one identifies a row.
         resume: keep the rows already in ``out`` and in a leftover journal.
+        journal: the journal file (default: ``<out>.partial``; needed when ``out`` is None).
 
     Raises:
         TableError: a journal from an interrupted run exists and ``resume`` is False
             (continuing or starting over is the user's call), or ``out`` cannot be read back.
     """
 
-    def __init__(self, out: PathLike, columns: Sequence[str], *, resume: bool = False):
-        self.out = Path(out)
+    def __init__(
+        self, out: PathLike | None, columns: Sequence[str], *, resume: bool = False, journal: PathLike | None = None
+    ):
+        self.out = None if out is None else Path(out)
         self.columns = list(columns)
         self.key = self.columns[0]
-        self.journal_path = self.out.with_name(self.out.name + ".partial")
+        if journal is None and self.out is None:
+            raise ValueError("RowJournal: give out, journal or both")
+        self.journal_path = Path(journal) if journal is not None else self.out.with_name(self.out.name + ".partial")
         rows: dict[str, dict[str, Any]] = {}
         if resume:
-            if self.out.exists():
+            if self.out is not None and self.out.exists():
                 rows.update((str(row.get(self.key)), row) for row in self._read_out())
             if self.journal_path.exists():
                 rows.update((str(row.get(self.key)), row) for row in _read_json_lines(self.journal_path))
@@ -316,18 +323,24 @@ class RowJournal:
         self._handle.flush()
         os.fsync(self._handle.fileno())
 
-    def finish(self, order: Sequence[str] = ()) -> int:
-        """Write every row to ``out`` (those named in ``order`` first, in that order); returns the count."""
+    def close(self) -> None:
+        """Stop appending and leave the journal where it is, for a later ``resume=True``."""
         self._finished = True
         if self._handle is not None:
             self._handle.close()
             self._handle = None
-        position = {key: index for index, key in enumerate(order)}
-        rows = sorted(self.rows.values(), key=lambda row: position.get(str(row.get(self.key)), len(position)))
-        write_table(rows, self.out, self.columns)
+
+    def finish(self, order: Sequence[str] = ()) -> int:
+        """Write every row to ``out`` (those named in ``order`` first, in that order), remove the journal;
+        returns the count of rows."""
+        self.close()
+        if self.out is not None:
+            position = {key: index for index, key in enumerate(order)}
+            rows = sorted(self.rows.values(), key=lambda row: position.get(str(row.get(self.key)), len(position)))
+            write_table(rows, self.out, self.columns)
         with contextlib.suppress(FileNotFoundError):
             self.journal_path.unlink()
-        return len(rows)
+        return len(self.rows)
 
     def _read_out(self) -> list[dict[str, Any]]:
         try:

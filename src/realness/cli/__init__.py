@@ -54,6 +54,9 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
     except SystemExit as exit_:  # --help, --version, or a usage error already printed
         return int(exit_.code or 0)
+    except KeyboardInterrupt:  # Ctrl-C while torch and the subcommands load: nothing started yet
+        print("realness: interrupted before starting; nothing was done", file=sys.stderr)
+        return 130
     command = f"realness {args.command}"
     with warnings.catch_warnings():
         if getattr(args, "quiet", False):
@@ -66,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
                 warnings.showwarning = _one_line_warning(command)
         try:
             return int(args.run(args) or 0)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt:  # outside a subcommand's saved loop (which reports its own)
+            print(f"{command}: interrupted", file=sys.stderr)
             return 130
         except BrokenPipeError:
             # The reader went away (`realness score ... | head`): stop quietly, as Unix tools do.

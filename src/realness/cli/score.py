@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 
 from realness.cli.common import (
@@ -18,8 +17,9 @@ from realness.cli.common import (
     scorer_options,
 )
 from realness.cli.engine import add_engine_arguments, run_score_on_ray
+from realness.cli.resumable import ResumableRun, add_resume_argument, check_resume, journal_for
 from realness.core import RealnessScorer
-from realness.tables import RowJournal, check_output_path, write_csv_rows
+from realness.tables import check_output_path
 
 COLUMNS = ("path", "score", "verdict", "description", "error")
 
@@ -37,10 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_descriptions_arguments(parser, single=True)
     add_model_arguments(parser)
     add_table_output_argument(parser)
-    parser.add_argument(
-        "--resume", action="store_true",
-        help="keep the rows already in --out (or left by an interrupted run) and score only the other images",
-    )
+    add_resume_argument(parser, what="the rows")
     add_engine_arguments(parser)
     parser.set_defaults(run=run)
 
@@ -49,9 +46,7 @@ def run(args: argparse.Namespace) -> int:
     if args.engine == "ray":
         return run_score_on_ray(args)
     check_batch_size(args)
-    if args.resume and not args.out:
-        print("realness score: --resume: needs --out, the file to continue", file=sys.stderr)
-        return 2
+    check_resume(args)
     scan_skipped: list[tuple[str, str]] = []
     paths = expand_image_paths(args.paths, scan_skipped)
     report_scan("score", scan_skipped)
@@ -61,55 +56,25 @@ def run(args: argparse.Namespace) -> int:
     inputs = paths + ([args.descriptions] if args.descriptions else [])
     check_output_path(args.out, inputs=inputs, what="--out", table=True)
     texts = match_descriptions("score", args, paths)
-    journal = RowJournal(args.out, COLUMNS, resume=args.resume) if args.out else None
-    # Everything a user can get wrong is checked above: only now load the model.
-    scorer = RealnessScorer(**scorer_options(args))
     names = [str(path) for path in paths]
-    done = journal.done() if journal is not None else set()
-    todo = [i for i, name in enumerate(names) if name not in done]
-    failed = scored = 0
-    interrupted = False
-    header = journal is None
-    try:
-        if todo:
+    with ResumableRun("score", names, journal_for(args.out, COLUMNS, args), COLUMNS) as run_:
+        # Everything a user can get wrong is checked above: only now load the model.
+        scorer = RealnessScorer(**scorer_options(args))
+        if run_.todo:
             batches = scorer.iter_batches(
-                [names[i] for i in todo], [texts[i] for i in todo] if texts else None, on_error="skip"
+                [names[i] for i in run_.todo], [texts[i] for i in run_.todo] if texts else None, on_error="skip"
             )
             for _, result in batches:
-                rows = result.to_rows()
-                if journal is not None:
-                    journal.append(rows)
-                else:
-                    _print_rows(rows, header=header)
-                    header = False
-                failed += report_failures("score", result.skipped)
-                scored += len(rows)
-    except KeyboardInterrupt:
-        interrupted = True
-    finally:
-        if journal is not None:
-            # A second Ctrl-C must not cut the final write short.
-            previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-            try:
-                journal.finish(order=names)
-            finally:
-                signal.signal(signal.SIGINT, previous)
-    where = f" -> {args.out}" if args.out else ""
-    kept = f", {len(names) - len(todo)} already there" if len(todo) < len(names) else ""
-    if interrupted:
-        print(
-            f"realness score: interrupted after {scored - failed} scored, {failed} failed of {len(todo)}{kept}{where}"
-            + ("; run it again with --resume to finish" if args.out else ""),
-            file=sys.stderr,
-        )
+                run_.save(result.to_rows())
+                report_failures("score", result.skipped)
+    new = run_.new_rows()
+    failed = sum(1 for row in new if row.get("error"))
+    done = f"{len(new) - failed} scored, {failed} failed"
+    if run_.interrupted:
+        print(run_.interrupted_line(done), file=sys.stderr)
         return 130
     if args.out:
-        print(f"realness score: {scored - failed} scored, {failed} failed{kept}{where}", file=sys.stderr)
+        kept = f", {run_.kept} already there" if run_.kept else ""
+        print(f"realness score: {done}{kept} -> {args.out}", file=sys.stderr)
     # The status describes the table handed back, rows kept from an earlier run included.
-    return 1 if (journal.failed() if journal is not None else failed) else 0
-
-
-def _print_rows(rows: list[dict], *, header: bool) -> None:
-    """Stream rows as CSV on stdout, so a pipe sees each batch as soon as it is scored."""
-    write_csv_rows(sys.stdout, rows, COLUMNS, header=header)
-    sys.stdout.flush()
+    return 1 if any(row.get("error") for row in run_.all_rows()) else 0

@@ -1,0 +1,160 @@
+"""Saved progress for the long subcommands (``score``, ``describe``, ``filter``, ``map``).
+
+Each batch's rows are journaled as it finishes (:class:`~realness.tables.RowJournal`), so
+Ctrl-C stops the run within one batch and keeps every row already done, and ``--resume``
+does only the rest. ``score`` and ``describe`` journal the rows of their ``--out`` table:
+interrupted, ``--out`` holds the rows done so far. ``filter`` journals the scores it ranks
+and ``map`` the maps it wrote: their outputs need the whole run, so interrupted, the
+journal (``<out>.partial``, ``DIR/maps.partial``) keeps the work until ``--resume``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from realness.errors import UsageError
+from realness.tables import RowJournal, write_csv_rows
+
+
+def add_resume_argument(parser, *, what: str) -> None:
+    """``--resume``: continue the run an earlier (interrupted) one left in ``--out``."""
+    parser.add_argument(
+        "--resume", action="store_true",
+        help=f"keep {what} already done by an earlier or interrupted run into the same --out, and do only the rest",
+    )
+
+
+def check_resume(args, *, needs: str = "--out, the file to continue") -> None:
+    """Refuse ``--resume`` without ``--out``: progress is saved only beside an output.
+
+    Raises:
+        realness.errors.UsageError: ``--resume`` without ``--out``.
+    """
+    if getattr(args, "resume", False) and not args.out:
+        raise UsageError("--resume", f"needs {needs}")
+
+
+@contextlib.contextmanager
+def sigint_ignored() -> Iterator[None]:
+    """Hold off Ctrl-C: a second one must not cut the final write short."""
+    try:
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:  # not the main thread: no handler to change
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+class ResumableRun:
+    """One run over named items whose rows are saved batch by batch.
+
+    Use it as a context manager around the work loop. Ctrl-C inside the loop ends it (the
+    ``with`` block swallows the ``KeyboardInterrupt`` and sets :attr:`interrupted`); any
+    other error propagates after the rows done are saved.
+
+    Args:
+        command: the subcommand, for messages.
+        names: every item's key (the journal's first column), in output order.
+        journal: where the rows go; None writes them as CSV on stdout as they come.
+        columns: the CSV columns on stdout (when ``journal`` is None).
+
+    Attributes:
+        todo: positions in ``names`` of the items still to do.
+        kept: how many items were already done (by an earlier run).
+        interrupted: Ctrl-C ended the loop.
+    """
+
+    def __init__(self, command: str, names: Sequence[str], journal: RowJournal | None, columns: Sequence[str] = ()):
+        self.command = command
+        self.names = [str(name) for name in names]
+        self.journal = journal
+        self.columns = list(columns)
+        self._done_before = journal.done() if journal is not None else set()
+        self.todo = [index for index, name in enumerate(self.names) if name not in self._done_before]
+        self.kept = len(self.names) - len(self.todo)
+        self.interrupted = False
+        self._printed: list[dict] = []
+
+    def save(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Make one batch's rows durable (or print them) before the next batch starts."""
+        if self.journal is not None:
+            self.journal.append(rows)
+            return
+        write_csv_rows(sys.stdout, rows, self.columns, header=not self._printed)
+        sys.stdout.flush()
+        self._printed.extend(dict(row) for row in rows)
+
+    def new_rows(self) -> list[dict]:
+        """The rows this run added (counted from the journal: a row saved just as Ctrl-C came counts)."""
+        if self.journal is None:
+            return list(self._printed)
+        return [row for key, row in self.journal.rows.items() if key not in self._done_before]
+
+    def all_rows(self) -> list[dict]:
+        """Every row: kept from earlier runs and added by this one, in the order of :attr:`names`."""
+        rows = self.journal.rows if self.journal is not None else {str(r.get(self.columns[0])): r for r in self._printed}
+        return [rows[name] for name in self.names if name in rows]
+
+    def __enter__(self) -> ResumableRun:
+        return self
+
+    def __exit__(self, kind, error, traceback) -> bool:
+        self.interrupted = kind is not None and issubclass(kind, KeyboardInterrupt)
+        if self.journal is not None:
+            with sigint_ignored():
+                self._settle(stopped=kind is not None)
+        return self.interrupted
+
+    def _settle(self, *, stopped: bool) -> None:
+        journal = self.journal
+        if stopped and not self.new_rows():
+            # Nothing new: --out and any leftover journal stay exactly as they were.
+            journal.close()
+        elif journal.out is None:
+            # The command makes its outputs from the whole run; the journal holds the work till then.
+            journal.close()
+        else:
+            journal.finish(order=self.names)
+
+    def complete(self) -> None:
+        """The command has written its own outputs from the rows: the journal is no longer needed."""
+        if self.journal is not None and self.journal.out is None:
+            self.journal.finish()
+
+    def interrupted_line(self, summary: str) -> str:
+        """The line that reports an interrupted run: what was done, where it is kept, how to go on."""
+        kept = f", {self.kept} already there" if self.kept else ""
+        if self.journal is None:
+            return f"realness {self.command}: interrupted after {summary} of {len(self.todo)}{kept}"
+        if not self.new_rows():
+            where = "nothing new to keep; everything was left as it was"
+        elif self.journal.out is not None:
+            where = f"kept in {self.journal.out}"
+        else:
+            where = f"kept in {self.journal.journal_path}"
+        return (
+            f"realness {self.command}: interrupted after {summary} of {len(self.todo)}{kept}; {where}; "
+            "run it again with --resume to finish"
+        )
+
+
+def journal_for(out: str | Path | None, columns: Sequence[str], args, *, table: bool = True, journal: Path | None = None):
+    """The :class:`RowJournal` of a run writing ``out`` (None without ``--out``).
+
+    Args:
+        table: ``out`` is the journal's own table (``score``, ``describe``); else the rows
+            only live in the journal (``journal``, default ``<out>.partial``).
+    """
+    if not out:
+        return None
+    if table:
+        return RowJournal(out, columns, resume=args.resume)
+    return RowJournal(None, columns, resume=args.resume, journal=journal or Path(f"{out}.partial"))

@@ -22,6 +22,10 @@ viewers show such images on a page, rather than as whatever colour hides under a
 
 Images are never resized here: each encoder decides its own resize.
 
+Degenerate images are refused by name: a short side below ``min_size`` (the caller's model
+passes its encoder's), and a long side more than :data:`MAX_ASPECT_RATIO` times the short one
+(``max_aspect_ratio``), which any resize to a model's input would turn into a smear.
+
 Batches (:func:`load_images`) are a list or tuple mixing the kinds above, a ``BxCxHxW``
 tensor or a ``BxHxWxC`` array. With ``on_error="skip"`` a bad item becomes ``None`` plus a
 :class:`~realness.errors.SkippedItem`, and the rest of the batch is kept.
@@ -56,12 +60,14 @@ __all__ = [
     "ImagePathsDataset",
     "ImagesLike",
     "LoadedBatch",
+    "MAX_ASPECT_RATIO",
     "MAX_IMAGE_PIXELS",
     "collate_decoded",
     "item_name",
     "load_image",
     "load_images",
     "pixel_sha256",
+    "size_fault_reason",
     "split_batch",
 ]
 
@@ -80,6 +86,10 @@ _PIL_DEFAULT_MAX_IMAGE_PIXELS = 1024 * 1024 * 1024 // 4 // 3
 MAX_IMAGE_PIXELS: int = 2 * _PIL_DEFAULT_MAX_IMAGE_PIXELS
 """Largest image (width x height) decoded from a file, bytes or PIL image; override per call
 with ``max_pixels`` or by assigning this module attribute."""
+
+MAX_ASPECT_RATIO: float = 20.0
+"""Largest long side / short side accepted (wider than any photo panorama in practice); override
+per call with ``max_aspect_ratio`` or by assigning this module attribute."""
 
 FLOAT_TOLERANCE = 1e-6
 """How far float pixels may stray outside [0, 1] (rounding noise) before they are refused."""
@@ -134,6 +144,7 @@ def load_image(
     name: str | None = None,
     min_size: int = 1,
     max_pixels: int | None = None,
+    max_aspect_ratio: float | None = None,
 ) -> torch.Tensor:
     """Turn one image-like item into a float32 ``3xHxW`` tensor in [0, 1] on the CPU.
 
@@ -144,6 +155,8 @@ def load_image(
         min_size: Smallest short side (pixels) the caller's model can use.
         max_pixels: Largest width x height decoded from a file, bytes or PIL image;
             None uses the module's :data:`MAX_IMAGE_PIXELS`.
+        max_aspect_ratio: Largest long side / short side; None uses the module's
+            :data:`MAX_ASPECT_RATIO`.
 
     Returns:
         A new float32 tensor of shape ``3xHxW`` with values in [0, 1], never resized.
@@ -151,12 +164,15 @@ def load_image(
     Raises:
         InvalidImageError: The item is missing, not an image, corrupt, truncated, empty,
             too large, has NaN/inf or out-of-range values, the wrong rank, channel count,
-            dtype or type, or a short side below ``min_size``.
-        ValueError: ``min_size`` or ``max_pixels`` is not a positive integer.
+            dtype or type, a short side below ``min_size``, or a long side more than
+            ``max_aspect_ratio`` times the short side.
+        ValueError: ``min_size`` or ``max_pixels`` is not a positive integer, or
+            ``max_aspect_ratio`` is below 1.
     """
     _check_positive("min_size", min_size)
     limit = MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
     _check_positive("max_pixels", limit)
+    ratio_limit = _aspect_ratio_limit(max_aspect_ratio)
     name = item_name(item) if name is None else name
 
     if isinstance(item, (str, os.PathLike)):
@@ -176,19 +192,47 @@ def load_image(
             "a PIL image, a numpy array or a torch tensor",
         )
 
-    height, width = image.shape[-2:]
-    if min(height, width) < min_size:
-        raise InvalidImageError(
-            name,
-            f"image is {height}x{width} (HxW); its short side of {min(height, width)} px is "
-            f"below the minimum of {min_size} px this model needs",
-        )
+    reason = size_fault_reason(*image.shape[-2:], min_size=min_size, max_aspect_ratio=ratio_limit)
+    if reason is not None:
+        raise InvalidImageError(name, reason)
     return image
+
+
+def size_fault_reason(height: int, width: int, *, min_size: int = 1, max_aspect_ratio: float | None = None) -> str | None:
+    """Why an image of this size is refused as degenerate, or None when it is fine.
+
+    Args:
+        height: Image height in pixels.
+        width: Image width in pixels.
+        min_size: Smallest short side (pixels) the caller's model can use.
+        max_aspect_ratio: Largest long side / short side; None uses :data:`MAX_ASPECT_RATIO`.
+    """
+    short, long = min(height, width), max(height, width)
+    if short < min_size:
+        return (
+            f"image is {height}x{width} (HxW); its short side of {short} px is "
+            f"below the minimum of {min_size} px this model needs"
+        )
+    ratio_limit = _aspect_ratio_limit(max_aspect_ratio)
+    if long > ratio_limit * short:
+        return (
+            f"image is {height}x{width} (HxW), an aspect ratio of {long / short:.3g}:1, beyond "
+            f"the limit of {ratio_limit:g}:1: resized to a model's input it would be a smear "
+            "(crop it, or raise max_aspect_ratio or realness.inputs.MAX_ASPECT_RATIO)"
+        )
+    return None
 
 
 def _check_positive(argument: str, value: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{argument} must be a positive integer, not {value!r}")
+
+
+def _aspect_ratio_limit(max_aspect_ratio: float | None) -> float:
+    limit = MAX_ASPECT_RATIO if max_aspect_ratio is None else max_aspect_ratio
+    if isinstance(limit, bool) or not isinstance(limit, (int, float)) or not limit >= 1:
+        raise ValueError(f"max_aspect_ratio must be a number of at least 1, not {limit!r}")
+    return float(limit)
 
 
 # --- files and bytes -------------------------------------------------------------------
@@ -359,14 +403,15 @@ def checked_tensor_layout(tensor: torch.Tensor, name: str) -> torch.Tensor:
 
 
 def float_value_stats(images: torch.Tensor) -> torch.Tensor:
-    """Per image of a ``[B x] C x H x W`` float tensor: (non-finite count, min, max), as float64.
+    """Per image of a ``[B x] C x H x W`` float tensor: (non-finite count, min, max), as float32.
 
     Computed on the tensor's device, with no wait on it: read the result once for a whole batch.
+    float32, not float64, because MPS has no float64.
     """
     flat = images.detach().flatten(-3)
     nonfinite = (~torch.isfinite(flat)).sum(-1)
-    low, high = torch.aminmax(flat, dim=-1)  # exact in any float dtype: a minimum is one of the values
-    return torch.stack([nonfinite.double(), low.double(), high.double()], dim=-1)
+    low, high = torch.aminmax(flat, dim=-1)  # exact in the input's dtype: a minimum is one of the values
+    return torch.stack([nonfinite.float(), low.float(), high.float()], dim=-1)
 
 
 def float_fault_reason(nonfinite: float, low: float, high: float) -> str | None:
@@ -442,6 +487,7 @@ def load_images(
     on_error: str = "raise",
     min_size: int = 1,
     max_pixels: int | None = None,
+    max_aspect_ratio: float | None = None,
 ) -> LoadedBatch:
     """Load one image or a batch of images under the one input contract.
 
@@ -453,6 +499,7 @@ def load_images(
         min_size: Smallest short side (pixels) the caller's model can use.
         max_pixels: Largest width x height decoded from a file, bytes or PIL image;
             None uses the module's :data:`MAX_IMAGE_PIXELS`.
+        max_aspect_ratio: Largest long side / short side; None uses :data:`MAX_ASPECT_RATIO`.
 
     Returns:
         A :class:`LoadedBatch` with one slot per item.
@@ -469,7 +516,9 @@ def load_images(
         name = item_name(item, None if single else index)
         batch.names.append(name)
         try:
-            tensor = load_image(item, name=name, min_size=min_size, max_pixels=max_pixels)
+            tensor = load_image(
+                item, name=name, min_size=min_size, max_pixels=max_pixels, max_aspect_ratio=max_aspect_ratio
+            )
         except InvalidImageError as err:
             if on_error == "raise":
                 raise
@@ -561,6 +610,8 @@ class ImagePathsDataset(torch.utils.data.Dataset):
         min_size: Smallest short side (pixels) the caller's model can use.
         max_pixels: Decompression-bomb limit; None takes :data:`MAX_IMAGE_PIXELS` now,
             so an override in the main process also holds in worker processes.
+        max_aspect_ratio: Largest long side / short side; None takes
+            :data:`MAX_ASPECT_RATIO` now, for the same reason.
     """
 
     def __init__(
@@ -570,11 +621,13 @@ class ImagePathsDataset(torch.utils.data.Dataset):
         *,
         min_size: int = 1,
         max_pixels: int | None = None,
+        max_aspect_ratio: float | None = None,
     ):
         self.items = list(items)
         self.transform = transform
         self.min_size = min_size
         self.max_pixels = MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
+        self.max_aspect_ratio = _aspect_ratio_limit(max_aspect_ratio)
 
     def __len__(self) -> int:
         return len(self.items)
@@ -595,6 +648,7 @@ class ImagePathsDataset(torch.utils.data.Dataset):
                 name=item_name(self.items[index], index),
                 min_size=self.min_size,
                 max_pixels=self.max_pixels,
+                max_aspect_ratio=self.max_aspect_ratio,
             )
         except InvalidImageError as err:
             return index, None, err.reason

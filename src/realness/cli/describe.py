@@ -20,9 +20,9 @@ from realness.cli.common import (
     report_failures,
     report_scan,
     show_progress,
-    write_rows,
 )
 from realness.cli.engine import add_engine_arguments, run_describe_on_ray
+from realness.cli.resumable import ResumableRun, add_resume_argument, check_resume, journal_for
 from realness.describers.base import summarize_descriptions
 from realness.errors import SkippedItem, UsageError
 from realness.runtime import resolve_device
@@ -65,6 +65,7 @@ def register(subparsers) -> None:
         batch_default_help=f"{DEFAULT_STEP}; a VLM's batch 4",
         device_help="where a local VLM describer runs: cpu, cuda, cuda:1, mps (default: cuda if available)",
     )
+    add_resume_argument(parser, what="the descriptions")
     add_engine_arguments(parser, describe=True)
     parser.set_defaults(run=run)
 
@@ -78,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError("--descriptions", "not with --engine ray: a re-run continues the --out folder and skips what it holds")
         return run_describe_on_ray(args)
     check_batch_size(args)
+    check_resume(args)
     over_http = args.describer.startswith(("openai", "http://", "https://"))
     local_vlm = args.describer.startswith("vlm")
     if over_http:
@@ -97,26 +99,34 @@ def run(args: argparse.Namespace) -> int:
     inputs = paths + ([args.descriptions] if args.descriptions else [])
     check_output_path(args.out, inputs=inputs, what="--out", table=True)
     known = match_descriptions("describe", args, paths) or [None] * len(paths)
-    todo = [path for path, text in zip(paths, known) if not text]
     describer = build_describer_from_args(args, **options)
     step = args.batch_size or DEFAULT_STEP
-    described = {}
-    with tqdm(total=len(todo), unit="image", disable=show_progress(args) is False, file=sys.stderr) as progress:
-        for start in range(0, len(todo), step):
-            chunk = [str(path) for path in todo[start : start + step]]
-            described.update(zip(chunk, describer.describe(chunk, on_error="skip")))
-            progress.update(len(chunk))
     # Keyed by the path as given, so two folders' img.png never share a row when scored later.
-    rows = []
-    for path, text in zip(paths, known):
-        description = described.get(str(path))
-        if text or description.ok:
-            rows.append({"path": str(path), "MOS": "", "description": text or description.text})
-    write_rows(rows, args.out, COLUMNS)
-    results = list(described.values())
+    names = [str(path) for path in paths]
+    results, given = [], []
+    with ResumableRun("describe", names, journal_for(args.out, COLUMNS, args), COLUMNS) as run_:
+        given = [{"path": names[i], "MOS": "", "description": known[i]} for i in run_.todo if known[i]]
+        if given:
+            run_.save(given)
+        todo = [names[i] for i in run_.todo if not known[i]]
+        with tqdm(total=len(todo), unit="image", disable=show_progress(args) is False, file=sys.stderr) as progress:
+            for start in range(0, len(todo), step):
+                chunk = todo[start : start + step]
+                described = describer.describe(chunk, on_error="skip")
+                run_.save([{"path": path, "MOS": "", "description": d.text} for path, d in zip(chunk, described) if d.ok])
+                results.extend(described)
+                progress.update(len(chunk))
     report_failures("describe", [SkippedItem(index, d.item, d.error or "") for index, d in enumerate(results) if not d.ok])
-    kept = f", {len(paths) - len(todo)} kept from {args.descriptions}" if len(todo) < len(paths) else ""
-    print(f"realness describe: {summarize_descriptions(results)}{kept}", file=sys.stderr)
+    if run_.interrupted:
+        given_paths = {row["path"] for row in given}
+        described = sum(1 for row in run_.new_rows() if row["path"] not in given_paths)
+        failed = sum(not d.ok for d in results)
+        print(run_.interrupted_line(f"{described} described, {failed} failed"), file=sys.stderr)
+        return 130
+    summary = summarize_descriptions(results)
+    kept = f", {len(given)} kept from {args.descriptions}" if given else ""
+    already = f", {run_.kept} already there" if run_.kept else ""
+    print(f"realness describe: {summary}{kept}{already}", file=sys.stderr)
     return 0 if all(d.ok for d in results) else 1
 
 

@@ -21,8 +21,8 @@ def add_engine_arguments(parser: argparse.ArgumentParser, *, describe: bool = Fa
     group = parser.add_argument_group("scaling out (--engine ray; pip install 'realness[ray]')")
     group.add_argument(
         "--engine", choices=ENGINES, default="local",
-        help="local: this process (default); ray: Ray Data actors, writing --out as a folder of Parquet files "
-        "that a re-run continues",
+        help="local: this process (default); ray: Ray Data actors, writing --out (filter: its scores, in "
+        "OUT.scores beside --out) as a folder of Parquet files that a re-run continues",
     )
     group.add_argument(
         "--ray-address", metavar="ADDR", default=None,

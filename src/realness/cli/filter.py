@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import math
+import shutil
 import sys
-import warnings
 from pathlib import Path
 
 from realness.cli.common import (
@@ -15,11 +16,18 @@ from realness.cli.common import (
     expand_image_paths,
     match_descriptions,
     report_failures,
+    report_scan,
     scorer_options,
     write_rows,
 )
-from realness.tables import check_output_path
-from realness.workflows.filtering import CSV_COLUMNS, ExportError, filter_images
+from realness.cli.engine import add_engine_arguments
+from realness.cli.resumable import ResumableRun, add_resume_argument, check_resume, journal_for
+from realness.cli.score import COLUMNS as SCORE_COLUMNS
+from realness.core import RealnessScorer
+from realness.core.pretrained import DEFAULT_MODEL
+from realness.errors import UsageError
+from realness.tables import TableError, check_output_path
+from realness.workflows.filtering import CSV_COLUMNS, ExportError, check_top_k, rank_images
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -41,42 +49,145 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--mode", choices=("copy", "symlink", "hardlink"), default="copy", help="how --export places files (default: copy)")
     add_descriptions_arguments(parser, single=True)
     add_model_arguments(parser)
+    add_resume_argument(parser, what="the scores")
+    add_engine_arguments(parser)
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run ``realness filter``; returns the exit status."""
     check_batch_size(args)
-    paths = expand_image_paths(args.paths)
-    check_output_path(args.out, inputs=paths + ([args.descriptions] if args.descriptions else []), what="--out", table=True)
-    # A table goes to the workflow whole (it reports its own mismatches); --description is one image's.
-    given = match_descriptions("filter", args, paths) if args.description is not None else None
-    if args.export and Path(args.export).is_file():
-        raise ExportError(f"{args.export}: is a file; --export needs a folder")
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            result = filter_images(
-                paths if given else args.paths,
-                min_score=args.min_score,
-                top_k=args.top_k,
-                descriptions=given or args.descriptions,
-                descriptions_root=args.descriptions_root,
-                **scorer_options(args),
+    check_resume(args)
+    check_top_k(args.top_k)
+    if args.engine == "ray":
+        if not args.out:
+            raise UsageError("--out", "the ray engine keeps its scores beside --out until the ranking is written; give one, e.g. --out kept.csv")
+        if args.describer:
+            raise UsageError(
+                "--describer", "with --engine ray describing is its own stage; run `realness describe ... --engine ray "
+                "--out descriptions.parquet` first, then pass --descriptions descriptions.parquet",
             )
-        except ValueError as error:
-            print(f"realness filter: {error}", file=sys.stderr)
-            return 2
-    for warning in caught:
-        print(f"realness filter: {warning.message}", file=sys.stderr)
+    scan_skipped: list[tuple[str, str]] = []
+    paths = expand_image_paths(args.paths, scan_skipped)
+    report_scan("filter", scan_skipped)
+    if not paths:
+        print(f"realness filter: no image files found in {', '.join(args.paths)}", file=sys.stderr)
+        return 2
+    check_output_path(args.out, inputs=paths + ([args.descriptions] if args.descriptions else []), what="--out", table=True)
+    check_export_folder(args.export)
+    texts = match_descriptions("filter", args, paths)
+    names = [str(path) for path in paths]
+    if args.engine == "ray":
+        return filter_on_ray(args, names, texts)
+    # The ranking needs every score: the scores are journaled (<out>.partial) until it is written.
+    with ResumableRun("filter", names, journal_for(args.out, SCORE_COLUMNS, args, table=False)) as run_:
+        scorer = RealnessScorer(**scorer_options(args))
+        if run_.todo:
+            batches = scorer.iter_batches(
+                [names[i] for i in run_.todo], [texts[i] for i in run_.todo] if texts else None, on_error="skip"
+            )
+            for _, result in batches:
+                run_.save(unrounded_rows(result))
+    new = run_.new_rows()
+    failed = sum(1 for row in new if row.get("error"))
+    if run_.interrupted:
+        print(run_.interrupted_line(f"{len(new) - failed} scored, {failed} failed"), file=sys.stderr)
+        return 130
+    result = rank_rows(run_.all_rows(), min_score=args.min_score, top_k=args.top_k)
+    status = export_ranking("filter", result, args, already=run_.kept)
+    run_.complete()
+    return status
+
+
+def unrounded_rows(result) -> list[dict]:
+    """``result``'s rows with the scores at full precision: ranking ties must not come from rounding."""
+    rows = result.to_rows()
+    for row, value in zip(rows, result.scores.tolist()):
+        row["score"] = None if math.isnan(value) else value
+    return rows
+
+
+def rank_rows(rows: list[dict], *, min_score: float | None, top_k: int | None):
+    """Rank score rows (``path, score, verdict, description, error``) as :func:`filter_images` does."""
+    return rank_images(
+        [row["path"] for row in rows],
+        [math.nan if row.get("score") is None else float(row["score"]) for row in rows],
+        min_score=min_score,
+        top_k=top_k,
+        verdicts=[row.get("verdict") for row in rows],
+        descriptions=[row.get("description") for row in rows],
+        errors={i: row["error"] for i, row in enumerate(rows) if row.get("error")},
+    )
+
+
+def check_export_folder(export: str | None) -> None:
+    """Refuse, before any work, an ``--export`` that is a file.
+
+    Raises:
+        ExportError: it is a file.
+    """
+    if export and Path(export).is_file():
+        raise ExportError(f"{export}: is a file; --export needs a folder")
+
+
+def export_ranking(command: str, result, args: argparse.Namespace, *, already: int = 0) -> int:
+    """Write the ranking to ``--out``, place the kept images in ``--export``, report; returns the exit status."""
     write_rows(result.to_rows(include_rejected=args.all), args.out, CSV_COLUMNS)
     if args.export:
         created = result.export(args.export, mode=args.mode)
         in_place = len(result.kept) - len(created)
-        already = f" ({in_place} already there)" if in_place else ""
-        print(f"realness filter: exported {len(created)} images -> {args.export}{already}", file=sys.stderr)
-    failed = report_failures("filter", result.skipped)
+        there = f" ({in_place} already there)" if in_place else ""
+        print(f"realness {command}: exported {len(created)} images -> {args.export}{there}", file=sys.stderr)
+    failed = report_failures(command, result.skipped)
     scored = len(result.images) - failed
     where = f" -> {args.out}" if args.out else ""
-    print(f"realness filter: kept {len(result.kept)} of {scored} scored images, {failed} failed{where}", file=sys.stderr)
+    earlier = f" ({already} scored by an earlier run)" if already else ""
+    print(f"realness {command}: kept {len(result.kept)} of {scored} scored images, {failed} failed{earlier}{where}", file=sys.stderr)
     return 1 if failed else 0
+
+
+def ray_scores_folder(out: str) -> Path:
+    """Where ``--engine ray`` keeps the scores of a ``filter`` run until its ranking is written."""
+    return Path(f"{out}.scores")
+
+
+def filter_on_ray(args: argparse.Namespace, names: list[str], texts: list | None) -> int:
+    """Score ``names`` on Ray into a resumable Parquet folder beside ``--out``, then rank and export as locally.
+
+    The images, their descriptions, the ranking and the export are the local engine's: only the
+    scoring runs on the actors, so both engines keep and export the same images.
+
+    Raises:
+        realness.tables.TableError: a scores folder left by an interrupted run, without ``--resume``.
+    """
+    from realness.distributed import ParquetOutput, score_dataset, score_schema  # optional: the ray extra
+
+    folder = ray_scores_folder(args.out)
+    if folder.exists() and not args.resume:
+        raise TableError(f"{folder}: left by an interrupted run; add --resume to continue it, or delete it to start over")
+    try:
+        summary = score_dataset(
+            names,
+            model=args.model or DEFAULT_MODEL,
+            descriptions={name: text for name, text in zip(names, texts) if text} if texts else None,
+            out=folder,
+            batch_size=args.batch_size or 32,
+            actors=args.actors,
+            cpus_per_actor=args.cpus_per_actor,
+            device=args.device,
+            address=args.ray_address,
+            retry_failed=args.retry_failed,
+            progress=not (args.no_progress or args.quiet),
+        )
+    except KeyboardInterrupt:
+        print(
+            f"realness filter: interrupted; the scores done so far are kept in {folder}; "
+            "run it again with --resume to finish",
+            file=sys.stderr,
+        )
+        return 130
+    by_path = {row["path"]: row for row in ParquetOutput(folder, score_schema()).read().to_pylist()}
+    result = rank_rows([by_path[name] for name in names if name in by_path], min_score=args.min_score, top_k=args.top_k)
+    status = export_ranking("filter", result, args, already=summary.already_done)
+    shutil.rmtree(folder)  # the ranking is written: the scores it came from are no longer needed
+    return status

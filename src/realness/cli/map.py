@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from tqdm import tqdm
+
 from realness.cli.common import (
     add_describer_argument,
     add_descriptions_arguments,
@@ -16,10 +18,14 @@ from realness.cli.common import (
     report_failures,
     show_progress,
 )
+from realness.cli.resumable import ResumableRun, add_resume_argument, check_resume, journal_for
 from realness.deprecation import warn_renamed
 from realness.dream import DEFAULT_EMBEDDER, DEFAULT_STRIDE, DEFAULT_WINDOW_SIZES, RealnessMapper
-from realness.errors import UsageError
+from realness.errors import DescriptionsError, SkippedItem, UsageError
 from realness.tables import check_output_path
+
+#: The journal's columns: each image, the files written for it, or why it failed.
+JOURNAL_COLUMNS = ("path", "outputs", "error")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -60,6 +66,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="window resize (default: bicubic, antialiased)",
     )
     add_runtime_arguments(parser, batch_default=None, batch_help="windows per forward pass")
+    add_resume_argument(parser, what="the maps")
     # realness 0.1's name for --batch-size, kept for one release.
     parser.add_argument("--chunk-size", type=int, default=None, help=argparse.SUPPRESS)
     parser.set_defaults(run=run)
@@ -73,43 +80,74 @@ def run(args: argparse.Namespace) -> int:
     if args.chunk_size is not None:
         warn_renamed("--chunk-size", "--batch-size", stacklevel=2)
         args.batch_size = args.batch_size or args.chunk_size
+    check_resume(args, needs="--out, the file or folder to continue")
     paths = expand_image_paths(args.paths)
     if not paths:
         print("realness map: no images found", file=sys.stderr)
         return 2
     texts = match_descriptions("map", args, paths, broadcast=True)
+    several = len(paths) > 1
     # Refuse, before any work, an output that would overwrite one of the images.
     for path in paths:
-        check_output_path(_overlay_path(path, args.out, several=len(paths) > 1), inputs=paths, what="map output")
-    mapper = RealnessMapper(
-        args.model or DEFAULT_EMBEDDER,
-        window_sizes=args.window_sizes or DEFAULT_WINDOW_SIZES,
-        stride=args.stride or DEFAULT_STRIDE,
-        device=args.device,
-        batch_size=args.batch_size,
-        interpolation=args.interpolation,
-        precision=args.precision,
-        describer=build_describer_from_args(args),
-        progress=show_progress(args),
-    )
-    if isinstance(texts, list) and any(text is None for text in texts) and mapper.describer is None:
-        missing = [path.name for path, text in zip(paths, texts) if text is None]
-        print(f"realness map: {args.descriptions}: no description for {', '.join(missing[:5])}", file=sys.stderr)
-        return 2
-    batch = mapper([str(p) for p in paths], texts, on_error="skip")
-    for path, result in zip(paths, batch):
-        if result is None:
-            continue
-        target = _overlay_path(path, args.out, several=len(paths) > 1)
-        result.save(target)
-        written = [target]
-        if args.npy and target.suffix != ".npy":
-            written.append(result.save(target.with_suffix(".npy")))
-        if args.figure:
-            written.append(result.save_figure(target.with_name(f"{path.stem}_figure.png")))
-        print(f"{path}: {', '.join(str(w) for w in written)}", file=sys.stderr)
-    failed = report_failures("map", batch.skipped)
-    return 1 if failed else 0
+        check_output_path(_overlay_path(path, args.out, several=several), inputs=paths, what="map output")
+    names = [str(path) for path in paths]
+    journal = journal_for(args.out, JOURNAL_COLUMNS, args, table=False, journal=map_journal_path(args.out, several=several))
+    with ResumableRun("map", names, journal) as run_:
+        mapper = RealnessMapper(
+            args.model or DEFAULT_EMBEDDER,
+            window_sizes=args.window_sizes or DEFAULT_WINDOW_SIZES,
+            stride=args.stride or DEFAULT_STRIDE,
+            device=args.device,
+            batch_size=args.batch_size,
+            interpolation=args.interpolation,
+            precision=args.precision,
+            describer=build_describer_from_args(args),
+            progress=show_progress(args) if not several else False,
+        )
+        if isinstance(texts, list) and any(text is None for text in texts) and mapper.describer is None:
+            missing = [path.name for path, text in zip(paths, texts) if text is None]
+            raise DescriptionsError(str(args.descriptions), f"no description for {', '.join(missing[:5])}")
+        shown = several and show_progress(args) is not False
+        with tqdm(total=len(run_.todo), unit="image", disable=not shown, file=sys.stderr) as progress:
+            # One image at a time: each map is saved (and journaled) before the next one starts.
+            for index in run_.todo:
+                run_.save([_map_one(mapper, paths[index], texts[index] if texts else None, args, several=several)])
+                progress.update()
+    new = run_.new_rows()
+    failed = sum(1 for row in new if row.get("error"))
+    if run_.interrupted:
+        print(run_.interrupted_line(f"{len(new) - failed} mapped, {failed} failed"), file=sys.stderr)
+        return 130
+    run_.complete()
+    if run_.kept:
+        print(f"realness map: {len(new) - failed} mapped, {failed} failed, {run_.kept} already there", file=sys.stderr)
+    return 1 if any(row.get("error") for row in run_.all_rows()) else 0
+
+
+def _map_one(mapper: RealnessMapper, path: Path, text: str | None, args: argparse.Namespace, *, several: bool) -> dict:
+    """Map one image and save its outputs; returns its journal row (the files written, or why it failed)."""
+    batch = mapper([str(path)], None if text is None else [text], on_error="skip")
+    result = batch[0]
+    if result is None:
+        report_failures("map", [SkippedItem(0, str(path), item.reason) for item in batch.skipped])
+        return {"path": str(path), "outputs": None, "error": batch.skipped[0].reason}
+    target = _overlay_path(path, args.out, several=several)
+    result.save(target)
+    written = [target]
+    if args.npy and target.suffix != ".npy":
+        written.append(result.save(target.with_suffix(".npy")))
+    if args.figure:
+        written.append(result.save_figure(target.with_name(f"{path.stem}_figure.png")))
+    outputs = ", ".join(str(w) for w in written)
+    print(f"{path}: {outputs}", file=sys.stderr)
+    return {"path": str(path), "outputs": outputs, "error": None}
+
+
+def map_journal_path(out: str | None, *, several: bool) -> Path | None:
+    """Where ``map`` journals the maps it wrote: ``DIR/maps.partial`` for several images, ``OUT.partial`` for one."""
+    if out is None:
+        return None
+    return Path(out) / "maps.partial" if several else Path(f"{out}.partial")
 
 
 def _overlay_path(image: Path, out: str | None, *, several: bool) -> Path:

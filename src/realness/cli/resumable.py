@@ -54,7 +54,7 @@ def sigint_ignored() -> Iterator[None]:
 
 
 class ResumableRun:
-    """One run over named items whose rows are saved batch by batch.
+    """One run over named items whose rows (keyed by ``path``) are saved batch by batch.
 
     Use it as a context manager around the work loop. Ctrl-C inside the loop ends it (the
     ``with`` block swallows the ``KeyboardInterrupt`` and sets :attr:`interrupted`); any
@@ -63,8 +63,9 @@ class ResumableRun:
     Args:
         command: the subcommand, for messages.
         names: every item's key (the journal's first column), in output order.
-        journal: where the rows go; None writes them as CSV on stdout as they come.
-        columns: the CSV columns on stdout (when ``journal`` is None).
+        journal: where the rows go; None keeps them in memory for this run only.
+        stdout_columns: without a journal, also print the rows as CSV with these columns on
+            stdout as they come, so a pipe sees each batch at once (``score``, ``describe``).
 
     Attributes:
         todo: positions in ``names`` of the items still to do.
@@ -72,35 +73,38 @@ class ResumableRun:
         interrupted: Ctrl-C ended the loop.
     """
 
-    def __init__(self, command: str, names: Sequence[str], journal: RowJournal | None, columns: Sequence[str] = ()):
+    def __init__(
+        self, command: str, names: Sequence[str], journal: RowJournal | None, stdout_columns: Sequence[str] | None = None
+    ):
         self.command = command
         self.names = [str(name) for name in names]
         self.journal = journal
-        self.columns = list(columns)
+        self.stdout_columns = stdout_columns
         self._done_before = journal.done() if journal is not None else set()
         self.todo = [index for index, name in enumerate(self.names) if name not in self._done_before]
         self.kept = len(self.names) - len(self.todo)
         self.interrupted = False
-        self._printed: list[dict] = []
+        self._unjournaled: dict[str, dict] = {}
 
     def save(self, rows: Sequence[Mapping[str, Any]]) -> None:
         """Make one batch's rows durable (or print them) before the next batch starts."""
         if self.journal is not None:
             self.journal.append(rows)
             return
-        write_csv_rows(sys.stdout, rows, self.columns, header=not self._printed)
-        sys.stdout.flush()
-        self._printed.extend(dict(row) for row in rows)
+        if self.stdout_columns is not None:
+            write_csv_rows(sys.stdout, rows, self.stdout_columns, header=not self._unjournaled)
+            sys.stdout.flush()
+        self._unjournaled.update((str(row["path"]), dict(row)) for row in rows)
 
     def new_rows(self) -> list[dict]:
         """The rows this run added (counted from the journal: a row saved just as Ctrl-C came counts)."""
         if self.journal is None:
-            return list(self._printed)
+            return list(self._unjournaled.values())
         return [row for key, row in self.journal.rows.items() if key not in self._done_before]
 
     def all_rows(self) -> list[dict]:
         """Every row: kept from earlier runs and added by this one, in the order of :attr:`names`."""
-        rows = self.journal.rows if self.journal is not None else {str(r.get(self.columns[0])): r for r in self._printed}
+        rows = self.journal.rows if self.journal is not None else self._unjournaled
         return [rows[name] for name in self.names if name in rows]
 
     def __enter__(self) -> ResumableRun:

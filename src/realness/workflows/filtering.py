@@ -247,8 +247,7 @@ def filter_images(
     images = renamed("filter_images", "paths", "images", paths, images, new_default=UNSET)
     if images is UNSET:
         raise TypeError("filter_images() missing the images to filter (a folder, glob, file or list of them)")
-    if top_k is not None and top_k < 1:
-        raise ValueError(f"top_k must be at least 1, not {top_k}")
+    check_top_k(top_k)
     if is_describer(descriptions):
         descriptions, describer = None, descriptions
     patterns = [images] if isinstance(images, (str, os.PathLike)) else list(images)
@@ -268,27 +267,79 @@ def filter_images(
         texts = match.texts
     scorer = as_scorer(model, device=device, precision=precision, batch_size=batch_size, describer=describer, progress=progress)
     result = scorer([str(path) for path in files], texts, on_error=on_error)
-    scores = [float(value) for value in result.scores]
-    errors = {item.index: item.reason for item in result.skipped}
-    scored = sorted((i for i in range(len(files)) if not math.isnan(scores[i])), key=lambda i: -scores[i])
+    return rank_images(
+        files,
+        [float(value) for value in result.scores],
+        min_score=min_score,
+        top_k=top_k,
+        verdicts=result.verdicts,
+        descriptions=result.descriptions,
+        errors={item.index: item.reason for item in result.skipped},
+    )
+
+
+def check_top_k(top_k: int | None) -> None:
+    """Refuse a ``top_k`` below 1 (before any image is scored).
+
+    Raises:
+        ValueError: ``top_k`` is below 1.
+    """
+    if top_k is not None and top_k < 1:
+        raise ValueError(f"top_k must be at least 1, not {top_k}")
+
+
+def rank_images(
+    paths: Sequence[str | os.PathLike],
+    scores: Sequence[float],
+    *,
+    min_score: float | None = None,
+    top_k: int | None = None,
+    verdicts: Sequence[str | None] | None = None,
+    descriptions: Sequence[str | None] | None = None,
+    errors: Mapping[int, str] | None = None,
+) -> FilterResult:
+    """Rank images already scored and keep those with ``score >= min_score``, at most ``top_k``.
+
+    What :func:`filter_images` does once every image is scored; ``realness filter`` calls it
+    on the scores it saved batch by batch (resumable) or that the Ray engine wrote.
+
+    Args:
+        paths: the images.
+        scores: one score per image, NaN where it could not be scored.
+        min_score: keep only images scoring at least this.
+        top_k: keep at most this many of the best images.
+        verdicts: one verdict (or None) per image.
+        descriptions: the description each score used (or None) per image.
+        errors: ``{position: reason}`` of the images that could not be scored.
+
+    Returns:
+        A :class:`FilterResult`, best first; equal scores keep the order of ``paths``.
+    """
+    check_top_k(top_k)
+    files = [Path(path) for path in paths]
+    errors = dict(errors or {})
+    verdicts = list(verdicts) if verdicts is not None else [None] * len(files)
+    descriptions = list(descriptions) if descriptions is not None else [None] * len(files)
+    scored = sorted((i for i in range(len(files)) if i not in errors and not math.isnan(scores[i])), key=lambda i: -scores[i])
     passing = [i for i in scored if min_score is None or scores[i] >= min_score]
     kept = set(passing[:top_k] if top_k is not None else passing)
     ranks = {index: rank for rank, index in enumerate(scored, start=1)}
-    order = scored + [i for i in range(len(files)) if i in errors]
+    order = scored + sorted(errors)
     images = [
         RankedImage(
             path=files[i],
             score=scores[i],
             rank=ranks.get(i),
             kept=i in kept,
-            verdict=result.verdicts[i],
-            description=result.descriptions[i],
+            verdict=verdicts[i],
+            description=descriptions[i],
             error=errors.get(i),
         )
         for i in order
     ]
     root = Path(os.path.commonpath([str(path.resolve().parent) for path in files]))
-    return FilterResult(images=images, root=root, skipped=list(result.skipped))
+    skipped = [SkippedItem(i, str(files[i]), errors[i]) for i in sorted(errors)]
+    return FilterResult(images=images, root=root, skipped=skipped)
 
 
 def _is_text_or_texts(descriptions: Any) -> bool:

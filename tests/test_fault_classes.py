@@ -120,3 +120,45 @@ def test_the_aspect_ratio_limit_can_be_raised_per_call(tmp_path):
     assert realness.load_image(strip, max_aspect_ratio=50).shape == (3, 40, 2000)
     with pytest.raises(ValueError, match="max_aspect_ratio"):
         realness.load_image(strip, max_aspect_ratio=0.5)
+
+
+# --- EXIF orientation -----------------------------------------------------------------------
+
+
+def sideways_jpeg() -> tuple[bytes, np.ndarray]:
+    """A JPEG stored landscape with EXIF orientation 6, and its pixels turned upright by hand."""
+    stored = np.random.default_rng(3).integers(0, 256, (48, 96, 3), dtype=np.uint8)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to view, as phones store portrait photos
+    buffer = io.BytesIO()
+    Image.fromarray(stored).save(buffer, format="JPEG", exif=exif.tobytes(), quality=95)
+    decoded = np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert("RGB"))  # the EXIF turn not applied
+    return buffer.getvalue(), np.rot90(decoded, k=-1).copy()
+
+
+def test_an_orientation_6_jpeg_is_upright_on_every_input_path(tiny_model, tmp_path):
+    data, upright = sideways_jpeg()
+    path = tmp_path / "portrait photo.jpg"
+    path.write_bytes(data)
+    expected = torch.from_numpy(upright).permute(2, 0, 1).float() / 255
+    items = {"path": str(path), "bytes": data, "PIL": Image.open(path), "PIL loaded": Image.open(path).copy()}
+    for kind, item in items.items():
+        assert torch.equal(realness.load_image(item), expected), kind
+    # The DataLoader path: decoded in two worker processes, PIL images pickled to them.
+    dataset = realness.inputs.ImagePathsDataset(list(items.values()))
+    loader = torch.utils.data.DataLoader(dataset, batch_size=2, num_workers=2, collate_fn=realness.inputs.collate_decoded)
+    decoded = [tensor for _, tensors, _ in loader for tensor in tensors]
+    assert all(torch.equal(tensor, expected) for tensor in decoded)
+    scorer = RealnessScorer(tiny_model, device="cpu", batch_size=2, num_workers=2)
+    scores = scorer([*items.values(), upright, np.rot90(upright).copy()], ["No."] * 6).scores.tolist()
+    assert scores[:4] == pytest.approx([scores[4]] * 4, abs=1e-6)
+    assert scores[4] != pytest.approx(scores[5], abs=1e-6)  # the orientation does change the score
+    seen = {}
+
+    class Recording(StaticDescriber):
+        def describe_tensors(self, images, names):
+            seen.update(zip(names, images))
+            return super().describe_tensors(images, names)
+
+    Recording({path.name: "No."}).describe([str(path)])
+    assert torch.equal(seen[str(path)], expected)  # a describer is shown the photo upright too

@@ -292,11 +292,11 @@ class RealnessScorer:
 
     @torch.inference_mode()
     def _forward(self, pixels: torch.Tensor, texts: list[str], value_stats: torch.Tensor | None) -> torch.Tensor:
-        """``n x 1`` float64 scores, or ``n x 4`` scores beside the images' value stats, left on the device."""
+        """``n x 1`` float32 scores, or ``n x 4`` scores beside the images' value stats, left on the device."""
         if pixels.device != self.device:
             pixels = pixels.to(self.device, non_blocking=True)
         with autocast(self.precision, self.device):
-            scores = self.model(pixels, texts).double().unsqueeze(1)
+            scores = self.model(pixels, texts).float().unsqueeze(1)
         if value_stats is None:
             return scores
         if value_stats.device != scores.device:
@@ -337,7 +337,7 @@ def _settle(chunks: list[_Scored], names: list[str], on_error: str) -> list[tupl
                 raise InvalidImageError(names[index], reason)
         keep = [k for k, reason in enumerate(reasons) if reason is None]
         bad = [SkippedItem(chunk.indices[k], names[chunk.indices[k]], reason) for k, reason in enumerate(reasons) if reason]
-        settled.append(([chunk.indices[k] for k in keep], rows[keep, 0].float(), chunk.skipped + bad))
+        settled.append(([chunk.indices[k] for k in keep], rows[keep, 0], chunk.skipped + bad))
     return settled
 
 

@@ -22,7 +22,9 @@ from realness.distributed import (
     ParquetOutput,
     RequestSlots,
     description_schema,
+    list_source_paths,
     plan_actors,
+    score_dataset,
     score_schema,
 )
 from realness.distributed.schema import rows_to_table
@@ -187,6 +189,58 @@ def test_score_on_ray_matches_local_engine_and_names_errors_per_row(local_ray, i
     assert again.keys() == rows.keys()
     for path in victim_paths:
         assert again[path]["score"] == pytest.approx(rows[path]["score"], abs=1e-6)
+
+
+def read_csv(path: Path) -> list[dict]:
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_filter_on_ray_keeps_and_exports_what_local_does_and_resumes(local_ray, image_folder, tiny_model_dir, tmp_path, capsys):
+    def filter_(out: Path, export: Path, *extra: str) -> int:
+        return run_cli("filter", image_folder, "--model", tiny_model_dir, "--device", "cpu", "--top-k", "10", "--all",
+                       "--out", out, "--export", export, "--no-progress", *extra)
+
+    assert filter_(tmp_path / "local.csv", tmp_path / "local-kept") == 1  # the two broken files
+    local = read_csv(tmp_path / "local.csv")
+    local_kept = sorted(str(p.relative_to(tmp_path / "local-kept")) for p in (tmp_path / "local-kept").rglob("*.png"))
+    assert len(local_kept) == 10
+    capsys.readouterr()
+
+    def assert_as_local(out: Path, export: Path) -> None:
+        rows = read_csv(out)
+        assert [(r["rank"], r["path"], r["kept"], r["verdict"], r["error"]) for r in rows] == [
+            (r["rank"], r["path"], r["kept"], r["verdict"], r["error"]) for r in local
+        ]
+        for row, expected in zip(rows, local):
+            assert (row["score"] == "") == (expected["score"] == "")
+            if row["score"]:
+                assert float(row["score"]) == pytest.approx(float(expected["score"]), abs=1e-5)
+        assert sorted(str(p.relative_to(export)) for p in export.rglob("*.png")) == local_kept
+        assert not Path(f"{out}.scores").exists()  # the ranking is written: its scores are not kept
+
+    out, export = tmp_path / "ray.csv", tmp_path / "ray-kept"
+    assert filter_(out, export, "--engine", "ray", "--actors", "1") == 1
+    assert_as_local(out, export)
+    assert "kept 10 of 52 scored images, 2 failed" in capsys.readouterr().err
+
+    # An interrupted Ray run leaves some scores in OUT.scores: a re-run needs --resume and scores only the rest.
+    out, export = tmp_path / "resumed.csv", tmp_path / "resumed-kept"
+    first = list_source_paths(str(image_folder))[:20]
+    score_dataset(first, model=str(tiny_model_dir), out=f"{out}.scores", actors=1, progress=False)
+    assert filter_(out, export, "--engine", "ray", "--actors", "1") == 2
+    assert "resumed.csv.scores: left by an interrupted run; add --resume" in capsys.readouterr().err
+    assert filter_(out, export, "--engine", "ray", "--actors", "1", "--resume") == 1
+    err = capsys.readouterr().err
+    assert "32 scored, 2 failed, 20 already in" in err and "(20 scored by an earlier run)" in err
+    assert_as_local(out, export)
+
+
+def test_filter_on_ray_needs_out_and_refuses_a_describer(image_folder, capsys):
+    assert run_cli("filter", image_folder, "--engine", "ray") == 2
+    assert "realness filter: --out: the ray engine keeps its scores beside --out" in capsys.readouterr().err
+    assert run_cli("filter", image_folder, "--engine", "ray", "--out", "x.csv", "--describer", "openai") == 2
+    assert "realness filter: --describer: with --engine ray describing is its own stage" in capsys.readouterr().err
 
 
 def test_score_dataset_reads_manifests_and_ray_datasets_of_bytes(local_ray, image_folder, tiny_model_dir, tmp_path):

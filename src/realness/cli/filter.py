@@ -186,6 +186,7 @@ def filter_on_ray(args: argparse.Namespace, names: list[str], texts: list | None
             file=sys.stderr,
         )
         return 130
+    print(f"realness filter: {summary}", file=sys.stderr)
     by_path = {row["path"]: row for row in ParquetOutput(folder, score_schema()).read().to_pylist()}
     result = rank_rows([by_path[name] for name in names if name in by_path], min_score=args.min_score, top_k=args.top_k)
     status = export_ranking("filter", result, args, already=summary.already_done)

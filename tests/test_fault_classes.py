@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import unicodedata
 from pathlib import Path
 
 import numpy as np
@@ -162,3 +163,59 @@ def test_an_orientation_6_jpeg_is_upright_on_every_input_path(tiny_model, tmp_pa
 
     Recording({path.name: "No."}).describe([str(path)])
     assert torch.equal(seen[str(path)], expected)  # a describer is shown the photo upright too
+
+
+# --- spreadsheet CSVs -------------------------------------------------------------------------
+
+
+def test_a_spreadsheet_descriptions_csv_gives_one_row_per_image_and_names_its_problems(tiny_model_dir, tmp_path,
+                                                                                       capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    odd = "my photo \u00e9\u00e8 \u732b.png"  # spaces, accents and CJK, NFC on disk
+    for index, name in enumerate(["a.png", "b.png", odd]):
+        write_image(tmp_path / name, seed=index)
+    hand = 'Yes. A "hand" with\r\nsix fingers.'
+    sheet = tmp_path / "from excel.csv"
+    sheet.write_bytes(  # as a spreadsheet saves it: byte-order mark, CRLF, quotes doubled
+        "\ufefffilename,MOS,description,notes\r\n"
+        'a.png,1,"Yes. A ""hand"" with\r\nsix fingers.",x\r\n'
+        'a.png,1,"Yes. A ""hand"" with\r\nsix fingers.",x\r\n'
+        "gone.png,2,No.,y\r\n"
+        "b.png,3,No.,z,stray cell\r\n"
+        f'{unicodedata.normalize("NFD", odd)},0,"Somewhat, odd shadow.",w\r\n'.encode()
+    )
+    code = main(["score", ".", "--descriptions", sheet.name, "--out", "scores.csv",
+                 "--model", str(tiny_model_dir), "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    rows = read_rows(tmp_path / "scores.csv")
+    assert sorted((row["path"], row["description"]) for row in rows) == sorted([
+        ("a.png", hand.replace("\r\n", "\n")), ("b.png", "No."), (odd, "Somewhat, odd shadow."),
+    ])
+    assert all(row["score"] and not row["error"] for row in rows)
+    problems = [line for line in err.splitlines() if sheet.name in line]
+    assert any("1 images are listed more than once with the same description (used once): a.png (lines 2, 4)" in line
+               for line in problems), err
+    assert any("1 rows match no image: gone.png" in line for line in problems), err
+    assert any("1 rows have more cells than the header's 4 columns" in line and "line 7" in line
+               for line in problems), err
+
+
+@pytest.mark.parametrize("command", ["score", "filter"])
+def test_a_descriptions_csv_without_a_description_column_is_one_line_exit_2(tiny_model_dir, tmp_path, capsys, command):
+    image = write_image(tmp_path / "a.png")
+    sheet = tmp_path / "notes.csv"
+    sheet.write_text("File Name,Comment\na.png,No.\n")
+    out = tmp_path / "out.csv"
+    code = main([command, str(image), "--descriptions", str(sheet), "--out", str(out),
+                 "--model", str(tiny_model_dir), "--device", "cpu"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert "no image column" in err and "found: File Name, Comment" in err
+    sheet.write_text("filename,Comment\na.png,No.\n")
+    code = main([command, str(image), "--descriptions", str(sheet), "--out", str(out),
+                 "--model", str(tiny_model_dir), "--device", "cpu"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err == (f"realness {command}: {sheet}: no description column (looked for description, "
+                                 "caption, text); found: filename, Comment")
+    assert not out.exists()

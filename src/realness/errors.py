@@ -133,6 +133,10 @@ class UnpairedItemsWarning(RealnessWarning):
     """A paired comparison found items without a partner in another model's folder; they are left out."""
 
 
+class TableWarning(RealnessWarning):
+    """A table read with cells it had to leave out (a row longer than the header); the message names the lines."""
+
+
 class DescriptionsWarning(RealnessWarning):
     """Descriptions that did not line up with the images (missing, unused or ambiguous rows)."""
 

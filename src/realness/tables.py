@@ -29,6 +29,7 @@ import os
 import posixpath
 import sys
 import tempfile
+import unicodedata
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -36,7 +37,7 @@ from pathlib import Path
 from typing import IO, Any, Union
 
 # The table errors live in realness.errors with every other exception; callers may import them from here.
-from realness.errors import DescriptionsWarning, MissingDependencyError, OutputError, TableError
+from realness.errors import DescriptionsWarning, MissingDependencyError, OutputError, TableError, TableWarning
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -376,11 +377,19 @@ class Table:
         columns: the column names, stripped of surrounding spaces.
         rows: one dict per data row, keyed by the stripped column names; CSV cells are
             strings, JSON and Parquet values keep their types (None where empty).
+        lines: the line each row starts on (CSV: the physical line, so a description
+            holding a line break does not shift the ones after it; other formats: the row's
+            number counting the header as 1).
     """
 
     path: Path
     columns: list[str]
     rows: list[dict[str, Any]]
+    lines: list[int] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.lines:
+            self.lines = list(range(2, len(self.rows) + 2))
 
     def column(self, aliases: Sequence[str], *, purpose: str, required: bool = True) -> str | None:
         """The first column matching one of ``aliases`` (case-insensitive); see :func:`find_column`."""
@@ -418,20 +427,31 @@ def read_table(path: PathLike) -> Table:
     text = _decode(data, path)
     if kind in ("json", "jsonl"):
         return _table_of_records(path, _parse_json_records(path, text, lines=kind == "jsonl"))
+    records: list[list[str]] = []
+    starts: list[int] = []  # the physical line each record starts on
+    reader = csv.reader(io.StringIO(text, newline=""))
+    end_of_previous = 0
     try:
-        reader = csv.reader(io.StringIO(text, newline=""))
-        records = list(reader)
+        for record in reader:
+            records.append(record)
+            starts.append(end_of_previous + 1)
+            end_of_previous = reader.line_num
     except csv.Error as error:
         raise TableError(f"{path} line {reader.line_num}: not readable as CSV ({error})") from None
     if not records or not any(cell.strip() for cell in records[0]):
         raise TableError(f"{path}: empty CSV file (no header row)")
     columns = [cell.strip() for cell in records[0]]
-    rows = [
-        {name: (record[index] if index < len(record) else "") for index, name in enumerate(columns)}
-        for record in records[1:]
-        if any(cell.strip() for cell in record)
-    ]
-    return Table(path, columns, rows)
+    kept = [(record, line) for record, line in zip(records[1:], starts[1:]) if any(cell.strip() for cell in record)]
+    overlong = [line for record, line in kept if any(cell.strip() for cell in record[len(columns):])]
+    if overlong:
+        warnings.warn(
+            f"{path}: {len(overlong)} rows have more cells than the header's {len(columns)} columns; the extra "
+            f"cells are ignored (a comma inside a cell needs quotes): line {name_list([str(n) for n in overlong])}",
+            TableWarning,
+            stacklevel=2,
+        )
+    rows = [{name: (record[index] if index < len(record) else "") for index, name in enumerate(columns)} for record, _ in kept]
+    return Table(path, columns, rows, [line for _, line in kept])
 
 
 def _parse_json_records(path: Path, text: str, *, lines: bool) -> list[Any]:
@@ -522,8 +542,12 @@ def find_column(
 
 
 def normalize_key(key: str) -> str:
-    """A path as a table key: forward slashes, no ``./`` or ``a/../``, no surrounding spaces."""
-    key = key.strip().replace("\\", "/")
+    """A path as a table key: forward slashes, no ``./`` or ``a/../``, no surrounding spaces, Unicode NFC.
+
+    NFC because the same accented name is one code point in a spreadsheet typed on one
+    system and a letter plus a combining accent in a file name written by another (macOS).
+    """
+    key = unicodedata.normalize("NFC", key.strip().replace("\\", "/"))
     return posixpath.normpath(key) if key else key
 
 
@@ -608,13 +632,14 @@ class DescriptionTable:
         all_roots = [Path(r) for r in roots] + ([self.root] if self.root is not None else []) + [Path.cwd()]
         base_names: dict[str, int] = {}
         for image in images:
-            base_names[Path(image).name] = base_names.get(Path(image).name, 0) + 1
+            name = normalize_key(Path(image).name)
+            base_names[name] = base_names.get(name, 0) + 1
         chosen: list[str | None] = []
         ambiguous_names: set[int] = set()
         for index, image in enumerate(images):
             key = self._path_key(Path(image), all_roots)
             if key is None:
-                name = Path(image).name
+                name = normalize_key(Path(image).name)
                 if name in self.texts:
                     if base_names[name] == 1:
                         key = name
@@ -657,7 +682,10 @@ def _cell(value: Any) -> str:
 def read_descriptions(path: PathLike, *, root: PathLike | None = None) -> DescriptionTable:
     """Read a descriptions table (``path``/``filename``/``image``/``file``/``name`` and ``description``/``caption``/``text``).
 
-    Other columns (``MOS``) are ignored; empty descriptions are skipped.
+    Other columns (``MOS``) are ignored; empty descriptions are skipped. Line breaks inside a
+    description are read as ``\n`` whatever the file's line endings (CRLF from a spreadsheet),
+    and an image listed twice with the same description is used once, with a
+    :class:`~realness.errors.DescriptionsWarning` naming it and its lines.
 
     Args:
         path: the CSV file.
@@ -672,22 +700,33 @@ def read_descriptions(path: PathLike, *, root: PathLike | None = None) -> Descri
     name_column = table.column(IMAGE_COLUMN_ALIASES, purpose="image")
     text_column = table.column(DESCRIPTION_COLUMN_ALIASES, purpose="description")
     texts: dict[str, str] = {}
-    first_line: dict[str, int] = {}
-    conflicts: dict[str, list[int]] = {}
-    for line, row in enumerate(table.rows, start=2):
+    lines_of: dict[str, list[int]] = {}
+    conflicts: set[str] = set()
+    for line, row in zip(table.lines, table.rows):
         key = normalize_key(_cell(row[name_column]))
-        text = _cell(row[text_column]).strip()
+        text = _cell(row[text_column]).replace("\r\n", "\n").replace("\r", "\n").strip()
         if not key or not text:
             continue
         if key in texts and texts[key] != text:
-            conflicts.setdefault(key, [first_line[key]]).append(line)
+            conflicts.add(key)
         texts.setdefault(key, text)
-        first_line.setdefault(key, line)
+        lines_of.setdefault(key, []).append(line)
+
+    def listed(keys: Iterable[str]) -> str:
+        return name_list([f"{key} (lines {', '.join(map(str, lines_of[key]))})" for key in keys])
+
     if conflicts:
-        shown = [f"{key} (lines {', '.join(map(str, lines))})" for key, lines in conflicts.items()]
         raise TableError(
             f"{table.path}: {len(conflicts)} images are listed more than once with different descriptions: "
-            f"{name_list(shown)}; keep one row per image"
+            f"{listed(key for key in lines_of if key in conflicts)}; keep one row per image"
+        )
+    repeated = [key for key, lines in lines_of.items() if len(lines) > 1]
+    if repeated:
+        warnings.warn(
+            f"{table.path}: {len(repeated)} images are listed more than once with the same description "
+            f"(used once): {listed(repeated)}",
+            DescriptionsWarning,
+            stacklevel=2,
         )
     return DescriptionTable(texts, source=str(table.path), root=root if root is not None else table.path.parent)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import unicodedata
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from realness.cli import main
 from realness.core import RealnessScorer
 from realness.describers import StaticDescriber
 from realness.errors import InvalidImageError
+from realness.tables import read_table, unescape_undecodable
 
 
 def write_image(path: Path, size: tuple[int, int] = (40, 40), seed: int = 0) -> Path:
@@ -219,3 +221,40 @@ def test_a_descriptions_csv_without_a_description_column_is_one_line_exit_2(tiny
     assert code == 2 and err == (f"realness {command}: {sheet}: no description column (looked for description, "
                                  "caption, text); found: filename, Comment")
     assert not out.exists()
+
+
+# --- file names that are not UTF-8 ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".json", ".jsonl", ".parquet"])
+def test_a_file_name_that_is_not_utf8_is_written_losslessly_in_every_table_format(tiny_model_dir, tmp_path, capsys,
+                                                                                  suffix):
+    if suffix == ".parquet":
+        pytest.importorskip("pyarrow")
+    folder = tmp_path / "gen"
+    write_image(folder / "fine.png")
+    odd = os.fsencode(folder) + b"/\xff\xfe.png"  # a Linux file name no UTF-8 text can spell
+    write_image(Path(os.fsdecode(odd)), seed=1)
+    out = tmp_path / f"scores{suffix}"
+    command = ["score", str(folder), "--out", str(out), "--model", str(tiny_model_dir), "--device", "cpu"]
+    code = main(command)
+    assert code == 0, capsys.readouterr().err
+    if suffix != ".parquet":
+        out.read_bytes().decode("utf-8")  # strict UTF-8: every reader can open it
+    paths = [row["path"] for row in read_table(out).rows]
+    assert len(paths) == 2 and str(folder / "\\xff\\xfe.png") in paths
+    assert sorted(os.fsencode(unescape_undecodable(path)) for path in paths) == sorted(
+        [odd, os.fsencode(folder / "fine.png")])
+    # --resume reads the escaped name back as the same image: nothing is scored twice.
+    assert main([*command, "--resume"]) == 0
+    assert len(read_table(out).rows) == 2
+    assert "0 scored" in capsys.readouterr().err
+
+
+def test_an_escaped_name_in_a_descriptions_table_finds_its_file(tiny_model_dir, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write_image(Path(os.fsdecode(b"\xe9t\xe9.png")))  # Latin-1 "été", as old cameras and zips leave it
+    Path("d.csv").write_text("path,description\n\\xe9t\\xe9.png,No.\n")
+    assert main(["score", ".", "--descriptions", "d.csv", "--out", "s.csv",
+                 "--model", str(tiny_model_dir), "--device", "cpu"]) == 0, capsys.readouterr().err
+    assert [(row["path"], row["description"]) for row in read_rows(tmp_path / "s.csv")] == [("\\xe9t\\xe9.png", "No.")]

@@ -12,6 +12,10 @@ the same rules hold everywhere:
   over the target: an interrupted or failed write leaves the previous file (or none), never
   half a file. :func:`check_output_path` refuses, before any work, an output that is one of
   the inputs or a directory.
+* File names that are not UTF-8 (Linux allows any bytes): Python holds each undecodable byte
+  as a lone surrogate, which no UTF-8 file can; tables write it as the four characters
+  ``\\xHH`` (:func:`escape_undecodable`, as ``ls -b`` shows it) and read ``\\xHH`` (HH from 80
+  to ff) back as that byte (:func:`unescape_undecodable`), so the name survives a round trip.
 * Descriptions are keyed by the path the user gave (:class:`DescriptionTable`): a bare file
   name matches by name only when exactly one image has that name, and whatever did not
   match (images without a row, rows no image used, ambiguous names) is reported by name.
@@ -27,6 +31,7 @@ import json
 import math
 import os
 import posixpath
+import re
 import sys
 import tempfile
 import unicodedata
@@ -48,6 +53,38 @@ DESCRIPTION_COLUMN_ALIASES = ("description", "caption", "text")
 NAMES_SHOWN = 5
 #: Output table formats by file suffix (``--out``); reading also takes these, and CSV otherwise.
 TABLE_FORMATS = {".csv": "csv", ".json": "json", ".jsonl": "jsonl", ".parquet": "parquet"}
+
+
+def escape_undecodable(text: str) -> str:
+    """``text`` with each undecodable file-name byte (a lone surrogate) written as ``\\xHH``.
+
+    ``os.fsdecode(b"\\xff.png")`` is ``"\\udcff.png"``, which UTF-8 cannot encode; it is
+    written ``"\\xff.png"``. Text without lone surrogates is returned as it is.
+    """
+    if not _LONE_SURROGATE.search(text):
+        return text
+    try:
+        raw = text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a surrogate that stands for no byte (not from a file name)
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return raw.decode("utf-8", "backslashreplace")
+
+
+def unescape_undecodable(text: str) -> str:
+    """The inverse of :func:`escape_undecodable`: ``\\xHH`` (HH from 80 to ff) back to that byte.
+
+    Bytes 80 to ff are the only ones an escaped name holds (smaller ones are ASCII and
+    always decode). A name that really spells a backslash, ``x`` and two such hex digits
+    is read as that byte: the one ambiguity of the escaping.
+    """
+    if "\\x" not in text:
+        return text
+    raw = _ESCAPED_BYTE.sub(lambda match: bytes([int(match.group(1), 16)]), text.encode("utf-8", "surrogateescape"))
+    return raw.decode("utf-8", "surrogateescape")
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+_ESCAPED_BYTE = re.compile(rb"\\x([89a-fA-F][0-9a-fA-F])")
 
 
 def name_list(names: Sequence[str], shown: int = NAMES_SHOWN) -> str:
@@ -188,7 +225,9 @@ def _plain(value: Any) -> Any:
     """``value`` as every table format holds it: numpy scalars and paths converted, NaN empty (None)."""
     if isinstance(value, float) and math.isnan(value):
         return None
-    if value is None or isinstance(value, (bool, int, float, str)):
+    if isinstance(value, str):
+        return escape_undecodable(value)
+    if value is None or isinstance(value, (bool, int, float)):
         return value
     return _plain(_json_value(value))
 
@@ -198,7 +237,7 @@ def write_csv_rows(handle: IO[str], rows: Iterable[Mapping[str, Any]], columns: 
     writer = csv.DictWriter(handle, fieldnames=list(columns), extrasaction="ignore")
     if header:
         writer.writeheader()
-    writer.writerows(rows)
+    writer.writerows({column: _plain(row.get(column)) for column in columns} for row in rows)
 
 
 def _json_value(value: Any) -> Any:
@@ -350,6 +389,8 @@ class RowJournal:
             raise TableError(f"cannot resume from it: {error}") from None
         if self.key not in table.columns:
             raise TableError(f"{self.out}: cannot resume from it, no {self.key!r} column; found: {', '.join(table.columns)}")
+        for row in table.rows:  # the key as the run names the item, not as the file spells it
+            row[self.key] = unescape_undecodable(_cell(row[self.key]))
         return table.rows
 
 
@@ -703,7 +744,7 @@ def read_descriptions(path: PathLike, *, root: PathLike | None = None) -> Descri
     lines_of: dict[str, list[int]] = {}
     conflicts: set[str] = set()
     for line, row in zip(table.lines, table.rows):
-        key = normalize_key(_cell(row[name_column]))
+        key = normalize_key(unescape_undecodable(_cell(row[name_column])))
         text = _cell(row[text_column]).replace("\r\n", "\n").replace("\r", "\n").strip()
         if not key or not text:
             continue

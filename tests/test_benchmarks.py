@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import math
+import subprocess
 import sys
 
 import numpy as np
@@ -35,3 +38,43 @@ def test_agin_k_fold_protocol_covers_every_image_once(benchmarks_on_path, tiny_c
     # Brightness is the planted MOS and the descriptions tell dark from bright: every held-out fold ranks well.
     assert min(row["srocc"] for row in folds) > 0.6
     assert results["rows"][-2]["fold"].startswith("mean +- std")
+
+
+# The figures issue 18 asks of the GPU check, each of which the smoke run must produce.
+GPU_CHECK_FIGURES = (
+    "dream_seconds_per_image_bf16",
+    "dream_seconds_per_image_fp32",
+    "dream_ratio_to_bare_tower_bf16",
+    "dream_ratio_to_bare_tower_fp32",
+    "dream_per_window_loop_windows_per_s_bf16",
+    "dream_speedup_over_per_window_loop_bf16",
+    "dream_peak_memory_mib_bf16",
+    "dream_map_pearson_bf16_vs_fp32",
+    "core_png_images_per_s",
+    "core_png_ratio_to_bare",
+    "core_tensor_batch_images_per_s",
+    "core_tensor_batch_ratio_to_bare",
+    "core_cpu_vs_device_max_abs_diff_fp32",
+    "core_cpu_vs_device_max_abs_diff_bf16",
+)
+
+
+def test_gpu_check_smoke_run_produces_every_figure(tmp_path):
+    script = REPO_ROOT / "benchmarks" / "gpu_check.py"
+    command = [sys.executable, str(script), "--smoke", "--device", "cpu", "--out-dir", str(tmp_path)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=REPO_ROOT)
+    assert done.returncode == 0, done.stderr[-3000:]
+    record = json.loads((tmp_path / "gpu_check.json").read_text())
+    figures = record["results"]
+    for name in GPU_CHECK_FIGURES:
+        assert isinstance(figures[name], (int, float)) and math.isfinite(figures[name]), name
+    for name in GPU_CHECK_FIGURES[:8] + GPU_CHECK_FIGURES[8:12]:
+        assert figures[name] > 0, name
+    assert -1.0 <= figures["dream_map_pearson_bf16_vs_fp32"] <= 1.0
+    assert figures["dream_windows_per_image"] == 50  # windows 32 and 16 at stride 8 on 64x48
+    # The "device" is the CPU itself: fp32 agrees exactly, and bf16 really ran in bf16.
+    assert figures["core_cpu_vs_device_max_abs_diff_fp32"] == 0.0
+    assert figures["core_cpu_vs_device_max_abs_diff_bf16"] > 0.0
+    assert "random-weight" in figures["core_model"]
+    assert record["command"].startswith("python benchmarks/gpu_check.py --smoke") and record["date_utc"]
+    assert "dream_seconds_per_image_bf16" in (tmp_path / "gpu_check.md").read_text()

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import csv
 import io
+import multiprocessing
+import multiprocessing.synchronize
 import os
 import unicodedata
 from pathlib import Path
@@ -22,6 +24,7 @@ import realness
 from realness.cli import main
 from realness.core import RealnessScorer
 from realness.describers import StaticDescriber
+from realness.describers.cache import DescriptionCache
 from realness.errors import InvalidImageError
 from realness.tables import read_table, unescape_undecodable
 
@@ -258,3 +261,44 @@ def test_an_escaped_name_in_a_descriptions_table_finds_its_file(tiny_model_dir, 
     assert main(["score", ".", "--descriptions", "d.csv", "--out", "s.csv",
                  "--model", str(tiny_model_dir), "--device", "cpu"]) == 0, capsys.readouterr().err
     assert [(row["path"], row["description"]) for row in read_rows(tmp_path / "s.csv")] == [("\\xe9t\\xe9.png", "No.")]
+
+
+# --- concurrent cache writers -----------------------------------------------------------------
+
+
+CREATION_RACES = 60
+
+
+def write_descriptions(paths: list[str], writer: int, start: multiprocessing.synchronize.Barrier, errors) -> None:
+    """One process: with the others, open each cache file while it does not exist yet, and write to it.
+
+    Into the last file it writes 200 texts; into the others one each, as those rounds only
+    repeat the race of creating a file, which one round in twenty or so used to lose.
+    """
+    try:
+        for path in paths:
+            start.wait(timeout=60)
+            cache = DescriptionCache(path)
+            for index in range(200 if path == paths[-1] else 1):
+                cache.put_many({f"{writer}-{index}": f"text {writer} {index}"}, "model", "prompt")
+    except Exception as error:  # noqa: BLE001 - reported to the test, which names it
+        start.abort()  # the other writers stop waiting for this one
+        errors.put(f"writer {writer}: {type(error).__name__}: {error}")
+
+
+def test_three_processes_writing_200_descriptions_each_into_a_new_cache_file_lose_none(tmp_path):
+    context = multiprocessing.get_context("fork")  # the writers start within microseconds of each other
+    paths = [str(tmp_path / f"cache{round_}.sqlite3") for round_ in range(CREATION_RACES)]
+    start, errors = context.Barrier(3), context.Queue()
+    writers = [context.Process(target=write_descriptions, args=(paths, w, start, errors)) for w in range(3)]
+    for process in writers:
+        process.start()
+    for process in writers:
+        process.join(timeout=300)
+    assert errors.empty(), errors.get()
+    assert [process.exitcode for process in writers] == [0, 0, 0]
+    cache = DescriptionCache(paths[-1])
+    assert len(cache) == 600
+    keys = [f"{w}-{i}" for w in range(3) for i in range(200)]
+    assert cache.get_many(keys, "model", "prompt") == {key: "text " + key.replace("-", " ") for key in keys}
+    assert all(len(DescriptionCache(path)) == 3 for path in paths[:-1])

@@ -88,9 +88,13 @@ class DescriptionCache:
             raise CacheError(f"{self.path}: is a directory; point --description-cache at a file")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self._connection() as connection, connection:
-                connection.execute("PRAGMA journal_mode=WAL")
-                connection.executescript(_SCHEMA)
+            with self._connection() as connection:
+                connection.isolation_level = None  # the transaction below is spelled out
+                _use_wal(connection, self.busy_timeout)
+                # IMMEDIATE takes the write lock first: in a deferred transaction, writers that
+                # create a new file together each read the schema, then fail to upgrade to a
+                # write at once ("database is locked", the busy timeout does not apply).
+                connection.executescript(f"BEGIN IMMEDIATE;\n{_SCHEMA};\nCOMMIT;")
         except (PermissionError, CacheError) as error:
             if not _is_read_only(error):
                 raise
@@ -118,7 +122,11 @@ class DescriptionCache:
             self._warn_read_only("new descriptions are not stored in it")
 
     def _connect(self) -> sqlite3.Connection:
-        return sqlite3.connect(self.path, timeout=self.busy_timeout)
+        connection = sqlite3.connect(self.path, timeout=self.busy_timeout)
+        # In WAL mode NORMAL never corrupts the file; a power cut may only lose the last
+        # texts, which a cache can ask for again. FULL syncs every one of many small writes.
+        connection.execute("PRAGMA synchronous=NORMAL")
+        return connection
 
     @contextlib.contextmanager
     def _connection(self):
@@ -299,6 +307,23 @@ def _file_stat(item: Any) -> FileStat | None:
     except OSError:
         return None
     return (str(path), stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino) if path.is_file() else None
+
+
+def _use_wal(connection: sqlite3.Connection, patience: float) -> None:
+    """Switch the file to WAL, waiting up to ``patience`` seconds for other processes.
+
+    While another process creates the same new file, sqlite refuses the switch at once
+    ("database is locked") without calling its busy handler, so the wait is done here.
+    """
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.01)
 
 
 def _is_read_only(error: BaseException) -> bool:

@@ -302,3 +302,41 @@ def test_three_processes_writing_200_descriptions_each_into_a_new_cache_file_los
     keys = [f"{w}-{i}" for w in range(3) for i in range(200)]
     assert cache.get_many(keys, "model", "prompt") == {key: "text " + key.replace("-", " ") for key in keys}
     assert all(len(DescriptionCache(path)) == 3 for path in paths[:-1])
+
+
+# --- atomic save_pretrained -------------------------------------------------------------------
+
+
+def folder_contents(folder: Path) -> dict[str, bytes]:
+    return {path.name: path.read_bytes() for path in folder.iterdir()}
+
+
+def test_an_interrupted_save_pretrained_leaves_the_previous_model_as_it_was(tiny_model, tmp_path, monkeypatch):
+    from realness.core import CoreModel
+    from realness.core import model as model_module
+
+    directory = tiny_model.save_pretrained(tmp_path / "model")
+    (directory / "README.md").write_text("my notes\n")
+    before = folder_contents(directory)
+    torch.manual_seed(7)
+    retrained = CoreModel(tiny_model.config)
+    retrained.trained = True
+    real_dumps = model_module.json.dumps
+
+    def interrupted(*args, **kwargs):  # the weights are written by now: Ctrl-C mid-save
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(model_module.json, "dumps", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        retrained.save_pretrained(directory)
+    monkeypatch.setattr(model_module.json, "dumps", real_dumps)
+    assert folder_contents(directory) == before  # old weights with their own config, nothing half-new
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["model"]  # no temporary folder left
+    pixels = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(CoreModel.from_pretrained(directory)(pixels, ["No.", ""]), tiny_model(pixels, ["No.", ""]))
+    retrained.save_pretrained(directory)  # a save that finishes replaces the model and keeps the notes
+    assert (directory / "README.md").read_text() == "my notes\n"
+    with torch.no_grad():
+        assert torch.equal(CoreModel.from_pretrained(directory)(pixels, ["No."] * 2), retrained(pixels, ["No."] * 2))
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["model"]

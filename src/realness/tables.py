@@ -32,6 +32,7 @@ import math
 import os
 import posixpath
 import re
+import shutil
 import sys
 import tempfile
 import unicodedata
@@ -97,14 +98,16 @@ def name_list(names: Sequence[str], shown: int = NAMES_SHOWN) -> str:
 # --- writing ------------------------------------------------------------------------------
 
 
-def _default_file_mode() -> int:
-    # mkstemp creates 0600 files; a finished output gets what open() would have given it.
+def _umask() -> int:
     umask = os.umask(0)
     os.umask(umask)
-    return 0o666 & ~umask
+    return umask
 
 
-_FILE_MODE = _default_file_mode()
+# mkstemp and mkdtemp create 0600 files and 0700 folders; a finished output gets what open()
+# and mkdir would have given it.
+_FILE_MODE = 0o666 & ~_umask()
+_FOLDER_MODE = 0o777 & ~_umask()
 
 
 @contextlib.contextmanager
@@ -138,6 +141,75 @@ def atomic_output(path: PathLike, mode: str = "w", *, encoding: str | None = "ut
         with contextlib.suppress(OSError):
             os.unlink(temporary)
         raise
+
+
+@contextlib.contextmanager
+def atomic_directory(path: PathLike) -> Iterator[Path]:
+    """Fill a temporary folder beside ``path``; on success it takes ``path``'s place.
+
+    The files of an existing ``path`` that the new folder does not hold are carried over
+    (hard links, or copies across filesystems), so nothing else in it is lost. On any
+    exception (Ctrl-C included) the temporary folder is removed and ``path`` is left as it
+    was. The swap is two renames: a crash between them (microseconds) leaves the previous
+    folder beside ``path`` as ``.NAME.*.old``.
+
+    Args:
+        path: the folder to (re)write.
+
+    Yields:
+        The temporary folder, to write the new files into.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        yield staging
+        for written in staging.rglob("*"):
+            if written.is_file() and not written.is_symlink():
+                _fsync(written)  # on disk before the rename makes them the folder's files
+        if path.exists():
+            for entry in path.iterdir():
+                if not (staging / entry.name).exists():
+                    _carry_over(entry, staging / entry.name)
+            previous = staging.with_suffix(".old")
+            os.replace(path, previous)
+            try:
+                os.replace(staging, path)
+            except BaseException:
+                os.replace(previous, path)
+                raise
+            shutil.rmtree(previous, ignore_errors=True)
+        else:
+            os.replace(staging, path)
+        os.chmod(path, _FOLDER_MODE)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def _fsync(path: Path) -> None:
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def _carry_over(source: Path, target: Path) -> None:
+    if source.is_dir() and not source.is_symlink():
+        shutil.copytree(source, target, symlinks=True, copy_function=_link_or_copy)
+    else:
+        _link_or_copy(source, target)
+
+
+def _link_or_copy(source: PathLike, target: PathLike) -> None:
+    if os.path.islink(source):
+        os.symlink(os.readlink(source), target)
+        return
+    try:
+        os.link(source, target)
+    except OSError:  # another filesystem, or one without hard links
+        shutil.copy2(source, target)
 
 
 def write_text_atomic(path: PathLike, text: str) -> Path:

@@ -26,7 +26,7 @@ from realness.core.head import FusionHead, KernelRidgeHead
 from realness.core.pretrained import CONFIG_NAME, WEIGHTS_NAME, resolve_core_dir
 from realness.errors import RealnessError, UntrainedModelError
 from realness.import_guard import transformers_import_guard
-from realness.tables import atomic_output, write_file_atomic
+from realness.tables import atomic_directory
 
 
 class CoreModel(nn.Module):
@@ -79,8 +79,9 @@ class CoreModel(nn.Module):
     def save_pretrained(self, directory: str | Path) -> Path:
         """Write ``config.json`` and ``model.safetensors`` into ``directory`` (created if needed).
 
-        Each file is written atomically: an interrupted save leaves the previous files, never a
-        truncated one.
+        The folder is written whole, then renamed into place: an interrupted or failed save
+        leaves the previous folder as it was (weights and config never from two different
+        models). Other files already in ``directory`` are kept.
         """
         directory = Path(directory)
         state = {f"head.{k}": v for k, v in self.head.state_dict().items()}
@@ -90,9 +91,9 @@ class CoreModel(nn.Module):
                 state.update({f"{prefix}.{k}": v for k, v in part.state_dict().items()})
         state = {k: v.detach().contiguous().cpu() for k, v in state.items()}
         weights = save(state, metadata={"format": "pt", "trained": str(self.trained).lower()})
-        write_file_atomic(directory / WEIGHTS_NAME, lambda handle: handle.write(weights))
-        with atomic_output(directory / CONFIG_NAME) as handle:
-            handle.write(json.dumps(self.config.to_dict(), indent=2) + "\n")
+        with atomic_directory(directory) as staging:
+            (staging / WEIGHTS_NAME).write_bytes(weights)
+            (staging / CONFIG_NAME).write_text(json.dumps(self.config.to_dict(), indent=2) + "\n", encoding="utf-8")
         return directory
 
     @classmethod

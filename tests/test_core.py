@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -154,21 +155,18 @@ def test_trainable_modes_unfreeze_only_the_last_stage(tiny_model):
 
 
 def test_an_interrupted_save_leaves_the_previous_model_whole(tiny_model, tmp_path, monkeypatch):
-    import realness.core.model as model_module
-    from realness.tables import write_file_atomic as real_write
-
     saved = tiny_model.save_pretrained(tmp_path / "model")
     before = {p.name: p.read_bytes() for p in saved.iterdir()}
+    real_write_bytes = Path.write_bytes
 
-    def interrupted(path, write):  # the weights file is half written when Ctrl-C arrives
-        def half(handle):
-            handle.write(b"partial")
-            raise KeyboardInterrupt
+    def interrupted(path, data):  # the weights file is half written when Ctrl-C arrives
+        real_write_bytes(path, data[:7])
+        raise KeyboardInterrupt
 
-        return real_write(path, half)
-
-    monkeypatch.setattr(model_module, "write_file_atomic", interrupted)
+    monkeypatch.setattr(Path, "write_bytes", interrupted)
     with pytest.raises(KeyboardInterrupt):
         tiny_model.save_pretrained(saved)
-    assert {p.name: p.read_bytes() for p in saved.iterdir()} == before  # no temporary file left, nothing truncated
+    monkeypatch.undo()
+    assert {p.name: p.read_bytes() for p in saved.iterdir()} == before  # nothing truncated
+    assert [p.name for p in tmp_path.iterdir()] == ["model"]  # no temporary folder left
     CoreModel.from_pretrained(saved)

@@ -340,3 +340,26 @@ def test_an_interrupted_save_pretrained_leaves_the_previous_model_as_it_was(tiny
     with torch.no_grad():
         assert torch.equal(CoreModel.from_pretrained(directory)(pixels, ["No."] * 2), retrained(pixels, ["No."] * 2))
     assert sorted(path.name for path in tmp_path.iterdir()) == ["model"]
+
+
+# --- bare names in StaticDescriber ---------------------------------------------------------------
+
+
+def test_a_bare_name_two_images_of_one_batch_share_is_refused_naming_both(tiny_model, tmp_path, monkeypatch):
+    from realness.errors import DescriberError
+
+    monkeypatch.chdir(tmp_path)
+    first, second = write_image(Path("a/img.png"), seed=1), write_image(Path("b/img.png"), seed=2)
+    solo = write_image(Path("c/solo.png"), seed=3)
+    describer = StaticDescriber({"img.png": "Yes. Six fingers.", "solo.png": "No."})
+    results = describer.describe([str(first), str(second), str(solo), str(solo.resolve())], on_error="skip")
+    assert [r.text for r in results] == [None, None, "No.", "No."]  # one file given twice is still one file
+    for result in results[:2]:
+        assert "bare file name 'img.png'" in result.error and "(a/img.png, b/img.png)" in result.error
+    with pytest.raises(DescriberError, match=r"^a/img.png: .*\(a/img.png, b/img.png\)"):
+        describer.describe([str(first), str(second)])
+    assert describer.describe([str(second)])[0].text == "Yes. Six fingers."  # alone, the name is unambiguous
+    scored = RealnessScorer(tiny_model, device="cpu", describer=describer)([str(first), str(second), str(solo)],
+                                                                          on_error="skip")
+    assert scored.descriptions == [None, None, "No."]
+    assert [s.item for s in scored.skipped] == ["a/img.png", "b/img.png"]

@@ -743,10 +743,9 @@ class DescriptionTable:
             The :class:`DescriptionMatch`; nothing is warned here (see :meth:`DescriptionMatch.warn`).
         """
         all_roots = [Path(r) for r in roots] + ([self.root] if self.root is not None else []) + [Path.cwd()]
-        base_names: dict[str, int] = {}
+        base_names: dict[str, set[str]] = {}  # the distinct files (one given twice is one) per file name
         for image in images:
-            name = normalize_key(Path(image).name)
-            base_names[name] = base_names.get(name, 0) + 1
+            base_names.setdefault(normalize_key(Path(image).name), set()).add(os.path.abspath(image))
         chosen: list[str | None] = []
         ambiguous_names: set[int] = set()
         for index, image in enumerate(images):
@@ -754,7 +753,7 @@ class DescriptionTable:
             if key is None:
                 name = normalize_key(Path(image).name)
                 if name in self.texts:
-                    if base_names[name] == 1:
+                    if len(base_names[name]) == 1:
                         key = name
                     else:
                         ambiguous_names.add(index)

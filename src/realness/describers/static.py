@@ -11,6 +11,7 @@ from realness.tables import (
     DESCRIPTION_COLUMN_ALIASES,
     IMAGE_COLUMN_ALIASES,
     DescriptionTable,
+    name_list,
     normalize_key,
     read_descriptions,
     read_table,
@@ -24,7 +25,9 @@ class StaticDescriber(BaseDescriber):
     for a file); a key that is a bare file name (the RAISE-TD layout) also matches any
     path ending in it, so ``"train/images/f1.png"`` finds the key ``"f1.png"``, while a key
     with folders (``"a/f1.png"``) never matches ``"b/f1.png"``. An image with no entry
-    fails (``text=None``, ``error`` set).
+    fails (``text=None``, ``error`` set), and so do images of one batch that share the file
+    name a bare key holds (``a/img.png`` and ``b/img.png`` for ``"img.png"``): the key cannot
+    say which of them it describes. The matching is :meth:`DescriptionTable.match`'s.
 
     Args:
         texts: ``{image name or file name: description}``.
@@ -34,7 +37,8 @@ class StaticDescriber(BaseDescriber):
 
     def __init__(self, texts: Mapping[str, str], *, model: str = "static", prompt: Prompt = DEFAULT_PROMPT):
         super().__init__(model, prompt)
-        self.texts = {normalize_key(str(key)): text for key, text in texts.items()}
+        self.table = DescriptionTable(texts)
+        self.texts = self.table.texts
 
     @classmethod
     def from_csv(
@@ -85,13 +89,20 @@ class StaticDescriber(BaseDescriber):
         Returns:
             One description per image; unknown names fail.
         """
+        match = self.table.match(names)
+        ambiguous = set(match.ambiguous)
         results = []
-        for name in names:
-            key = normalize_key(name)
-            text = self.texts.get(key, self.texts.get(Path(key).name))
-            if text is None:
-                reason = "no description for this image name"
-                results.append(Description.failure(name, reason, self.model, self.prompt.id))
-            else:
+        for name, text in zip(names, match.texts):
+            if text is not None:
                 results.append(Description.success(name, text, self.model, self.prompt.id))
+                continue
+            reason = "no description for this image name"
+            if name in ambiguous:
+                file_name = normalize_key(Path(name).name)
+                twins = list(dict.fromkeys(other for other in names if normalize_key(Path(other).name) == file_name))
+                reason = (
+                    f"the description keyed by the bare file name {file_name!r} could be any of the {len(twins)} "
+                    f"images of this batch with that name ({name_list(twins)}); key the descriptions by path"
+                )
+            results.append(Description.failure(name, reason, self.model, self.prompt.id))
         return results

@@ -363,3 +363,25 @@ def test_a_bare_name_two_images_of_one_batch_share_is_refused_naming_both(tiny_m
                                                                           on_error="skip")
     assert scored.descriptions == [None, None, "No."]
     assert [s.item for s in scored.skipped] == ["a/img.png", "b/img.png"]
+
+
+# --- the troubleshooting page -------------------------------------------------------------------
+
+
+def test_troubleshooting_lists_every_message_of_these_fault_classes():
+    from realness.describers.base import BaseDescriber
+
+    page = (Path(__file__).parents[1] / "docs" / "troubleshooting.md").read_text(encoding="utf-8")
+    messages = [
+        "its short side of N px is below the minimum of M px this model needs",
+        f"an aspect ratio of R:1, beyond the limit of {realness.inputs.MAX_ASPECT_RATIO:g}:1",
+        f"describers refuse a short side under {BaseDescriber.min_size} px",
+        "images are listed more than once with the same description (used once)",
+        "rows have more cells than the header's 4 columns; the extra cells are ignored",
+        "no description column (looked for description, caption, text); found:",
+        "spelled `\\xHH`",
+        "description cache error (database is locked)",
+        "an interrupted or\nfailed save leaves the previous model whole",
+        "could be any of the 2 images of this batch with that name (a/img.png, b/img.png); key the descriptions by path",
+    ]
+    assert [message for message in messages if message not in page] == []

@@ -385,3 +385,17 @@ def test_troubleshooting_lists_every_message_of_these_fault_classes():
         "could be any of the 2 images of this batch with that name (a/img.png, b/img.png); key the descriptions by path",
     ]
     assert [message for message in messages if message not in page] == []
+
+
+def test_the_ray_describe_stage_refuses_a_degenerate_image_before_asking(tmp_path, degenerate):
+    pyarrow = pytest.importorskip("pyarrow")
+    from realness.distributed import DescribeBatches
+
+    good = write_image(tmp_path / "good.png")
+    sheet = tmp_path / "d.csv"
+    sheet.write_text("path,description\n" + "".join(f"{path},No.\n" for path in [good, *degenerate.values()]))
+    rows = DescribeBatches(f"static:{sheet}", concurrency=2)(
+        pyarrow.table({"path": [str(good), *map(str, degenerate.values())]})
+    ).to_pylist()
+    assert [row["description"] for row in rows] == ["No.", None, None, None]
+    assert [reason in row["error"] for row, (_, reason) in zip(rows[1:], DEGENERATE.values())] == [True] * 3

@@ -294,7 +294,7 @@ class DescribeBatches:
         row = {"path": path, "image_sha256": key, "model": self.describer.model,
                "prompt_id": self.describer.prompt.id, "cached": False}
         try:
-            image = load_image(fetch_image(path, blob), name=path)
+            image = load_image(fetch_image(path, blob), name=path, min_size=self.describer.min_size)
         except InvalidImageError as error:
             return {**row, "error": error.reason}
         row["image_sha256"] = key or pixel_sha256(image)

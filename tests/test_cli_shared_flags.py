@@ -13,6 +13,7 @@ from realness.tables import read_table
 from test_dream import save_tiny_clip
 
 pyarrow = pytest.importorskip("pyarrow", reason="pyarrow writes and reads Parquet tables (pip install 'realness[parquet]')")
+pytest.importorskip("pyarrow.parquet")  # the tests below write Parquet files with it
 
 
 @pytest.fixture(scope="module")

@@ -255,3 +255,20 @@ def test_map_ctrl_c_keeps_the_maps_written_and_resume_maps_only_the_rest(tmp_pat
     assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in clean.iterdir())
     for path in clean.glob("*.npy"):
         assert np.allclose(np.load(out / path.name), np.load(path), atol=1e-5), path.name
+
+
+def test_troubleshooting_lists_every_message_of_interrupting_and_resuming():
+    page = (Path(__file__).parents[1] / "docs" / "troubleshooting.md").read_text(encoding="utf-8")
+    messages = [
+        "run it again with --resume to finish",
+        "nothing new to keep;\neverything was left as it was",
+        "realness: interrupted before starting; nothing was done",
+        "left by an interrupted run; add --resume to continue it, or delete it to start over",
+        "--resume: needs --out, the file to continue",
+        "needs --out, the file or folder to continue",
+        "`FILE.scores: left by an interrupted run",
+        "--out: the ray engine keeps its scores beside --out until the ranking is written",
+        "DIR/maps.partial",
+        "FILE.partial",
+    ]
+    assert [message for message in messages if message not in page] == []

@@ -54,6 +54,8 @@ def main() -> int:
             scores = scorer(test.paths, descriptions, progress=False).scores.numpy()
         rows.append({"method": f"{label}, {name}", **_row(evaluate(scores, test.mos))})
         scatter_plot(scores, test.mos, RESULTS / f"{args.name}_{slug}.png", title=f"RAISE-TD test: {label}, {name}")
+    text_scores = text_only_scores(args.root, test.descriptions)
+    rows.append({"method": "text only: frozen all-MiniLM-L6-v2 + verdict, ridge fit on train", **_row(evaluate(text_scores, test.mos))})
     write_results(
         RESULTS,
         args.name,
@@ -68,6 +70,24 @@ def main() -> int:
     for row in rows:
         print(f"{row['method']}: SROCC {row['srocc']} {row['srocc_ci']}  PLCC {row['plcc']}", file=sys.stderr)
     return 0
+
+
+def text_only_scores(root, test_descriptions) -> "np.ndarray":
+    """The text-only row (the paper's Table 2 has one): ridge regression, fit on the training split,
+    over the bundled text encoder's features and the verdict; ``benchmarks/text_finetune_cv.py`` measured it
+    (5-fold CV on train) against a fine-tuned text encoder."""
+    import numpy as np
+    import torch
+    from sklearn.linear_model import RidgeCV
+
+    from realness.core import CoreConfig, CoreModel
+
+    model = CoreModel(CoreConfig.lite())
+    train = load_raise_td(root, split="train")
+    with torch.inference_mode():
+        features = [model.encode_texts([d or "" for d in split]).double().numpy() for split in (train.descriptions, test_descriptions)]
+    ridge = RidgeCV(alphas=np.logspace(-3, 3, 13)).fit(features[0], np.asarray(train.mos))
+    return ridge.predict(features[1])
 
 
 def _row(metrics: dict) -> dict:

@@ -29,12 +29,14 @@ from realness.data.raise_td import load_raise_td
 from realness.data.splits import kfold
 from realness.stats import plcc, srocc
 from realness.training import FrozenFeatures, TrainingConfig, cross_validate
+from realness.verdict import verdict_features
 
 RESULTS = Path(__file__).parent / "results"
 FAMILIES = ("blur", "noise", "jpeg", "downscale")
 # The recipe realness-core-lite ships (CoreConfig.lite() + TrainingConfig() defaults): the best CV SROCC
 # among candidates that lower >= 95 % of degraded copies, with weights under 20 MB.
-SHIPPED = "efficientnet-lite0 + minilm krr_levels_0_1_2_degraded_w0.3_m0.5"
+# (Until 2026-12-04: the same without the verdict input, at text weight 1.)
+SHIPPED = "efficientnet-lite0 + minilm krr_levels_0_1_2_degraded_w0.3_m0.5_verdict_text0.5_gamma0.5_alpha1.0"
 HEAD_DIM = 1280
 
 
@@ -171,9 +173,11 @@ def candidates():
     mlp = dict(epochs=150, batch_size=32, learning_rate=1e-4, weight_decay=1e-2, validation_fraction=0.0,
                augmented_views=2, description_dropout=0.3, degradations=(), rank_weight=0.0)
     rank = dict(mlp, degradations=FAMILIES, rank_weight=1.0, rank_margin=0.5)
-    krr = dict(validation_fraction=0.0, augmented_views=2, kernel_alpha=1.0, kernel_gamma=0.5, degradations=(), rank_weight=0.0)
+    krr = dict(validation_fraction=0.0, augmented_views=2, kernel_alpha=1.0, kernel_gamma=0.5, kernel_text_weight=1.0,
+               degradations=(), rank_weight=0.0)
     krr_rank = dict(krr, degradations=FAMILIES, rank_weight=0.3, rank_margin=0.5)
-    kernel, paper_head = {"head": "kernel_ridge"}, {"head": "mlp", "dropout": 0.5}
+    kernel = {"head": "kernel_ridge", "verdict_input": False}
+    paper_head = {"head": "mlp", "dropout": 0.5, "verdict_input": False}
     return {
         "svr_head": ("svr", (), {}, {}),
         "svr_all_levels": ("svr", all_levels, {}, {}),
@@ -193,6 +197,15 @@ def candidates():
         "krr_levels_0_1_2_degraded_w0.1_m1.0": ("core", (0, 1, 2), dict(krr_rank, rank_weight=0.1, rank_margin=1.0), kernel),
         "krr_all_levels_degraded_w0.3_m0.5": ("core", all_levels, krr_rank, kernel),
         "krr_levels_0_1_2_degraded_w0.3_m0.5_no_flip": ("core", (0, 1, 2), dict(krr_rank, augmented_views=1), kernel),
+        # The verdict (yes / somewhat / no) as an explicit one-hot input beside the pooled text features.
+        **{
+            f"krr_levels_0_1_2_degraded_w0.3_m0.5_verdict_text{weight}_gamma{gamma}_alpha{alpha}": (
+                "core", (0, 1, 2),
+                dict(krr_rank, kernel_text_weight=weight, kernel_gamma=gamma, kernel_alpha=alpha),
+                dict(kernel, verdict_input=True),
+            )
+            for weight in (1.0, 0.5) for gamma in (0.5, 0.75) for alpha in (1.0, 0.3)
+        },
     }
 
 
@@ -218,9 +231,11 @@ def main() -> None:
         if args.only and name not in args.only:
             continue
         columns = level_columns(widths, levels)
+        verdict = verdict_features(data.descriptions) if model_overrides.get("verdict_input") else torch.zeros(len(data), 0)
         families = tuple(f for f in FAMILIES if f in views)
         features = FrozenFeatures(
-            image=torch.stack([views[v][:, columns] for v in ("clean", "flip") if v in views]), text=text, empty_text=empty,
+            image=torch.stack([views[v][:, columns] for v in ("clean", "flip") if v in views]),
+            text=torch.cat([text, verdict], dim=1), empty_text=torch.cat([empty, torch.zeros(verdict.shape[1])]),
             degraded=torch.stack([views[f][:, columns] for f in families]) if families else None, families=families,
         )
         started = time.time()

@@ -170,3 +170,21 @@ def test_an_interrupted_save_leaves_the_previous_model_whole(tiny_model, tmp_pat
     assert {p.name: p.read_bytes() for p in saved.iterdir()} == before  # nothing truncated
     assert [p.name for p in tmp_path.iterdir()] == ["model"]  # no temporary folder left
     CoreModel.from_pretrained(saved)
+
+
+def test_pad_keeps_the_aspect_ratio_and_leaves_a_4_3_image_untouched():
+    from realness.preprocess import PAD_VALUE, resize_image
+
+    square = torch.rand(3, 200, 200)
+    padded = resize_image(square, (384, 512), resize="pad")
+    assert padded.shape == (3, 384, 512)
+    # Scaled to the full height (384), centred: 64 columns of mid-grey on each side, the image between.
+    assert torch.all(padded[:, :, :64] == PAD_VALUE) and torch.all(padded[:, :, -64:] == PAD_VALUE)
+    torch.testing.assert_close(padded[:, :, 64:-64], resize_image(square, (384, 384)))
+    wide = torch.rand(2, 3, 90, 320)  # batches too: 16:9 gets bands above and below
+    banded = resize_image(wide, (384, 512), resize="pad")
+    assert banded.shape == (2, 3, 384, 512) and torch.all(banded[:, :, :48] == PAD_VALUE)
+    native = torch.rand(3, 384, 512)
+    assert resize_image(native, (384, 512), resize="pad").data_ptr() == native.data_ptr()  # nothing resampled
+    other_4_3 = torch.rand(3, 300, 400)
+    assert torch.equal(resize_image(other_4_3, (384, 512), resize="pad"), resize_image(other_4_3, (384, 512)))

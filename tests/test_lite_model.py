@@ -57,7 +57,7 @@ def test_lite_text_encoder_matches_sentence_transformers(lite_model):
 
 
 def test_bundled_model_scores_the_examples(lite_model):
-    assert lite_model.trained and lite_model.config.image_dim == 1280 + 2 * (16 + 24 + 40) and lite_model.config.text_dim == 384
+    assert lite_model.trained and lite_model.config.image_dim == 1280 + 2 * (16 + 24 + 40) and lite_model.config.text_dim == 384 + 3
     with open(REPO_ROOT / "examples" / "descriptions.csv") as handle:
         descriptions = {row["filename"]: row["description"] for row in csv.DictReader(handle)}
     names = sorted(descriptions)
@@ -106,6 +106,17 @@ def test_cli_scores_a_folder_and_reports_bad_files(tmp_path):
     assert by_name["broken.png"]["score"] == "" and by_name["broken.png"]["error"]
     assert all(math.isfinite(float(by_name[n]["score"])) for n in by_name if n != "broken.png")
     assert by_name["chelsea_edited.png"]["verdict"] == "yes"
+
+
+def test_readme_command_ranks_both_untouched_photographs_above_the_edited_cat(tmp_path):
+    """README's first command: the two photographs described as real outrank the cat with a pasted patch."""
+    out = tmp_path / "scores.json"
+    done = _cli("score", str(EXAMPLES), "--descriptions", str(REPO_ROOT / "examples" / "descriptions.csv"), "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    import json
+
+    scores = {Path(row["path"]).name: row["score"] for row in json.loads(out.read_text())}
+    assert min(scores["astronaut.png"], scores["chelsea.png"]) > scores["chelsea_edited.png"], scores
 
 
 def test_cli_version_and_json_output(tmp_path):

@@ -160,3 +160,39 @@ def test_fixed_degradations_keep_shape_and_range_and_destroy_detail():
         out = degrade(image, torch.Generator().manual_seed(1))
         assert out.shape == image.shape and float(out.min()) >= 0 and float(out.max()) <= 1, name
         assert float((out - image).abs().mean()) > 0.01, name  # a visible change, not a no-op
+
+
+def test_verdict_input_lets_the_kernel_head_read_the_verdict(tiny_core_config, tmp_path):
+    """MOS planted in the verdict alone (images are noise): the head must rank by the verdict it reads."""
+    from realness.verdict import verdict_features
+
+    rng = np.random.default_rng(0)
+    verdicts = ["Yes. The face is distorted.", "Somewhat. The face is distorted.", "No. The face is distorted."]
+    level = rng.integers(0, 3, 60)
+    images = [torch.rand(3, 40, 40, generator=torch.Generator().manual_seed(int(i))) for i in range(60)]
+    descriptions, mos = [verdicts[k] for k in level], level.astype(np.float32) + 0.1 * rng.standard_normal(60).astype(np.float32)
+    tiny_core_config.head, tiny_core_config.verdict_input = "kernel_ridge", True
+    config = TrainingConfig(augmented_views=1, degradations=(), kernel_alpha=0.1, kernel_text_weight=0.5)
+    run = train_core(tiny_core_config, images[:40], mos[:40], descriptions[:40], config=config, progress=False)
+    model = run.model
+    assert model.config.text_dim == model.text_encoder.dim + 3
+    with torch.inference_mode():
+        texts = model.encode_texts(descriptions[:3] + [""])
+    torch.testing.assert_close(texts[:, -3:], verdict_features(descriptions[:3] + [""]))
+    assert float(model.head.text_scale) ** 2 == pytest.approx(0.5 * model.config.image_dim)
+    scores = RealnessScorer(model, device="cpu")(images[40:], descriptions[40:]).scores.numpy()
+    assert srocc(scores, mos[40:]) > 0.8
+    model.save_pretrained(tmp_path / "verdict")
+    again = CoreModel.from_pretrained(tmp_path / "verdict")
+    assert again.config.verdict_input and again.config.text_dim == model.config.text_dim
+    rescored = RealnessScorer(again, device="cpu")(images[40:], descriptions[40:]).scores.numpy()
+    np.testing.assert_allclose(rescored, scores, atol=1e-5)
+
+
+def test_verdict_features_are_one_hot_at_unit_distance():
+    from realness.verdict import verdict_features
+
+    rows = verdict_features(["Yes, the sky.", "**Somewhat** odd", "No.", "The sky", None, ""])
+    assert rows.shape == (6, 3)
+    assert rows[:3].argmax(1).tolist() == [0, 1, 2] and torch.equal(rows[3:], torch.zeros(3, 3))
+    assert float((rows[0] - rows[2]).norm()) == pytest.approx(1.0)

@@ -107,8 +107,8 @@ register_pinned(
         repo_id="realness-core-lite",
         revision=PACKAGED,
         sha256={
-            "config.json": "def3f02afb944b39f2a43f7944bd6f3c18c23cd8bf559f48e7e68ddbc0f2e362",
-            "model.safetensors": "0e99d5aaf25efb95a0480360ea614aa901e3e40ecf1d7e92d83f4d8794f9eb4f",
+            "config.json": "8e2a328eb2b538ff1e5de8afdcae530ec9727dc276e97432f2bec8daa13310dc",
+            "model.safetensors": "e2b36f3b8f1ff1c85ba67562a10eb0d27b673fd7eb4b9f4790e7aee35c31b0b8",
         },
         offline_package="realness",
         package_subdir="weights/realness-core-lite",

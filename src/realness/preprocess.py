@@ -17,6 +17,9 @@ INTERPOLATIONS = ("bicubic", "bilinear", "nearest", "area")
 
 _SMOOTH = ("bilinear", "bicubic")
 
+#: The border ``resize="pad"`` adds: mid-grey, which EfficientNet-Lite's normalization maps to about 0.
+PAD_VALUE = 0.5
+
 
 def resize_image(
     image: torch.Tensor,
@@ -30,9 +33,10 @@ def resize_image(
 
     Args:
         image: float tensor in [0, 1].
-        size: output side in pixels, or ``(height, width)`` (``squash`` only).
-        resize: ``squash`` (whole image, aspect ratio changed) or ``center_crop``
-            (short side to ``size``, then the central square).
+        size: output side in pixels, or ``(height, width)`` (``squash`` and ``pad``).
+        resize: ``squash`` (whole image, aspect ratio changed), ``pad`` (whole image, aspect
+            ratio kept: scaled to fit ``size`` and centred on mid-grey, :data:`PAD_VALUE`) or
+            ``center_crop`` (short side to ``size``, then the central square).
         interpolation: ``F.interpolate`` mode.
         antialias: antialiasing for ``bilinear`` and ``bicubic``, so downscaling does not alias
             (unlike a plain bilinear resize). With ``bicubic`` it also selects the Keys a=-0.5
@@ -49,20 +53,28 @@ def resize_image(
     batched = image.dim() == 4
     x = image if batched else image.unsqueeze(0)
     height, width = x.shape[-2:]
-    if resize == "squash":
+    if resize in ("squash", "pad"):
         target = (size, size) if isinstance(size, int) else tuple(int(side) for side in size)
+        if resize == "pad":
+            output, scale = target, min(target[0] / height, target[1] / width)
+            target = (min(output[0], max(1, round(height * scale))), min(output[1], max(1, round(width * scale))))
     elif resize == "center_crop":
         if not isinstance(size, int):
             raise ValueError(f"center_crop takes one square side, not {size!r}")
         scale = size / min(height, width)
         target = (max(size, round(height * scale)), max(size, round(width * scale)))
     else:
-        raise ValueError(f"resize must be 'squash' or 'center_crop', not {resize!r}")
+        raise ValueError(f"resize must be 'squash', 'pad' or 'center_crop', not {resize!r}")
     if (height, width) != target:
         smooth = interpolation in _SMOOTH
         options = {"align_corners": False, "antialias": antialias} if smooth else {}
         # The interpolated tensor is new: clamping it in place saves a copy of the batch.
         x = F.interpolate(x, size=target, mode=interpolation, **options).clamp_(0.0, 1.0)
+    if resize == "pad" and target != output:
+        canvas = x.new_full((*x.shape[:-2], *output), PAD_VALUE)
+        top, left = (output[0] - target[0]) // 2, (output[1] - target[1]) // 2
+        canvas[..., top : top + target[0], left : left + target[1]] = x
+        x = canvas
     if resize == "center_crop":
         top = (x.shape[-2] - size) // 2
         left = (x.shape[-1] - size) // 2

@@ -82,6 +82,8 @@ class TrainingConfig:
             head), or the target of a degraded copy: its source's MOS minus this (kernel ridge head).
         kernel_alpha: ridge regularization of a ``kernel_ridge`` head.
         kernel_gamma: RBF width of a ``kernel_ridge`` head, as ``gamma * feature dimension``.
+        kernel_text_weight: weight of the description's features in a ``kernel_ridge`` head's
+            distance, relative to the image features'.
         device: where to train.
         precision: the encoders' forward passes: ``auto`` (bf16 autocast on CUDA, fp32 on a
             CPU), ``fp32``, ``bf16`` or ``fp16`` (see :mod:`realness.runtime`); the head
@@ -102,6 +104,7 @@ class TrainingConfig:
     rank_margin: float = 0.5
     kernel_alpha: float = 1.0
     kernel_gamma: float = 0.5
+    kernel_text_weight: float = 0.5
     device: str = "cpu"
     precision: str = "auto"
 
@@ -285,7 +288,7 @@ def _fit_kernel_head(model: CoreModel, features: FrozenFeatures, targets: torch.
     model.reset_head()
     fit = model.head.fit(
         torch.cat(rows), text, torch.cat(row_targets), torch.cat(row_weights), statistics_from=features.image[0],
-        alpha=config.kernel_alpha, gamma_scale=config.kernel_gamma,
+        alpha=config.kernel_alpha, gamma_scale=config.kernel_gamma, text_weight=config.kernel_text_weight,
     )
     model.trained = True
     model.config.extra.update({"seed": config.seed, **fit})

@@ -11,7 +11,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-Resize = Literal["squash", "center_crop"]
+Resize = Literal["squash", "pad", "center_crop"]
 Pooling = Literal["mean", "cls", "pooler"]
 Trainable = Literal["frozen", "last", "all"]
 
@@ -33,8 +33,9 @@ class ImageEncoderConfig:
         input_size: the input the encoder sees, in pixels: one side of a square, or
             ``[height, width]``.
         resize: ``squash`` resizes the whole image to ``input_size`` (keeps every pixel in
-            view, may change the aspect ratio); ``center_crop`` resizes the short side and crops
-            (square sizes only).
+            view, may change the aspect ratio); ``pad`` scales the image to fit ``input_size``
+            with its aspect ratio kept and fills the rest with mid-grey; ``center_crop`` resizes
+            the short side and crops (square sizes only).
         interpolation: ``torch.nn.functional.interpolate`` mode; antialiasing is always on.
         mean: per-channel mean subtracted from [0, 1] RGB.
         std: per-channel standard deviation divided out after the mean.
@@ -107,6 +108,9 @@ class CoreConfig:
         score_units: what one unit of the output means.
         includes_encoder_weights: encoders were fine-tuned and their weights are saved too.
         modalities: ``both`` (the paper's CORE), or ``image`` / ``text`` alone (ablations).
+        verdict_input: append the description's verdict (yes / somewhat / no, one-hot, see
+            :func:`realness.verdict.verdict_features`) to the pooled text features, so the head
+            reads it explicitly instead of inferring it from the sentence embedding.
         extra: free-form facts about the trained model (training data, measured accuracy).
     """
 
@@ -121,6 +125,7 @@ class CoreConfig:
     score_units: str = "RAISE-TD MOS z-score (higher = more real)"
     includes_encoder_weights: bool = False
     modalities: Literal["both", "image", "text"] = "both"
+    verdict_input: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -131,11 +136,14 @@ class CoreConfig:
         training split (``benchmarks/results/recipe_cv.md``): the image encoder sees RAISE's
         native 512x384 pixels (realness lives in fine detail) and adds the mean and standard
         deviation of its first three stages (sharpness, noise and texture) to the pooled head;
-        a kernel ridge head beat the MLP head on 510 rated images.
+        a kernel ridge head beat the MLP head on 510 rated images; the head reads the
+        description's verdict explicitly (``verdict_input``). Images of another shape than 4:3
+        are padded with mid-grey, not squashed (``resize="pad"``: it ranked square and 16:9
+        crops of held-out images best).
         """
         return cls(
             image_encoder=ImageEncoderConfig(
-                family="efficientnet_lite", name="efficientnet-lite0", input_size=(384, 512),
+                family="efficientnet_lite", name="efficientnet-lite0", input_size=(384, 512), resize="pad",
                 mean=LITE_MEAN, std=LITE_STD, feature_levels=(0, 1, 2),
             ),
             text_encoder=TextEncoderConfig(
@@ -145,6 +153,7 @@ class CoreConfig:
                 normalize=True,
             ),
             head="kernel_ridge",
+            verdict_input=True,
         )
 
     @classmethod

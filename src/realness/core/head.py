@@ -118,6 +118,7 @@ class KernelRidgeHead(nn.Module):
         statistics_from: torch.Tensor,
         alpha: float,
         gamma_scale: float,
+        text_weight: float = 1.0,
     ) -> dict[str, float]:
         """Solve both regressors in closed form: ``coef = (K + alpha * W^-1)^-1 (y - offset)``.
 
@@ -129,14 +130,15 @@ class KernelRidgeHead(nn.Module):
             statistics_from: the unaltered training images' features, for the standardization.
             alpha: ridge regularization.
             gamma_scale: RBF width as ``gamma = gamma_scale / feature dimension``.
+            text_weight: the text block's share of the squared distance, relative to the image block's.
 
         Returns:
             The training RMSE of each regressor.
         """
         self.image_mean.copy_(statistics_from.mean(0))
         self.image_std.copy_(statistics_from.std(0).clamp_min(1e-4))
-        # Unit-norm text, scaled so that its squared norm equals the image block's expected one.
-        self.text_scale.fill_(float(image_features.shape[1]) ** 0.5)
+        # Unit-norm text, scaled so that its squared norm is text_weight times the image block's expected one.
+        self.text_scale.fill_((float(image_features.shape[1]) * text_weight) ** 0.5)
         self.support_image.copy_(((image_features.float() - self.image_mean) / self.image_std).half())
         self.support_text.copy_((text_features.float() * self.text_scale).half())
         image, text = self.support_image.double(), self.support_text.double()

@@ -27,6 +27,7 @@ from realness.core.pretrained import CONFIG_NAME, WEIGHTS_NAME, resolve_core_dir
 from realness.errors import RealnessError, UntrainedModelError
 from realness.import_guard import transformers_import_guard
 from realness.tables import atomic_directory
+from realness.verdict import VERDICTS, verdict_features
 
 
 class CoreModel(nn.Module):
@@ -48,7 +49,7 @@ class CoreModel(nn.Module):
             self.image_encoder = build_image_encoder(config.image_encoder, pretrained=pretrained_encoders)
             self.text_encoder = build_text_encoder(config.text_encoder, pretrained=pretrained_encoders)
         config.image_dim = self.image_encoder.dim
-        config.text_dim = self.text_encoder.dim
+        config.text_dim = self.text_encoder.dim + (len(VERDICTS) if config.verdict_input else 0)
         self.config = config
         self.reset_head()
         self.trained = False
@@ -69,7 +70,10 @@ class CoreModel(nn.Module):
 
     def encode_texts(self, texts: Sequence[str]) -> torch.Tensor:
         """Text features ``B x text_dim``; an empty string stands for "no description"."""
-        return self.text_encoder(texts)
+        pooled = self.text_encoder(texts)
+        if not self.config.verdict_input:
+            return pooled
+        return torch.cat([pooled, verdict_features(texts).to(pooled)], dim=-1)
 
     def forward(self, pixels: torch.Tensor, texts: Sequence[str]) -> torch.Tensor:
         """Realness scores (``B``) of preprocessed pixels and their descriptions ("" for none)."""

@@ -109,7 +109,7 @@ def main() -> None:
         support = np.concatenate([(native[v][train_idx] - mean) / std for v in ("clean", "flip")])
         support_text, y = np.concatenate([text[train_idx]] * 2), np.concatenate([mos[train_idx]] * 2)
         for with_text in (False, True):
-            def kernel(a, t):
+            def kernel(a, t, support=support, support_text=support_text, with_text=with_text):
                 distance = _squared_distances(a, support) / len(columns)
                 if with_text:
                     distance = distance + text_weight * _squared_distances(t, support_text)

@@ -72,10 +72,10 @@ def main() -> int:
     return 0
 
 
-def text_only_scores(root, test_descriptions) -> "np.ndarray":
+def text_only_scores(root, test_descriptions):
     """The text-only row (the paper's Table 2 has one): ridge regression, fit on the training split,
-    over the bundled text encoder's features and the verdict; ``benchmarks/text_finetune_cv.py`` measured it
-    (5-fold CV on train) against a fine-tuned text encoder."""
+    over the bundled text encoder's features and the verdict; 5-fold CV on train chose it over a fine-tuned
+    text encoder's last layer (CHANGELOG, 2026-12-04)."""
     import numpy as np
     import torch
     from sklearn.linear_model import RidgeCV

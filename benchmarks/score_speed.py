@@ -64,7 +64,7 @@ def bare_throughput(model: CoreModel, pixels: torch.Tensor, texts: list[str], ba
         for start in range(0, len(pixels), batch_size):
             chunk = texts[start : start + batch_size]
             image = model.image_encoder(pixels[start : start + batch_size])
-            model.head(image, model.text_encoder(chunk), torch.tensor([bool(t) for t in chunk], device=device))
+            model.head(image, model.encode_texts(chunk), torch.tensor([bool(t) for t in chunk], device=device))
     synchronize(device)
     return len(pixels) / (time.perf_counter() - started)
 

@@ -18,6 +18,7 @@ from realness import hub
 from realness.core import DEFAULT_MODEL, CoreConfig, CoreModel, RealnessScorer
 from realness.errors import ChecksumError
 from realness.inputs import load_image
+from realness.verdict import verdict_features
 
 EXAMPLES = REPO_ROOT / "examples" / "images"
 
@@ -53,7 +54,8 @@ def test_lite_text_encoder_matches_sentence_transformers(lite_model):
     expected = torch.from_numpy(reference.encode(texts, normalize_embeddings=True))
     with torch.inference_mode():
         ours = lite_model.encode_texts(texts)
-    torch.testing.assert_close(ours, expected, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(ours[:, :384], expected, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(ours[:, 384:], verdict_features(texts))  # the verdict the head reads beside it
 
 
 def test_bundled_model_scores_the_examples(lite_model):

@@ -52,6 +52,23 @@ def _needs_out(command: str, args: argparse.Namespace) -> bool:
     return True
 
 
+def score_on_ray(args, source, descriptions, out, **options):
+    """``score_dataset`` with the engine flags every subcommand shares (model, batch size, actors, device, ...)."""
+    return score_dataset(
+        source,
+        model=args.model or DEFAULT_MODEL,
+        descriptions=descriptions,
+        out=out,
+        batch_size=args.batch_size or 32,
+        actors=args.actors,
+        cpus_per_actor=args.cpus_per_actor,
+        device=args.device,
+        address=args.ray_address,
+        retry_failed=args.retry_failed,
+        **options,
+    )
+
+
 def _source(args: argparse.Namespace):
     return args.paths[0] if len(args.paths) == 1 else args.paths
 
@@ -68,18 +85,7 @@ def run_score_on_ray(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    summary = score_dataset(
-        _source(args),
-        model=args.model or DEFAULT_MODEL,
-        descriptions=getattr(args, "descriptions", None),
-        out=args.out,
-        batch_size=args.batch_size or 32,
-        actors=args.actors,
-        cpus_per_actor=args.cpus_per_actor,
-        device=args.device,
-        address=args.ray_address,
-        retry_failed=args.retry_failed,
-    )
+    summary = score_on_ray(args, _source(args), getattr(args, "descriptions", None), args.out)
     print(f"realness score: {summary}", file=sys.stderr)
     if summary.failed:
         print("realness score: each failed row names its reason in the error column", file=sys.stderr)

@@ -20,11 +20,10 @@ from realness.cli.common import (
     scorer_options,
     write_rows,
 )
-from realness.cli.engine import add_engine_arguments
+from realness.cli.engine import add_engine_arguments, score_on_ray
 from realness.cli.resumable import ResumableRun, add_resume_argument, check_resume, journal_for
 from realness.cli.score import COLUMNS as SCORE_COLUMNS
 from realness.core import RealnessScorer
-from realness.core.pretrained import DEFAULT_MODEL
 from realness.errors import UsageError
 from realness.tables import TableError, check_output_path
 from realness.workflows.filtering import CSV_COLUMNS, ExportError, check_top_k, rank_images
@@ -160,25 +159,14 @@ def filter_on_ray(args: argparse.Namespace, names: list[str], texts: list | None
     Raises:
         realness.tables.TableError: a scores folder left by an interrupted run, without ``--resume``.
     """
-    from realness.distributed import ParquetOutput, score_dataset, score_schema  # optional: the ray extra
+    from realness.distributed import ParquetOutput, score_schema  # optional: the ray extra
 
     folder = ray_scores_folder(args.out)
     if folder.exists() and not args.resume:
         raise TableError(f"{folder}: left by an interrupted run; add --resume to continue it, or delete it to start over")
     try:
-        summary = score_dataset(
-            names,
-            model=args.model or DEFAULT_MODEL,
-            descriptions={name: text for name, text in zip(names, texts) if text} if texts else None,
-            out=folder,
-            batch_size=args.batch_size or 32,
-            actors=args.actors,
-            cpus_per_actor=args.cpus_per_actor,
-            device=args.device,
-            address=args.ray_address,
-            retry_failed=args.retry_failed,
-            progress=not (args.no_progress or args.quiet),
-        )
+        descriptions = {name: text for name, text in zip(names, texts) if text} if texts else None
+        summary = score_on_ray(args, names, descriptions, folder, progress=not (args.no_progress or args.quiet))
     except KeyboardInterrupt:
         print(
             f"realness filter: interrupted; the scores done so far are kept in {folder}; "

@@ -101,7 +101,7 @@ def main() -> None:
     native = {v: f[:, columns].double().numpy() for v, f in load_features(cache, "efficientnet-lite0", ["clean", "flip"]).items()}
     shaped = {s: {p: f[:, columns].double().numpy() for p, f in d.items()} for s, d in encode_shapes(args.root, cache).items()}
     # The shipped head's kernel, in units of the image block's mean squared distance per dimension.
-    gamma, text_weight, alpha = 0.5 * columns.__len__() / (len(columns) + text.shape[1]), 0.5, 1.0
+    gamma, text_weight, alpha = 0.5 * len(columns) / (len(columns) + text.shape[1]), 0.5, 1.0
     per_fold: dict[str, list[float]] = {}
     for train_idx, held_idx in kfold(len(mos), 5, seed=0):
         train_idx, held_idx = np.asarray(train_idx), np.asarray(held_idx)

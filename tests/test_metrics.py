@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import socket
 import sys
 
 import pytest
@@ -82,16 +81,11 @@ def test_missing_torchmetrics_names_the_extra(monkeypatch):
     assert error.value.package == "torchmetrics"
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _ddp_worker(rank: int, world_size: int, port: int, model_dir: str, out_dir: str) -> None:
+def _ddp_worker(rank: int, world_size: int, rendezvous: str, model_dir: str, out_dir: str) -> None:
     import torch.distributed as dist
 
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world_size)
+    # A file rendezvous cannot race another process for a port, as a probed free TCP port can.
+    dist.init_process_group("gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=world_size)
     try:
         images = _images(5)
         # Uneven shards (3 and 2 images) exercise the padded gather of the kept scores.
@@ -102,6 +96,8 @@ def _ddp_worker(rank: int, world_size: int, port: int, model_dir: str, out_dir: 
         result = {"mean": float(out["mean"]), "scores": out["scores"].tolist(), "count": int(metric.count)}
         with open(f"{out_dir}/rank{rank}.json", "w") as handle:
             json.dump(result, handle)
+        # Leave together: a rank that exits while the other still talks to it aborts gloo (SIGABRT).
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
@@ -109,7 +105,7 @@ def _ddp_worker(rank: int, world_size: int, port: int, model_dir: str, out_dir: 
 def test_ddp_two_processes_reduce_to_the_single_process_mean(tiny_model_dir, tmp_path):
     import torch.multiprocessing as mp
 
-    mp.spawn(_ddp_worker, args=(2, _free_port(), str(tiny_model_dir), str(tmp_path)), nprocs=2, join=True)
+    mp.spawn(_ddp_worker, args=(2, str(tmp_path / "rendezvous"), str(tiny_model_dir), str(tmp_path)), nprocs=2, join=True)
     single = Realness(model=tiny_model_dir, keep_scores=True)
     single.update(_images(5), TEXTS)
     expected = single.compute()

@@ -157,7 +157,10 @@ def write_table(records: list[dict]) -> None:
         "Candidates: `svr_*` an RBF SVR (C by inner 3-fold CV); `mlp_*` the paper's FC-529 head (AdamW, MSE, 30 % "
         "description dropout, 150 epochs), `_rank` with a hinge ranking degraded copies below their source; `krr_*` "
         "the kernel ridge head; `levels_*` adds the mean/std of those EfficientNet stages to the pooled head; "
-        "`degraded_wW_mM`: degraded copies as rows with target MOS - M at weight W. Encoders frozen, images at 384x512.",
+        "`degraded_wW_mM`: degraded copies as rows with target MOS - M at weight W; `verdict_textT`: the verdict "
+        "one-hot beside the text features, at text weight T. Encoders frozen, images at 384x512, except `tuned_L_T_eE_lrR`: "
+        "MiniLM's last layer (`last`) or all of it tuned per fold for E epochs at learning rate R on T (`residual`: MOS "
+        "minus an out-of-fold image-only kernel head; `mos`), then the kernel head fitted on the tuned features.",
         "The shipped row was fixed before the test split was read; rows after it (other text encoders, Lite2 "
         "without degraded views) were measured afterwards for the record and changed nothing.",
         "",
@@ -206,6 +209,19 @@ def candidates():
             )
             for weight in (1.0, 0.5) for gamma in (0.5, 0.75) for alpha in (1.0, 0.3)
         },
+        # The shipped recipe with MiniLM tuned first (realness.text_tuning): which layers, on what target, how long.
+        **{
+            f"krr_levels_0_1_2_degraded_w0.3_m0.5_verdict_text0.5_tuned_{layers}_{target}_e{epochs}_lr{lr:g}": (
+                "core", (0, 1, 2),
+                dict(krr_rank, kernel_text_weight=0.5, text_tuning_target=target, text_tuning_epochs=epochs,
+                     text_tuning_learning_rate=lr),
+                dict(kernel, verdict_input=True, text_trainable=layers),
+            )
+            for layers, target, epochs, lr in (
+                ("last", "residual", 5, 5e-5), ("last", "mos", 5, 5e-5), ("last", "residual", 10, 5e-5),
+                ("all", "residual", 5, 2e-5), ("all", "mos", 5, 2e-5),
+            )
+        },
     }
 
 
@@ -251,8 +267,12 @@ def main() -> None:
                 mean=model_config.image_encoder.mean, std=model_config.image_encoder.std, feature_levels=levels,
             )
             for key, value in model_overrides.items():
-                setattr(model_config, key, value)
-            base = CoreModel(model_config) if base is None or base.config.image_encoder != model_config.image_encoder else base
+                if key == "text_trainable":
+                    model_config.text_encoder.trainable = value
+                else:
+                    setattr(model_config, key, value)
+            reuse = base is not None and base.config.image_encoder == model_config.image_encoder
+            base = base if reuse else CoreModel(model_config)  # a trainable encoder is copied per fold, never changed
             rows = cross_validate(
                 model_config, data.paths, mos, data.descriptions, folds=args.folds, config=TrainingConfig(**overrides),
                 encoders_from=base, features=features, progress=False,

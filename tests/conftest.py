@@ -41,7 +41,10 @@ def tiny_text_encoder_dir(tmp_path_factory) -> Path:
 
     directory = tmp_path_factory.mktemp("tiny-bert")
     (directory / "vocab.txt").write_text("\n".join(_VOCAB) + "\n")
-    BertTokenizerFast(vocab_file=str(directory / "vocab.txt")).save_pretrained(directory)
+    vocab = str(directory / "vocab.txt")
+    tokenizer = BertTokenizerFast(vocab_file=vocab, vocab=vocab)  # transformers 5 reads `vocab`, 4 `vocab_file`
+    assert len(tokenizer) == len(_VOCAB), "the tiny tokenizer lost its vocabulary: every word would be [UNK]"
+    tokenizer.save_pretrained(directory)
     torch.manual_seed(0)
     config = BertConfig(
         vocab_size=len(_VOCAB), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,

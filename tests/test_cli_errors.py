@@ -36,6 +36,8 @@ def _mistakes(tmp_path, image, model_dir):
         ("describe", [str(image), "--describer", "gpt"], "'gpt': unknown describer name"),
         ("train", ["--csv", str(tmp_path / "missing.csv"), "--out", str(tmp_path / "m")], "missing.csv"),
         ("train", ["--csv", str(image), "--config", "lite", "--model", str(model_dir)], "not allowed with argument"),
+        ("train", ["--csv", str(tmp_path / "missing.csv"), "--image-trainable", "last", "--out", str(tmp_path / "m")],
+         "--image-trainable last: a kernel_ridge head is fitted over frozen image features"),
         ("score", [str(image), str(pairs), "--description", "x"], "--description: one text for one image"),
         ("filter", [str(image), "--description", "x", "--descriptions", str(image)], "not both"),
     ]

@@ -19,7 +19,15 @@ import numpy as np
 import pytest
 
 from realness.cli import main
-from test_user_files import check_table, make_folder_with_bad_files, one_line_error, quiet_env, read_rows, write_image
+from test_user_files import (
+    check_table,
+    make_folder_with_bad_files,
+    one_line_error,
+    quiet_env,
+    read_rows,
+    start_interruptible,
+    write_image,
+)
 
 
 def journal_lines(journal: Path) -> int:
@@ -31,7 +39,7 @@ def journal_lines(journal: Path) -> int:
 
 def interrupt_when(command: list[str], journal: Path, rows: int, env: dict | None = None) -> subprocess.CompletedProcess:
     """Run ``command``; send it SIGINT (Ctrl-C) once ``journal`` holds ``rows`` rows; wait for it to stop."""
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env or quiet_env(), text=True)
+    process = start_interruptible(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env or quiet_env(), text=True)
     deadline = time.monotonic() + 300
     while journal_lines(journal) < rows and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.002)

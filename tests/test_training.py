@@ -196,3 +196,64 @@ def test_verdict_features_are_one_hot_at_unit_distance():
     assert rows.shape == (6, 3)
     assert rows[:3].argmax(1).tolist() == [0, 1, 2] and torch.equal(rows[3:], torch.zeros(3, 3))
     assert float((rows[0] - rows[2]).norm()) == pytest.approx(1.0)
+
+
+def _words_dataset(count: int, seed: int):
+    """MOS planted in the words of the description alone (images are noise, no verdict)."""
+    rng = np.random.default_rng(seed)
+    phrases = ["the hand has six fingers", "the face looks distorted", "the lighting looks unrealistic", "the sky looks fine"]
+    level = rng.integers(0, len(phrases), count)
+    images = [torch.rand(3, 40, 40, generator=torch.Generator().manual_seed(seed * 1000 + i)) for i in range(count)]
+    mos = level.astype(np.float32) + 0.1 * rng.standard_normal(count).astype(np.float32)
+    return images, mos, [phrases[k] for k in level]
+
+
+def test_kernel_head_with_a_tuned_text_encoder_tunes_a_copy_and_saves_it(tiny_core_config, tmp_path):
+    tiny_core_config.head, tiny_core_config.verdict_input = "kernel_ridge", False
+    tiny_core_config.text_encoder.trainable, tiny_core_config.text_encoder.pooling = "last", "mean"
+    images, mos, descriptions = _words_dataset(40, seed=0)
+    start = CoreModel(tiny_core_config)
+    before = {n: p.clone() for n, p in start.text_encoder.named_parameters()}
+    config = TrainingConfig(augmented_views=1, degradations=(), kernel_alpha=0.1, text_tuning_epochs=8,
+                            text_tuning_learning_rate=1e-3)
+    run = train_core(tiny_core_config, images, mos, descriptions, config=config, encoders_from=start, progress=False)
+    assert all(torch.equal(p, before[n]) for n, p in start.text_encoder.named_parameters())  # the caller's is untouched
+    changed = {n for n, p in run.model.text_encoder.named_parameters() if not torch.equal(p, before[n])}
+    assert changed and all(".encoder.layer.0." in n or ".pooler." in n for n in changed)  # one layer: it is the last
+    losses = run.model.config.extra["text_tuning_loss"]
+    assert len(losses) == 8 and losses[-1] < losses[0]
+    assert run.model.config.includes_encoder_weights and not any(p.requires_grad for p in run.model.parameters())
+
+    test_images, test_mos, test_descriptions = _words_dataset(24, seed=1)
+    scores = RealnessScorer(run.model, device="cpu")(test_images, test_descriptions).scores.numpy()
+    assert srocc(scores, test_mos) > 0.7
+    run.model.save_pretrained(tmp_path / "tuned")
+    again = RealnessScorer(CoreModel.from_pretrained(tmp_path / "tuned"), device="cpu")(test_images, test_descriptions)
+    np.testing.assert_allclose(again.scores.numpy(), scores, atol=1e-5)
+
+
+def test_cross_validation_tunes_the_text_encoder_afresh_in_every_fold(tiny_core_config, monkeypatch):
+    import realness.training as training
+
+    tiny_core_config.head, tiny_core_config.verdict_input = "kernel_ridge", False
+    tiny_core_config.text_encoder.trainable, tiny_core_config.text_encoder.pooling = "all", "mean"
+    images, mos, descriptions = _words_dataset(30, seed=2)
+    start = CoreModel(tiny_core_config)
+    before = {n: p.clone() for n, p in start.text_encoder.named_parameters()}
+    tuned_on, tune = [], training.tune_text_encoder
+    monkeypatch.setattr(training, "tune_text_encoder", lambda model, texts, *a, **k: tuned_on.append(texts) or tune(model, texts, *a, **k))
+    config = TrainingConfig(augmented_views=1, degradations=(), kernel_alpha=0.1, text_tuning_epochs=3,
+                            text_tuning_learning_rate=1e-3, text_tuning_target="mos")
+    result = training.cross_validate(tiny_core_config, images, mos, descriptions, folds=3, config=config,
+                                     encoders_from=start, progress=False)
+    assert len(result.folds) == 3 and len(tuned_on) == 3 and all(len(texts) == 20 for texts in tuned_on)
+    assert all(torch.equal(p, before[n]) for n, p in start.text_encoder.named_parameters())
+    assert result.summary()["srocc"][0] > 0.7
+
+
+def test_a_kernel_head_refuses_a_trainable_image_encoder(tiny_core_config):
+    tiny_core_config.head = "kernel_ridge"
+    tiny_core_config.image_encoder.trainable = "last"
+    images, mos, descriptions = _planted_dataset(12)
+    with pytest.raises(ValueError, match="mlp head"):
+        train_core(tiny_core_config, images, mos, descriptions, config=TrainingConfig(augmented_views=1), progress=False)

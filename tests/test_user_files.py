@@ -282,6 +282,12 @@ def quiet_env() -> dict:
     return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
 
 
+def start_interruptible(command: list[str], **popen_args) -> subprocess.Popen:
+    """Start ``command`` with Ctrl-C at its default: a shell starts background jobs (``cmd &``, as CI
+    may run the suite) with SIGINT ignored, and Python then installs no KeyboardInterrupt handler."""
+    return subprocess.Popen(command, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL), **popen_args)
+
+
 def journal_rows(out: Path) -> int:
     journal = out.with_name(out.name + ".partial")
     try:
@@ -292,7 +298,7 @@ def journal_rows(out: Path) -> int:
 
 def interrupt_after(command: list[str], out: Path, rows: int) -> subprocess.CompletedProcess:
     """Start ``command`` and send it SIGINT (Ctrl-C) once its journal holds ``rows`` rows."""
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=quiet_env())
+    process = start_interruptible(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=quiet_env())
     deadline = time.monotonic() + 300
     while journal_rows(out) < rows and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.002)

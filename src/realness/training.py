@@ -5,7 +5,9 @@ Recipe (REALM): AdamW, MSE on MOS, augmentation by flips and colour jitter. Two 
 * frozen encoders (the default): image features of several augmented views, of degraded
   copies and text features are computed once, then only the head trains -- minutes on a CPU;
 * partly or fully fine-tuned encoders (``trainable="last"|"all"`` in the encoder
-  configs): images are augmented and encoded on the fly every step.
+  configs) with an MLP head: images are augmented and encoded on the fly every step;
+* a kernel ridge head with a trainable text encoder: the image features are encoded once
+  and the text encoder is tuned before the head is fitted (:mod:`realness.text_tuning`).
 
 *Description dropout* replaces a share of training descriptions by the empty string, so
 the same model also scores images that come without a description.
@@ -48,6 +50,7 @@ from realness.plotting import COLORS, save_figure, styled_figure
 from realness.runtime import autocast
 from realness.stats import plcc, srocc
 from realness.tables import atomic_output
+from realness.text_tuning import tune_text_encoder
 
 # A pure mirror image: no resampling, so no fine detail is lost (the recipe search measured it against none).
 MIRROR = Augmentation(flip=1.0, max_rotation=0.0, brightness=0.0, contrast=0.0, saturation=0.0)
@@ -84,6 +87,11 @@ class TrainingConfig:
         kernel_gamma: RBF width of a ``kernel_ridge`` head, as ``gamma * feature dimension``.
         kernel_text_weight: weight of the description's features in a ``kernel_ridge`` head's
             distance, relative to the image features'.
+        text_tuning_epochs: a ``kernel_ridge`` head with a trainable text encoder: epochs of
+            tuning the encoder before the head is fitted (see :mod:`realness.text_tuning`).
+        text_tuning_learning_rate: the encoder's AdamW learning rate in that tuning.
+        text_tuning_target: what the tuned text regresses: ``residual`` (MOS minus an image-only
+            kernel head's out-of-fold prediction) or ``mos``.
         device: where to train.
         precision: the encoders' forward passes: ``auto`` (bf16 autocast on CUDA, fp32 on a
             CPU), ``fp32``, ``bf16`` or ``fp16`` (see :mod:`realness.runtime`); the head
@@ -105,6 +113,9 @@ class TrainingConfig:
     kernel_alpha: float = 1.0
     kernel_gamma: float = 0.5
     kernel_text_weight: float = 0.5
+    text_tuning_epochs: int = 5
+    text_tuning_learning_rate: float = 5e-5
+    text_tuning_target: str = "residual"
     device: str = "cpu"
     precision: str = "auto"
 
@@ -181,18 +192,31 @@ def train_core(
             "model selection needs at least 3 validation images (more data or a larger validation_fraction)"
         )
     model = CoreModel(copy.deepcopy(model_config), encoders_from=encoders_from)
+    image_frozen = model.config.image_encoder.trainable == "frozen"
+    text_frozen = model.config.text_encoder.trainable == "frozen"
+    # A shared encoder that trains here must not change in the caller's model (or in the next fold).
+    if encoders_from is not None and not image_frozen:
+        model.image_encoder = copy.deepcopy(model.image_encoder)
+    if encoders_from is not None and not text_frozen:
+        model.text_encoder = copy.deepcopy(model.text_encoder)
     torch.manual_seed(config.seed)  # the head's initialization depends on the seed alone
     model.reset_head()
     model = model.to(config.device)
     targets = torch.as_tensor(np.asarray(mos, dtype=np.float32))
     texts = [text or "" for text in descriptions]
-    frozen = model.config.image_encoder.trainable == "frozen" and model.config.text_encoder.trainable == "frozen"
-    if frozen:
+    if model.config.head == "kernel_ridge" and not image_frozen:
+        raise ValueError(
+            "a kernel_ridge head is fitted in closed form over frozen image features: to fine-tune the image "
+            "encoder, train an mlp head (CoreConfig.paper(), realness train --config paper)"
+        )
+    if image_frozen and (text_frozen or model.config.head == "kernel_ridge"):
         model.requires_grad_(False)
         model.head.requires_grad_(True)
         if features is None:
             features = encode_frozen_features(model, images, texts, config=config, progress=progress)
         if model.config.head == "kernel_ridge":
+            if not text_frozen:
+                features = _tune_text_encoder(model, features, texts, targets, train_idx, config, progress)
             return _fit_kernel_head(model, features.subset(train_idx), targets[train_idx], config, train_idx, val_idx)
         trainer = _FrozenTrainer(model, features, texts, targets, train_idx, val_idx, config, progress)
         threads = torch.get_num_threads()
@@ -273,6 +297,49 @@ def encode_frozen_features(
     )
 
 
+def _tune_text_encoder(model: CoreModel, features: FrozenFeatures, texts: list[str], targets: torch.Tensor,
+                       train_idx: list[int], config: TrainingConfig, progress: bool) -> FrozenFeatures:
+    """Tune the text encoder on the training texts (see :mod:`realness.text_tuning`); the features with the tuned text."""
+    described = [i for i in train_idx if texts[i]]
+    if len(described) < 2:
+        raise ValueError(f"tuning the text encoder needs at least 2 described training images, not {len(described)}")
+    if config.text_tuning_target == "residual":
+        train = features.subset(train_idx)
+        predicted = _out_of_fold_image_only(model, train, targets[train_idx], config)
+        residual = dict(zip(train_idx, (targets[train_idx] - predicted).tolist()))
+        target = torch.tensor([residual[i] for i in described])
+    elif config.text_tuning_target == "mos":
+        target = targets[described]
+    else:
+        raise ValueError(f"text_tuning_target must be 'residual' or 'mos', not {config.text_tuning_target!r}")
+    losses = tune_text_encoder(
+        model, [texts[i] for i in described], target, mode=model.config.text_encoder.trainable,
+        epochs=config.text_tuning_epochs, learning_rate=config.text_tuning_learning_rate,
+        weight_decay=config.weight_decay, seed=config.seed, device=config.device, progress=progress,
+    )
+    model.config.includes_encoder_weights = True
+    model.config.extra["text_tuning_loss"] = [round(loss, 6) for loss in losses]
+    unique = sorted(set(texts) | {""})
+    with torch.inference_mode(), autocast(config.precision, torch.device(config.device)):
+        table = _batched(lambda chunk: model.encode_texts(chunk).float(), unique, 64)
+    row = {text: i for i, text in enumerate(unique)}
+    return dataclasses.replace(features, text=table[[row[t] for t in texts]], empty_text=table[row[""]])
+
+
+def _out_of_fold_image_only(model: CoreModel, features: FrozenFeatures, targets: torch.Tensor,
+                            config: TrainingConfig, folds: int = 5) -> torch.Tensor:
+    """Each image's score by an image-only kernel head fitted without it (in-sample, kernel ridge nearly interpolates)."""
+    predicted = torch.zeros(len(targets))
+    for fit_idx, held_idx in kfold(len(targets), min(folds, len(targets)), seed=config.seed):
+        head_model = CoreModel(copy.deepcopy(model.config), encoders_from=model)  # a fresh head on the same encoders
+        _fit_kernel_head(head_model, features.subset(fit_idx), targets[fit_idx], config, fit_idx, [])
+        held = features.subset(held_idx)
+        with torch.inference_mode():
+            image_only = held.empty_text.expand(len(held_idx), -1)
+            predicted[torch.as_tensor(held_idx)] = head_model.head(held.image[0], image_only, torch.zeros(len(held_idx), dtype=torch.bool))
+    return predicted
+
+
 def _fit_kernel_head(model: CoreModel, features: FrozenFeatures, targets: torch.Tensor, config: TrainingConfig,
                      train_idx: list[int], val_idx: list[int]) -> TrainingRun:
     """Closed-form fit of a kernel ridge head: every view regresses its MOS, every degraded copy MOS minus the margin."""
@@ -333,14 +400,15 @@ def cross_validate(
     features: FrozenFeatures | None = None,
     progress: bool = True,
 ) -> CrossValidation:
-    """k-fold cross-validation of a frozen-encoder recipe: the honest way to choose one.
+    """k-fold cross-validation of a recipe: the honest way to choose one.
 
     Images are encoded once; for each fold a head is trained on the other folds with
     ``config`` (``validation_fraction`` is ignored: nothing but the fold is held out) and
-    scored on the held-out fold, with descriptions and image-only.
+    scored on the held-out fold, with descriptions and image-only. An encoder the recipe
+    trains is trained afresh in each fold, and the held-out fold is encoded by that fold's.
 
     Args:
-        model_config: encoders (frozen) and head.
+        model_config: encoders and head.
         images: the training images (never a test split).
         mos: one mean opinion score per image.
         descriptions: one description per image (None or "" for none).
@@ -387,16 +455,16 @@ def fit_and_score_fold(
     """One cross-validation fold: train a head on ``train_idx``'s features, score the held-out images.
 
     Args:
-        model_config: encoders (frozen) and head.
-        features: :func:`encode_frozen_features` output for every image.
+        model_config: encoders and head.
+        features: :func:`encode_frozen_features` output for every image (by the untrained encoders).
         mos: one mean opinion score per image.
         descriptions: one description per image ("" for none).
         train_idx: the images to train on.
         held_idx: the images to score.
         config: the recipe.
         encoders_from: reuse this model's loaded encoders.
-        images: the images, for a recipe that trains encoder layers (frozen encoders need
-            only ``features``).
+        images: the images, for a recipe that trains image encoder layers (frozen image
+            encoders need only ``features``).
 
     Returns:
         ``srocc``, ``plcc`` and, per degradation family, ``lower_FAMILY`` (the share of degraded
@@ -408,6 +476,15 @@ def fit_and_score_fold(
         config=config, encoders_from=encoders_from, features=features.subset(train_idx), progress=False,
     )
     head, held = run.model.head.eval(), features.subset(held_idx)
+    held_texts = [descriptions[i] for i in held_idx]
+    if model_config.image_encoder.trainable != "frozen":  # the features of a tuned encoder, not the given ones
+        if images is None:
+            raise ValueError("a recipe that trains the image encoder needs the images to score the held-out fold")
+        held = encode_frozen_features(run.model, [images[i] for i in held_idx], held_texts, config=config, progress=False)
+    elif model_config.text_encoder.trainable != "frozen":
+        with torch.inference_mode():
+            held = dataclasses.replace(held, text=run.model.encode_texts(held_texts).float(),
+                                       empty_text=run.model.encode_texts([""])[0].float())
     fold: dict[str, float] = {}
     image_only = held.empty_text.expand(len(held_idx), -1)
     with torch.inference_mode():

@@ -50,8 +50,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_describer_argument(parser)
     parser.add_argument("--modalities", default="both", choices=("both", "image", "text"))
-    parser.add_argument("--image-trainable", default="frozen", choices=("frozen", "last", "all"))
-    parser.add_argument("--text-trainable", default="frozen", choices=("frozen", "last", "all"))
+    parser.add_argument("--image-trainable", default="frozen", choices=("frozen", "last", "all"),
+                        help="fine-tune the image encoder's last stage or all of it (MLP head: --config paper)")
+    parser.add_argument("--text-trainable", default="frozen", choices=("frozen", "last", "all"),
+                        help="tune the text encoder's last layer or all of it (any head; docs/training.md)")
     parser.add_argument("--epochs", type=int, default=_RECIPE.epochs)
     parser.add_argument("--lr", type=float, default=_RECIPE.learning_rate)
     parser.add_argument("--views", type=int, default=_RECIPE.augmented_views, help="augmented views per image (frozen encoders)")
@@ -80,6 +82,9 @@ def run(args: argparse.Namespace) -> int:
         model_config = read_config(resolve_core_dir(args.model) / CONFIG_NAME)
     else:
         model_config = CoreConfig.preset(args.config or "lite")
+    if model_config.head == "kernel_ridge" and args.image_trainable != "frozen":
+        raise UsageError(f"--image-trainable {args.image_trainable}",
+                         "a kernel_ridge head is fitted over frozen image features; fine-tune with --config paper (MLP head)")
     data = load_raise_td(args.raise_td, split="train") if args.raise_td else load_csv(args.csv, image_root=args.image_root)
     texts = list(data.descriptions)
     given = match_descriptions("train", args, data.paths)

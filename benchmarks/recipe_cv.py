@@ -209,6 +209,14 @@ def candidates():
             )
             for weight in (1.0, 0.5) for gamma in (0.5, 0.75) for alpha in (1.0, 0.3)
         },
+        # Every stage's mean/std beside the pooled head (early and late stages: sharpness, noise, texture, parts).
+        **{
+            f"krr_all_levels_degraded_w0.3_m0.5_verdict_text0.5_gamma{gamma}_alpha1.0": (
+                "core", all_levels, dict(krr_rank, kernel_text_weight=0.5, kernel_gamma=gamma, kernel_alpha=1.0),
+                dict(kernel, verdict_input=True),
+            )
+            for gamma in (0.5, 0.25)
+        },
         # The shipped recipe with MiniLM tuned first (realness.text_tuning): which layers, on what target, how long.
         **{
             f"krr_levels_0_1_2_degraded_w0.3_m0.5_verdict_text0.5_tuned_{layers}_{target}_e{epochs}_lr{lr:g}": (
@@ -232,6 +240,8 @@ def main() -> None:
     parser.add_argument("--cache", default=str(Path.home() / ".cache" / "realness-research"))
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--only", nargs="*")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="repeat the k-fold split with seeds 0..N-1 and pool the folds (a steadier mean)")
     parser.add_argument("--text", default="minilm", help="minilm, mpnet or a sentence-transformers directory")
     args = parser.parse_args()
     cache = Path(args.cache)
@@ -239,7 +249,7 @@ def main() -> None:
     mos = np.asarray(data.mos, dtype=np.float32)
     views = load_features(cache, args.encoder, ["clean", "flip", *FAMILIES])
     text, empty = text_features([d or "" for d in data.descriptions], cache, args.text)
-    folds = kfold(len(data), args.folds, seed=0)
+    folds = [fold for seed in range(args.repeats) for fold in kfold(len(data), args.folds, seed=seed)]
     json_path = RESULTS / "recipe_cv.json"
     records = json.loads(json_path.read_text()) if json_path.exists() else []
     base, widths = None, stage_widths(args.encoder)
@@ -273,12 +283,18 @@ def main() -> None:
                     setattr(model_config, key, value)
             reuse = base is not None and base.config.image_encoder == model_config.image_encoder
             base = base if reuse else CoreModel(model_config)  # a trainable encoder is copied per fold, never changed
-            rows = cross_validate(
-                model_config, data.paths, mos, data.descriptions, folds=args.folds, config=TrainingConfig(**overrides),
-                encoders_from=base, features=features, progress=False,
-            ).folds
-        record = summarize(f"{args.encoder} + {Path(args.text).name} {name}", rows, time.time() - started,
-                           f"python benchmarks/recipe_cv.py --encoder {args.encoder} --text {args.text} --only {name}")
+            rows = [
+                fold
+                for seed in range(args.repeats)
+                for fold in cross_validate(
+                    model_config, data.paths, mos, data.descriptions, folds=args.folds,
+                    config=TrainingConfig(**overrides, seed=seed), encoders_from=base, features=features, progress=False,
+                ).folds
+            ]
+        repeats = f" ({args.repeats}x{args.folds}-fold)" if args.repeats > 1 else ""
+        record = summarize(f"{args.encoder} + {Path(args.text).name} {name}{repeats}", rows, time.time() - started,
+                           f"python benchmarks/recipe_cv.py --encoder {args.encoder} --text {args.text} --only {name}"
+                           + (f" --repeats {args.repeats}" if args.repeats > 1 else ""))
         records = [r for r in records if r["candidate"] != record["candidate"]] + [record]
         json_path.write_text(json.dumps(records, indent=2) + "\n")
         write_table(records)

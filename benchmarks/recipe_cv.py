@@ -35,8 +35,8 @@ RESULTS = Path(__file__).parent / "results"
 FAMILIES = ("blur", "noise", "jpeg", "downscale")
 # The recipe realness-core-lite ships (CoreConfig.lite() + TrainingConfig() defaults): the best CV SROCC
 # among candidates that lower >= 95 % of degraded copies, with weights under 20 MB.
-# (Until 2026-12-04: the same without the verdict input, at text weight 1.)
-SHIPPED = "efficientnet-lite0 + minilm krr_levels_0_1_2_degraded_w0.3_m0.5_verdict_text0.5_gamma0.5_alpha1.0"
+# (Until 2026-12-04: stages 0-2 without the verdict input, at text weight 1; until 2026-12-06: stages 0-2, gamma 0.5.)
+SHIPPED = "efficientnet-lite0 + minilm krr_all_levels_degraded_w0.3_m0.5_verdict_text0.5_gamma0.25_alpha1.0"
 HEAD_DIM = 1280
 
 
@@ -161,8 +161,9 @@ def write_table(records: list[dict]) -> None:
         "one-hot beside the text features, at text weight T. Encoders frozen, images at 384x512, except `tuned_L_T_eE_lrR`: "
         "MiniLM's last layer (`last`) or all of it tuned per fold for E epochs at learning rate R on T (`residual`: MOS "
         "minus an out-of-fold image-only kernel head; `mos`), then the kernel head fitted on the tuned features.",
-        "The shipped row was fixed before the test split was read; rows after it (other text encoders, Lite2 "
-        "without degraded views) were measured afterwards for the record and changed nothing.",
+        "Each shipped recipe was fixed on these rows before the test split was read for it (stages 0-2 on "
+        "2026-12-04, all stages at gamma 0.25 on 2026-12-06, chosen on the 5x5-fold rows). `(RxK-fold)`: K-fold "
+        "CV repeated with R seeds, mean ± std over the R*K folds (`--repeats R`).",
         "",
         "Commands: see `command` in recipe_cv.json; hardware: 2-core CPU VM, no GPU.",
     ]

@@ -107,8 +107,8 @@ register_pinned(
         repo_id="realness-core-lite",
         revision=PACKAGED,
         sha256={
-            "config.json": "8e2a328eb2b538ff1e5de8afdcae530ec9727dc276e97432f2bec8daa13310dc",
-            "model.safetensors": "e2b36f3b8f1ff1c85ba67562a10eb0d27b673fd7eb4b9f4790e7aee35c31b0b8",
+            "config.json": "7cf9af41122c53a53371a4c99f5d008acc119a88579456b98d0bebd27937fe4d",
+            "model.safetensors": "75d022f7e4ce3adcfef5d4f4ca8061b9c073ae93a0ff82832cc58e64d2768883",
         },
         offline_package="realness",
         package_subdir="weights/realness-core-lite",

@@ -111,7 +111,7 @@ class TrainingConfig:
     rank_weight: float = 0.3
     rank_margin: float = 0.5
     kernel_alpha: float = 1.0
-    kernel_gamma: float = 0.5
+    kernel_gamma: float = 0.25
     kernel_text_weight: float = 0.5
     text_tuning_epochs: int = 5
     text_tuning_learning_rate: float = 5e-5

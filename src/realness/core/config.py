@@ -135,7 +135,8 @@ class CoreConfig:
         The recipe of the bundled model, chosen by 5-fold cross-validation on RAISE-TD's
         training split (``benchmarks/results/recipe_cv.md``): the image encoder sees RAISE's
         native 512x384 pixels (realness lives in fine detail) and adds the mean and standard
-        deviation of its first three stages (sharpness, noise and texture) to the pooled head;
+        deviation of each of its seven stages (sharpness and noise early, texture and parts
+        later) to the pooled head;
         a kernel ridge head beat the MLP head on 510 rated images; the head reads the
         description's verdict explicitly (``verdict_input``). Images of another shape than 4:3
         are padded with mid-grey, not squashed (``resize="pad"``: it ranked square and 16:9
@@ -144,7 +145,7 @@ class CoreConfig:
         return cls(
             image_encoder=ImageEncoderConfig(
                 family="efficientnet_lite", name="efficientnet-lite0", input_size=(384, 512), resize="pad",
-                mean=LITE_MEAN, std=LITE_STD, feature_levels=(0, 1, 2),
+                mean=LITE_MEAN, std=LITE_STD, feature_levels=(0, 1, 2, 3, 4, 5, 6),
             ),
             text_encoder=TextEncoderConfig(
                 family="transformers",

@@ -21,9 +21,9 @@ import numpy as np
 
 from realness.core import CoreConfig
 from realness.data import load_agin
-from realness.reporting import write_results
-from realness.tables import read_descriptions
-from realness.training import TrainingConfig, cross_validate
+from realness.evaluation.reporting import write_results
+from realness.io.tables import read_descriptions
+from realness.training.trainer import TrainingConfig, cross_validate
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -38,7 +38,7 @@ def run_agin(
     folds: int = 5,
     progress: bool = True,
 ) -> dict:
-    """k-fold cross-validation of CORE on rated images (:func:`realness.training.cross_validate`); per-fold rows and the mean."""
+    """k-fold cross-validation of CORE on rated images (:func:`realness.training.trainer.cross_validate`); per-fold rows and the mean."""
     result = cross_validate(model_config, paths, mos, descriptions, folds=folds, config=training, progress=progress)
     rows = [{"fold": fold, "srocc": round(m["srocc"], 4), "plcc": round(m["plcc"], 4)} for fold, m in enumerate(result.folds)]
     for key in ("srocc", "plcc"):

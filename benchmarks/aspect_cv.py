@@ -28,11 +28,11 @@ from realness.core.config import LITE_MEAN, LITE_STD, ImageEncoderConfig  # noqa
 from realness.core.encoders import build_image_encoder  # noqa: E402
 from realness.data.raise_td import load_raise_td  # noqa: E402
 from realness.data.splits import kfold  # noqa: E402
-from realness.inputs import load_image  # noqa: E402
-from realness.preprocess import normalize, resize_image  # noqa: E402
-from realness.reporting import write_results  # noqa: E402
-from realness.stats import srocc  # noqa: E402
-from realness.verdict import verdict_features  # noqa: E402
+from realness.evaluation.reporting import write_results  # noqa: E402
+from realness.evaluation.stats import srocc  # noqa: E402
+from realness.io.inputs import load_image  # noqa: E402
+from realness.io.pixels import normalize, resize_image  # noqa: E402
+from realness.text.verdict import verdict_features  # noqa: E402
 
 INPUT = (384, 512)
 SHAPES = {"square": lambda x: x[:, :, 64:448], "16:9": lambda x: x[:, 48:336, :]}

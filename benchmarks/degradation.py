@@ -1,6 +1,6 @@
 """Does destroying an image lower its score? The 90 RAISE-TD test images, through the public scorer.
 
-For each degradation in ``realness.degrade.DEGRADATIONS`` (blur sigma 2 and 4, Gaussian noise
+For each degradation in ``realness.training.degrade.DEGRADATIONS`` (blur sigma 2 and 4, Gaussian noise
 sigma 15 and 30, JPEG quality 20 and 10, downscale-upscale x2 and x4), the share of test images
 whose degraded copy scores below the original, with their GPT-4.1 descriptions (the same
 description for both: it describes the content, which the degradation does not change) and
@@ -26,9 +26,9 @@ import torch
 from realness.core import RealnessScorer
 from realness.core.pretrained import DEFAULT_MODEL
 from realness.data import load_raise_td
-from realness.degrade import DEGRADATIONS
-from realness.inputs import load_image
-from realness.reporting import write_results
+from realness.evaluation.reporting import write_results
+from realness.io.inputs import load_image
+from realness.training.degrade import DEGRADATIONS
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -25,8 +25,8 @@ import torch.nn.functional as F
 
 from realness.dream import RealnessMapper, TransformersEmbedder
 from realness.dream.windows import window_starts
-from realness.preprocess import resize_image
-from realness.runtime import autocast
+from realness.io.pixels import resize_image
+from realness.runtime.device import autocast
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -20,7 +20,7 @@ import torch
 
 from realness.core.config import CoreConfig
 from realness.core.model import CoreModel
-from realness.reporting import write_results
+from realness.evaluation.reporting import write_results
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

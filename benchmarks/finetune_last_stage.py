@@ -28,10 +28,10 @@ from realness.core import CoreConfig, CoreModel
 from realness.data import load_raise_td
 from realness.data.raise_td import raise_td_root
 from realness.data.splits import kfold
-from realness.degrade import random_degradation
-from realness.inputs import load_image
-from realness.reporting import write_results
-from realness.training import FrozenFeatures, TrainingConfig, fit_and_score_fold
+from realness.evaluation.reporting import write_results
+from realness.io.inputs import load_image
+from realness.training.degrade import random_degradation
+from realness.training.trainer import FrozenFeatures, TrainingConfig, fit_and_score_fold
 
 RESULTS = "benchmarks/results"
 

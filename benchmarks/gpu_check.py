@@ -50,9 +50,9 @@ from realness.core.model import read_config, read_weights
 from realness.core.pretrained import CONFIG_NAME, WEIGHTS_NAME, resolve_core_dir
 from realness.dream import RealnessMapper
 from realness.errors import MissingDependencyError, RealnessError, WeightsNotFoundError
-from realness.inputs import load_image
-from realness.reporting import write_results
-from realness.runtime import autocast, compute_dtype, resolve_device
+from realness.evaluation.reporting import write_results
+from realness.io.inputs import load_image
+from realness.runtime.device import autocast, compute_dtype, resolve_device
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TEXT = "The horse's reins merge into its neck."

@@ -21,8 +21,8 @@ from pathlib import Path
 from realness.core import RealnessScorer
 from realness.core.pretrained import DEFAULT_MODEL
 from realness.data import load_raise_td
-from realness.reporting import scatter_plot, write_results
-from realness.stats import evaluate
+from realness.evaluation.reporting import scatter_plot, write_results
+from realness.evaluation.stats import evaluate
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

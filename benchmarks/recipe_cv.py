@@ -27,9 +27,9 @@ from realness.core.config import CoreConfig, ImageEncoderConfig
 from realness.core.encoders import build_text_encoder, stage_ends_of
 from realness.data.raise_td import load_raise_td
 from realness.data.splits import kfold
-from realness.stats import plcc, srocc
-from realness.training import FrozenFeatures, TrainingConfig, cross_validate
-from realness.verdict import verdict_features
+from realness.evaluation.stats import plcc, srocc
+from realness.text.verdict import verdict_features
+from realness.training.trainer import FrozenFeatures, TrainingConfig, cross_validate
 
 RESULTS = Path(__file__).parent / "results"
 FAMILIES = ("blur", "noise", "jpeg", "downscale")
@@ -218,7 +218,7 @@ def candidates():
             )
             for gamma in (0.5, 0.25)
         },
-        # The shipped recipe with MiniLM tuned first (realness.text_tuning): which layers, on what target, how long.
+        # The shipped recipe with MiniLM tuned first (realness.training.text_tuning): which layers, on what target, how long.
         **{
             f"krr_levels_0_1_2_degraded_w0.3_m0.5_verdict_text0.5_tuned_{layers}_{target}_e{epochs}_lr{lr:g}": (
                 "core", (0, 1, 2),

@@ -21,8 +21,8 @@ from tqdm import tqdm
 from realness.core.config import LITE_MEAN, LITE_STD, ImageEncoderConfig
 from realness.core.encoders import build_image_encoder
 from realness.data.raise_td import load_raise_td
-from realness.degrade import downscale, gaussian_blur, gaussian_noise, jpeg
-from realness.inputs import load_image
+from realness.io.inputs import load_image
+from realness.training.degrade import downscale, gaussian_blur, gaussian_noise, jpeg
 
 ALL_LEVELS = (0, 1, 2, 3, 4, 5, 6)
 

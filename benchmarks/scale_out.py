@@ -27,7 +27,7 @@ import torch
 from score_speed import image_files  # the same images as the speed benchmark
 
 from realness.core import DEFAULT_MODEL, RealnessScorer
-from realness.reporting import write_results
+from realness.evaluation.reporting import write_results
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -31,9 +31,9 @@ from PIL import Image
 from realness.core import DEFAULT_MODEL, CoreModel, RealnessScorer
 from realness.core.scorer import auto_decode_workers
 from realness.data import DatasetNotFoundError, load_raise_td
-from realness.inputs import load_image
-from realness.reporting import write_results
-from realness.runtime import autocast
+from realness.evaluation.reporting import write_results
+from realness.io.inputs import load_image
+from realness.runtime.device import autocast
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -21,8 +21,8 @@ from pathlib import Path
 from realness.cli import main as realness_cli
 from realness.core.pretrained import DEFAULT_MODEL
 from realness.data.raise_td import raise_td_root
+from realness.evaluation.reporting import write_results
 from realness.hub import sha256_file
-from realness.reporting import write_results
 
 REPO = Path(__file__).resolve().parents[1]
 WEIGHTS_DIR = REPO / "src" / "realness" / "weights" / DEFAULT_MODEL

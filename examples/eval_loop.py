@@ -21,7 +21,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from realness.core import DEFAULT_MODEL
-from realness.inputs import load_image
+from realness.io.inputs import load_image
 from realness.metrics import Realness
 
 HERE = Path(__file__).resolve().parent

@@ -25,7 +25,7 @@ def benchmarks_on_path(monkeypatch):
 def test_agin_k_fold_protocol_covers_every_image_once(benchmarks_on_path, tiny_core_config):
     from agin import run_agin
 
-    from realness.training import TrainingConfig
+    from realness.training.trainer import TrainingConfig
 
     rng = np.random.default_rng(0)
     brightness = rng.uniform(0.1, 0.9, 40)

@@ -7,8 +7,8 @@ import pytest
 import torch
 from PIL import Image
 
-from realness import descriptions as descriptions_module
 from realness.cli import main
+from realness.text import descriptions as descriptions_module
 
 
 @pytest.fixture

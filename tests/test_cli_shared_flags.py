@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from realness.cli import main
-from realness.tables import read_table
+from realness.io.tables import read_table
 from test_dream import save_tiny_clip
 
 pyarrow = pytest.importorskip("pyarrow", reason="pyarrow writes and reads Parquet tables (pip install 'realness[parquet]')")

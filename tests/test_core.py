@@ -12,9 +12,9 @@ import pytest
 import torch
 from PIL import Image
 
-from realness import descriptions as descriptions_module
 from realness.core import CoreConfig, CoreModel, RealnessScorer, UntrainedModelError
 from realness.errors import ImageOnlyWarning, InvalidImageError
+from realness.text import descriptions as descriptions_module
 
 
 @pytest.fixture
@@ -173,7 +173,7 @@ def test_an_interrupted_save_leaves_the_previous_model_whole(tiny_model, tmp_pat
 
 
 def test_pad_keeps_the_aspect_ratio_and_leaves_a_4_3_image_untouched():
-    from realness.preprocess import PAD_VALUE, resize_image
+    from realness.io.pixels import PAD_VALUE, resize_image
 
     square = torch.rand(3, 200, 200)
     padded = resize_image(square, (384, 512), resize="pad")

@@ -257,7 +257,7 @@ def test_cached_files_are_not_decoded_again(tmp_path, monkeypatch):
     import numpy as np
     from PIL import Image
 
-    import realness.inputs
+    import realness.io.inputs
     from realness.describers import BaseDescriber, CachedDescriber, Description, DescriptionCache
 
     class Counting(BaseDescriber):
@@ -275,8 +275,8 @@ def test_cached_files_are_not_decoded_again(tmp_path, monkeypatch):
     describer = CachedDescriber(Counting("counting"), DescriptionCache(tmp_path / "cache.sqlite3"))
     first = describer.describe(paths)
     decoded = []
-    original = realness.inputs.load_image
-    monkeypatch.setattr(realness.inputs, "load_image", lambda item, **kw: decoded.append(item) or original(item, **kw))
+    original = realness.io.inputs.load_image
+    monkeypatch.setattr(realness.io.inputs, "load_image", lambda item, **kw: decoded.append(item) or original(item, **kw))
     second = describer.describe(paths)
     assert Counting.calls == 3 and decoded == []
     assert [d.text for d in second] == [d.text for d in first] and all(d.cached for d in second)

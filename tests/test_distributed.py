@@ -324,7 +324,7 @@ def test_describe_requests_per_minute_hold_across_actors_and_the_driver_fills_th
     from realness.describers import DescriptionCache
     from realness.describers.base import DEFAULT_PROMPT
     from realness.distributed import describe_dataset
-    from realness.inputs import load_image, pixel_sha256
+    from realness.io.inputs import load_image, pixel_sha256
 
     cache = DescriptionCache(tmp_path / "descriptions.sqlite3")
     known = pixel_sha256(load_image(describe_folder / "u07.png"))

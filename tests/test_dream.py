@@ -16,7 +16,7 @@ from PIL import Image
 from realness.dream import RealnessMap, RealnessMapBatch, RealnessMapper, TransformersEmbedder, realness_map
 from realness.dream.windows import combine_scales, gather_windows, overlap_average, resize_windows, window_starts
 from realness.errors import DescriptionsError, InvalidImageError, MissingDependencyError, WeightsNotFoundError
-from realness.preprocess import normalize, resize_image
+from realness.io.pixels import normalize, resize_image
 
 WINDOWS = (24, 16, 8)
 STRIDE = 4
@@ -463,7 +463,7 @@ def test_a_fast_configuration_says_nothing_and_one_bar_covers_the_call(monkeypat
 
 def test_resize_windows_is_a_deprecated_name_of_resize_image_with_bicubic():
     windows = torch.rand(2, 3, 20, 20)
-    with pytest.warns(DeprecationWarning, match="realness.preprocess.resize_image"):
+    with pytest.warns(DeprecationWarning, match="realness.io.pixels.resize_image"):
         resized = resize_windows(windows, 16)
     assert torch.equal(resized, resize_image(windows, 16, interpolation="bicubic"))
     with pytest.warns(DeprecationWarning), pytest.raises(ValueError, match="interpolation"):

@@ -26,7 +26,7 @@ from realness.core import RealnessScorer
 from realness.describers import StaticDescriber
 from realness.describers.cache import DescriptionCache
 from realness.errors import InvalidImageError
-from realness.tables import read_table, unescape_undecodable
+from realness.io.tables import read_table, unescape_undecodable
 
 
 def write_image(path: Path, size: tuple[int, int] = (40, 40), seed: int = 0) -> Path:
@@ -75,7 +75,7 @@ def test_degenerate_images_are_refused_by_name_on_every_input_path(tiny_model, t
     for kind, item in every_input_kind(degenerate[file_name]).items():
         with pytest.raises(InvalidImageError, match=reason) as caught:
             scorer(item, "No.")
-        assert caught.value.item == realness.inputs.item_name(item), kind
+        assert caught.value.item == realness.io.inputs.item_name(item), kind
         with pytest.raises(InvalidImageError, match=reason):
             realness.score(item, "No.", model=tiny_model_dir, device="cpu")
         with pytest.raises(InvalidImageError, match=reason):
@@ -151,8 +151,8 @@ def test_an_orientation_6_jpeg_is_upright_on_every_input_path(tiny_model, tmp_pa
     for kind, item in items.items():
         assert torch.equal(realness.load_image(item), expected), kind
     # The DataLoader path: decoded in two worker processes, PIL images pickled to them.
-    dataset = realness.inputs.ImagePathsDataset(list(items.values()))
-    loader = torch.utils.data.DataLoader(dataset, batch_size=2, num_workers=2, collate_fn=realness.inputs.collate_decoded)
+    dataset = realness.io.inputs.ImagePathsDataset(list(items.values()))
+    loader = torch.utils.data.DataLoader(dataset, batch_size=2, num_workers=2, collate_fn=realness.io.inputs.collate_decoded)
     decoded = [tensor for _, tensors, _ in loader for tensor in tensors]
     assert all(torch.equal(tensor, expected) for tensor in decoded)
     scorer = RealnessScorer(tiny_model, device="cpu", batch_size=2, num_workers=2)
@@ -374,7 +374,7 @@ def test_troubleshooting_lists_every_message_of_these_fault_classes():
     page = (Path(__file__).parents[1] / "docs" / "troubleshooting.md").read_text(encoding="utf-8")
     messages = [
         "its short side of N px is below the minimum of M px this model needs",
-        f"an aspect ratio of R:1, beyond the limit of {realness.inputs.MAX_ASPECT_RATIO:g}:1",
+        f"an aspect ratio of R:1, beyond the limit of {realness.io.inputs.MAX_ASPECT_RATIO:g}:1",
         f"describers refuse a short side under {BaseDescriber.min_size} px",
         "images are listed more than once with the same description (used once)",
         "rows have more cells than the header's 4 columns; the extra cells are ignored",

@@ -12,9 +12,9 @@ import pytest
 import torch
 from PIL import Image, ImageFile
 
-from realness import inputs
 from realness.errors import InvalidImageError, SkippedItem
-from realness.inputs import (
+from realness.io import inputs
+from realness.io.inputs import (
     ImagePathsDataset,
     LoadedBatch,
     collate_decoded,

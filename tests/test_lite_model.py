@@ -17,8 +17,8 @@ from conftest import REPO_ROOT
 from realness import hub
 from realness.core import DEFAULT_MODEL, CoreConfig, CoreModel, RealnessScorer
 from realness.errors import ChecksumError
-from realness.inputs import load_image
-from realness.verdict import verdict_features
+from realness.io.inputs import load_image
+from realness.text.verdict import verdict_features
 
 EXAMPLES = REPO_ROOT / "examples" / "images"
 
@@ -134,7 +134,7 @@ def test_cli_version_and_json_output(tmp_path):
 
 def test_regression_baseline_fails_when_a_generator_starts_blurring(tmp_path):
     """The eval-loop guard the library exists for: blurring the outputs must not pass as "still real"."""
-    from realness.degrade import gaussian_blur
+    from realness.training.degrade import gaussian_blur
     from realness.workflows.regression import assert_realness_not_dropped
 
     names = ("astronaut.png", "chelsea.png", "coffee.png")

@@ -15,8 +15,8 @@ import torch
 
 from realness.core.config import LITE_MEAN, LITE_STD, ImageEncoderConfig
 from realness.core.encoders import build_image_encoder
-from realness.inputs import load_image
-from realness.preprocess import resize_image
+from realness.io.inputs import load_image
+from realness.io.pixels import resize_image
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "images"
 

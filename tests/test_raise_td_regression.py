@@ -28,7 +28,7 @@ def test_bundled_model_matches_recorded_accuracy(with_descriptions):
     root = require_raise_td()
     from realness.core import DEFAULT_MODEL, RealnessScorer
     from realness.data import load_raise_td
-    from realness.stats import plcc, srocc
+    from realness.evaluation.stats import plcc, srocc
 
     test = load_raise_td(root, split="test")
     assert len(test) == 90
@@ -51,7 +51,7 @@ def test_realness_train_alone_reproduces_the_bundled_model(tmp_path):
     from realness.cli import main
     from realness.core import RealnessScorer
     from realness.data import load_raise_td
-    from realness.stats import plcc, srocc
+    from realness.evaluation.stats import plcc, srocc
 
     assert main(["train", "--raise-td", str(root), "--out", str(tmp_path / "model")]) == 0
     test = load_raise_td(root, split="test")

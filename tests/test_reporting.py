@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from realness import plotting, reporting, stats
+from realness.evaluation import plotting, reporting, stats
 
 
 def test_hardware_summary_describes_this_machine():

@@ -1,4 +1,4 @@
-"""realness.stats against hand-computed values, scipy, and planted relationships."""
+"""realness.evaluation.stats against hand-computed values, scipy, and planted relationships."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from realness import stats
 from realness.errors import RealnessError
+from realness.evaluation import stats
 
 # pred [1, 2, 3, 4] vs mos [1, 3, 2, 4], worked by hand:
 #   SROCC = 1 - 6 * sum(d^2) / (n (n^2 - 1)) = 1 - 6 * 2 / 60 = 0.8

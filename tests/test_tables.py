@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from realness.cli import main
-from realness.tables import (
+from realness.io.tables import (
     TableError,
     atomic_output,
     name_list,
@@ -156,7 +156,7 @@ def test_a_read_only_cache_degrades_to_uncached_with_one_warning(tmp_path, monke
 
 
 def test_a_writer_failing_halfway_leaves_the_previous_figure(tmp_path):
-    from realness.tables import write_file_atomic
+    from realness.io.tables import write_file_atomic
 
     target = tmp_path / "summary.png"
     target.write_bytes(b"previous figure")

@@ -17,8 +17,8 @@ from torch.utils._pytree import tree_leaves
 from realness.core import RealnessScorer
 from realness.dream import RealnessMapper
 from realness.errors import InvalidImageError
-from realness.inputs import load_image
-from realness.tensor_batch import as_tensor_batch
+from realness.io.inputs import load_image
+from realness.io.tensor_batch import as_tensor_batch
 from test_dream import save_tiny_clip
 
 # The tensor path and the per-image path compute the same float32 operations batch for batch;

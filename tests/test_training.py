@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from realness.augment import Augmentation, rotate
 from realness.core import CoreModel, RealnessScorer
-from realness.stats import srocc
-from realness.training import TrainingConfig, encode_frozen_features, save_training_outputs, train_core
+from realness.evaluation.stats import srocc
+from realness.training.augment import Augmentation, rotate
+from realness.training.trainer import TrainingConfig, encode_frozen_features, save_training_outputs, train_core
 
 
 def _planted_dataset(count: int = 48, seed: int = 0):
@@ -112,7 +112,7 @@ def test_frozen_features_equal_inference_features(tiny_core_config):
 
 
 def test_kernel_ridge_head_learns_a_planted_signal_and_ranks_degraded_copies_lower(tiny_core_config, tmp_path):
-    from realness.degrade import gaussian_noise
+    from realness.training.degrade import gaussian_noise
 
     tiny_core_config.head = "kernel_ridge"
     images, mos, descriptions = _planted_dataset(40)
@@ -139,7 +139,7 @@ def test_kernel_ridge_head_learns_a_planted_signal_and_ranks_degraded_copies_low
 
 
 def test_cross_validation_reports_every_fold_without_touching_held_out_data(tiny_core_config):
-    from realness.training import cross_validate
+    from realness.training.trainer import cross_validate
 
     tiny_core_config.head = "kernel_ridge"
     images, mos, descriptions = _planted_dataset(30)
@@ -152,7 +152,7 @@ def test_cross_validation_reports_every_fold_without_touching_held_out_data(tiny
 
 
 def test_fixed_degradations_keep_shape_and_range_and_destroy_detail():
-    from realness.degrade import DEGRADATIONS
+    from realness.training.degrade import DEGRADATIONS
 
     assert set(DEGRADATIONS) == {"blur_2", "blur_4", "noise_15", "noise_30", "jpeg_20", "jpeg_10", "downscale_2", "downscale_4"}
     image = torch.rand(3, 48, 64, generator=torch.Generator().manual_seed(0))
@@ -164,7 +164,7 @@ def test_fixed_degradations_keep_shape_and_range_and_destroy_detail():
 
 def test_verdict_input_lets_the_kernel_head_read_the_verdict(tiny_core_config, tmp_path):
     """MOS planted in the verdict alone (images are noise): the head must rank by the verdict it reads."""
-    from realness.verdict import verdict_features
+    from realness.text.verdict import verdict_features
 
     rng = np.random.default_rng(0)
     verdicts = ["Yes. The face is distorted.", "Somewhat. The face is distorted.", "No. The face is distorted."]
@@ -190,7 +190,7 @@ def test_verdict_input_lets_the_kernel_head_read_the_verdict(tiny_core_config, t
 
 
 def test_verdict_features_are_one_hot_at_unit_distance():
-    from realness.verdict import verdict_features
+    from realness.text.verdict import verdict_features
 
     rows = verdict_features(["Yes, the sky.", "**Somewhat** odd", "No.", "The sky", None, ""])
     assert rows.shape == (6, 3)
@@ -233,7 +233,7 @@ def test_kernel_head_with_a_tuned_text_encoder_tunes_a_copy_and_saves_it(tiny_co
 
 
 def test_cross_validation_tunes_the_text_encoder_afresh_in_every_fold(tiny_core_config, monkeypatch):
-    import realness.training as training
+    import realness.training.trainer as training
 
     tiny_core_config.head, tiny_core_config.verdict_input = "kernel_ridge", False
     tiny_core_config.text_encoder.trainable, tiny_core_config.text_encoder.pooling = "all", "mean"

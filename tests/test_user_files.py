@@ -21,7 +21,7 @@ import pytest
 from PIL import Image
 
 from realness.cli import main
-from realness.tables import (
+from realness.io.tables import (
     DescriptionsWarning,
     read_table,
 )
@@ -226,7 +226,7 @@ def test_exif_orientation_6_is_applied_before_scoring(tiny_model):
     import torch
 
     from realness.core import RealnessScorer
-    from realness.inputs import load_image
+    from realness.io.inputs import load_image
 
     rng = np.random.default_rng(0)
     stored = rng.integers(0, 256, (48, 96, 3), dtype=np.uint8)  # landscape pixels as the sensor saw them
@@ -425,7 +425,7 @@ BROKEN_TORCHVISION_CHECK = """
 import sys
 from realness.cli import main
 from realness.dream.embedders import TransformersEmbedder
-from realness.import_guard import BrokenDependencyError
+from realness.runtime.imports import BrokenDependencyError
 
 try:
     TransformersEmbedder.from_pretrained(sys.argv[1])

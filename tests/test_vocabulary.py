@@ -17,12 +17,12 @@ import torch
 from PIL import Image
 
 import realness
-from realness import descriptions as descriptions_module
 from realness.core import RealnessScorer, score
 from realness.describers import StaticDescriber
 from realness.dream import RealnessMapper, realness_map
 from realness.errors import DescriptionsError, DeviceError, ImageOnlyWarning, UnknownNameError, UsageError
-from realness.inputs import split_batch
+from realness.io.inputs import split_batch
+from realness.text import descriptions as descriptions_module
 from test_dream import save_tiny_clip, smooth_image
 
 TEXTS = ["No.", "Yes. The hand has six fingers."]
@@ -79,7 +79,7 @@ def entry_points(tiny_model, tiny_model_dir, clip_dir):
 
         init = {k: options.pop(k) for k in ("precision", "on_error") if k in options}
         if "device" in options:
-            from realness.runtime import resolve_device
+            from realness.runtime.device import resolve_device
 
             resolve_device(options.pop("device"))  # the metric follows .to(device), checked the same way
         scorer = RealnessScorer(tiny_model, device="cpu", precision=init.pop("precision", "auto"))
@@ -309,7 +309,7 @@ def test_the_regression_check_takes_the_same_words(tiny_model, image_files, desc
 
 
 def test_descriptions_may_be_any_iterable_and_nan_means_missing():
-    from realness.descriptions import align_descriptions
+    from realness.text.descriptions import align_descriptions
 
     assert align_descriptions(np.array(["a", "b"]), 2) == ["a", "b"]
     assert align_descriptions(("a", float("nan")), 2) == ["a", None]

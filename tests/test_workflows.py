@@ -288,7 +288,7 @@ def test_a_clear_paired_difference_is_significant_and_a_noisy_one_is_not():
 
 
 def test_three_models_get_holm_adjusted_pairwise_tests():
-    from realness import stats
+    from realness.evaluation import stats
 
     rng = np.random.default_rng(1)
     scores = {m: rng.normal(shift, 1, 12) for m, shift in (("a", 0.0), ("b", 0.3), ("c", 1.5))}

@@ -45,7 +45,7 @@ _EXPORTS = {
         "UsageError",
         "WeightsNotFoundError",
     ),
-    "realness.inputs": ("load_image", "load_images"),
+    "realness.io.inputs": ("load_image", "load_images"),
 }
 _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
 

@@ -96,7 +96,7 @@ class Realness(_MetricBase):
 
         Args:
             images: one image or a batch: a ``B x 3 x H x W`` tensor in [0, 1], paths, PIL
-                images, arrays (see :mod:`realness.inputs`).
+                images, arrays (see :mod:`realness.io.inputs`).
             descriptions: None, one string for one image, a sequence aligned with the
                 images, or a describer (object or name) that writes them; a missing one is
                 written by the metric's describer, else the image is scored image-only.

@@ -10,9 +10,9 @@ from realness.core.pretrained import DEFAULT_MODEL
 from realness.deprecation import warn_renamed
 from realness.describers.factory import DESCRIBER_SPECS, build_describer
 from realness.errors import RealnessError, UsageError
-from realness.files import IMAGE_SUFFIXES, expand_image_paths  # noqa: F401 - the subcommands import them from here
-from realness.runtime import PRECISIONS
-from realness.tables import TABLE_FORMATS, read_descriptions, write_table
+from realness.io.files import IMAGE_SUFFIXES, expand_image_paths  # noqa: F401 - the subcommands import them from here
+from realness.io.tables import TABLE_FORMATS, read_descriptions, write_table
+from realness.runtime.device import PRECISIONS
 
 
 def add_table_output_argument(parser, *, what: str = "the table") -> None:
@@ -72,7 +72,7 @@ def match_descriptions(command: str, args, paths: Sequence[Path], *, broadcast: 
 
     Raises:
         realness.errors.UsageError: both flags, or ``--description`` for several images.
-        realness.tables.TableError: the table is missing, unreadable or contradicts itself.
+        realness.io.tables.TableError: the table is missing, unreadable or contradicts itself.
     """
     text = getattr(args, "description", None)
     if text is not None:

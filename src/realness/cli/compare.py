@@ -15,7 +15,7 @@ from realness.cli.common import (
     write_rows,
 )
 from realness.errors import SkippedItem, UsageError
-from realness.tables import check_output_path
+from realness.io.tables import check_output_path
 from realness.workflows.selection import compare_folders, select_best
 
 #: ``--out``: one row per image compared.

@@ -25,8 +25,8 @@ from realness.cli.engine import add_engine_arguments, run_describe_on_ray
 from realness.cli.resumable import ResumableRun, add_resume_argument, check_resume, journal_for
 from realness.describers.base import summarize_descriptions
 from realness.errors import SkippedItem, UsageError
-from realness.runtime import resolve_device
-from realness.tables import check_output_path
+from realness.io.tables import check_output_path
+from realness.runtime.device import resolve_device
 
 DEFAULT_DESCRIBER = "openai"
 #: Images handed to the describer per step unless --batch-size says otherwise: progress

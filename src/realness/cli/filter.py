@@ -25,7 +25,7 @@ from realness.cli.resumable import ResumableRun, add_resume_argument, check_resu
 from realness.cli.score import COLUMNS as SCORE_COLUMNS
 from realness.core import RealnessScorer
 from realness.errors import UsageError
-from realness.tables import TableError, check_output_path
+from realness.io.tables import TableError, check_output_path
 from realness.workflows.filtering import CSV_COLUMNS, ExportError, check_top_k, rank_images
 
 
@@ -157,7 +157,7 @@ def filter_on_ray(args: argparse.Namespace, names: list[str], texts: list | None
     scoring runs on the actors, so both engines keep and export the same images.
 
     Raises:
-        realness.tables.TableError: a scores folder left by an interrupted run, without ``--resume``.
+        realness.io.tables.TableError: a scores folder left by an interrupted run, without ``--resume``.
     """
     from realness.distributed import ParquetOutput, score_schema  # optional: the ray extra
 

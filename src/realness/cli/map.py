@@ -22,7 +22,7 @@ from realness.cli.resumable import ResumableRun, add_resume_argument, check_resu
 from realness.deprecation import warn_renamed
 from realness.dream import DEFAULT_EMBEDDER, DEFAULT_STRIDE, DEFAULT_WINDOW_SIZES, RealnessMapper
 from realness.errors import DescriptionsError, SkippedItem, UsageError
-from realness.tables import check_output_path
+from realness.io.tables import check_output_path
 
 #: The journal's columns: each image, the files written for it, or why it failed.
 JOURNAL_COLUMNS = ("path", "outputs", "error")

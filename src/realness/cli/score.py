@@ -19,7 +19,7 @@ from realness.cli.common import (
 from realness.cli.engine import add_engine_arguments, run_score_on_ray
 from realness.cli.resumable import ResumableRun, add_resume_argument, check_resume, journal_for
 from realness.core import RealnessScorer
-from realness.tables import check_output_path
+from realness.io.tables import check_output_path
 
 COLUMNS = ("path", "score", "verdict", "description", "error")
 

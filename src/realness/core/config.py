@@ -109,7 +109,7 @@ class CoreConfig:
         includes_encoder_weights: encoders were fine-tuned and their weights are saved too.
         modalities: ``both`` (the paper's CORE), or ``image`` / ``text`` alone (ablations).
         verdict_input: append the description's verdict (yes / somewhat / no, one-hot, see
-            :func:`realness.verdict.verdict_features`) to the pooled text features, so the head
+            :func:`realness.text.verdict.verdict_features`) to the pooled text features, so the head
             reads it explicitly instead of inferring it from the sentence embedding.
         extra: free-form facts about the trained model (training data, measured accuracy).
     """

@@ -68,7 +68,7 @@ class KernelRidgeHead(nn.Module):
     for images that come without a description (``has_text`` False), each trained for its job.
 
     ``score(x) = offset + sum_i coef_i * exp(-gamma * |x - x_i|^2)`` over the training
-    features ``x_i`` (images, their mirrors and degraded copies, see :mod:`realness.training`).
+    features ``x_i`` (images, their mirrors and degraded copies, see :mod:`realness.training.trainer`).
     The training features are stored in float16 to keep the weights small; the kernel is
     computed in float32.
     """

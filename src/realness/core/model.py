@@ -25,9 +25,9 @@ from realness.core.encoders import build_image_encoder, build_text_encoder
 from realness.core.head import FusionHead, KernelRidgeHead
 from realness.core.pretrained import CONFIG_NAME, WEIGHTS_NAME, resolve_core_dir
 from realness.errors import RealnessError, UntrainedModelError
-from realness.import_guard import transformers_import_guard
-from realness.tables import atomic_directory
-from realness.verdict import VERDICTS, verdict_features
+from realness.io.tables import atomic_directory
+from realness.runtime.imports import transformers_import_guard
+from realness.text.verdict import VERDICTS, verdict_features
 
 
 class CoreModel(nn.Module):

@@ -2,7 +2,7 @@
 
 Kept apart from the encoders so DataLoader workers can run it next to decoding,
 overlapping it with the forward pass. The resize and normalization themselves are
-:mod:`realness.preprocess`'s, shared with DREAM.
+:mod:`realness.io.pixels`'s, shared with DREAM.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 
 from realness.core.config import ImageEncoderConfig
-from realness.preprocess import normalize, resize_image
+from realness.io.pixels import normalize, resize_image
 
 
 class ImagePreprocessor:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import torch
 
 from realness.errors import SkippedItem
-from realness.verdict import Verdict
+from realness.text.verdict import Verdict
 
 
 @dataclass

@@ -18,7 +18,11 @@ from realness.core.model import CoreModel
 from realness.core.pretrained import DEFAULT_MODEL
 from realness.core.result import ScoreResult
 from realness.deprecation import UNSET, renamed
-from realness.descriptions import (
+from realness.errors import InvalidImageError, SkippedItem, check_on_error
+from realness.io.inputs import ImagePathsDataset, collate_decoded, item_name, split_batch
+from realness.io.tensor_batch import TensorBatch, as_tensor_batch, fault_reasons
+from realness.runtime.device import DeviceLike, autocast, check_precision, precision_from_dtype, resolve_device
+from realness.text.descriptions import (
     DescriptionsLike,
     align_descriptions,
     as_describer,
@@ -26,11 +30,7 @@ from realness.descriptions import (
     split_describer,
     warn_image_only,
 )
-from realness.errors import InvalidImageError, SkippedItem, check_on_error
-from realness.inputs import ImagePathsDataset, collate_decoded, item_name, split_batch
-from realness.runtime import DeviceLike, autocast, check_precision, precision_from_dtype, resolve_device
-from realness.tensor_batch import TensorBatch, as_tensor_batch, fault_reasons
-from realness.verdict import parse_verdict
+from realness.text.verdict import parse_verdict
 
 # The old name of the type of ``descriptions``, kept for callers that import it.
 Descriptions = DescriptionsLike
@@ -143,7 +143,7 @@ class RealnessScorer:
 
         Args:
             images: one image or a batch: paths, bytes, PIL images, arrays, tensors (see
-                :mod:`realness.inputs`), or a list mixing them, or a ``B x 3 x H x W`` tensor.
+                :mod:`realness.io.inputs`), or a list mixing them, or a ``B x 3 x H x W`` tensor.
             descriptions: None, one string for one image, a sequence aligned with the
                 images, or a describer (object or name, e.g. ``"openai"``) that writes them.
                 A missing text is written by the describer (this one, else the scorer's);

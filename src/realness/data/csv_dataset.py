@@ -13,13 +13,13 @@ from realness.data.dataset import (
     Sample,
     check_images_exist,
 )
-from realness.tables import TableError, read_table
+from realness.io.tables import TableError, read_table
 
 IMAGE_COLUMN_CANDIDATES = ("filename", "image", "image_path", "path", "file")
 
 
 def read_csv_rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
-    """Read a CSV file with a header row (through :func:`realness.tables.read_table`).
+    """Read a CSV file with a header row (through :func:`realness.io.tables.read_table`).
 
     Args:
         path: the CSV file (UTF-8 with or without a byte-order mark, or UTF-16).

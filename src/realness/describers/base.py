@@ -19,8 +19,8 @@ from PIL import Image
 
 from realness.deprecation import warn_renamed
 from realness.errors import DescriberError, check_on_error
-from realness.inputs import load_images
-from realness.verdict import Verdict, parse_verdict
+from realness.io.inputs import load_images
+from realness.text.verdict import Verdict, parse_verdict
 
 REALM_PROMPT_TEXT = (
     "Is there anything unrealistic in this image — yes, no, or somewhat? If yes or somewhat, "
@@ -185,7 +185,7 @@ class Describer(Protocol):
         """Describe images: one :class:`Description` per input, in order.
 
         Args:
-            images: A single image or a batch, in any form ``realness.inputs.load_images`` accepts.
+            images: A single image or a batch, in any form ``realness.io.inputs.load_images`` accepts.
             on_error: ``"raise"`` stops at the first bad image or failed description;
                 ``"skip"`` goes on and marks the item failed (``text=None``, ``error`` set).
 
@@ -237,7 +237,7 @@ class BaseDescriber(ABC):
         the rest.
 
         Args:
-            images: A single image or a batch, in any form ``realness.inputs.load_images`` accepts.
+            images: A single image or a batch, in any form ``realness.io.inputs.load_images`` accepts.
             on_error: ``"raise"`` or ``"skip"`` (failed items get ``text=None`` and ``error``).
 
         Returns:

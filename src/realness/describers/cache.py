@@ -24,7 +24,7 @@ from platformdirs import user_cache_dir
 
 from realness.describers.base import BaseDescriber, Description
 from realness.errors import CacheError
-from realness.inputs import pixel_sha256, split_batch
+from realness.io.inputs import pixel_sha256, split_batch
 
 CACHE_DIR_ENV = "REALNESS_CACHE_DIR"
 CACHE_FILE_NAME = "descriptions.sqlite3"

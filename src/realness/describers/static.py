@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from realness.describers.base import DEFAULT_PROMPT, BaseDescriber, Description, Prompt
-from realness.tables import (
+from realness.io.tables import (
     DESCRIPTION_COLUMN_ALIASES,
     IMAGE_COLUMN_ALIASES,
     DescriptionTable,
@@ -21,7 +21,7 @@ from realness.tables import (
 class StaticDescriber(BaseDescriber):
     """Look each image's description up by name instead of asking a model.
 
-    An image is matched by its name as ``realness.inputs.item_name`` gives it (the path
+    An image is matched by its name as ``realness.io.inputs.item_name`` gives it (the path
     for a file); a key that is a bare file name (the RAISE-TD layout) also matches any
     path ending in it, so ``"train/images/f1.png"`` finds the key ``"f1.png"``, while a key
     with folders (``"a/f1.png"``) never matches ``"b/f1.png"``. An image with no entry

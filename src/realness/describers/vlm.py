@@ -14,8 +14,8 @@ import torch
 
 from realness.deprecation import UNSET, renamed
 from realness.describers.base import DEFAULT_PROMPT, BaseDescriber, Description, Prompt, to_pil_image
-from realness.import_guard import transformers_import_guard
-from realness.runtime import check_precision, compute_dtype, precision_from_dtype, resolve_device
+from realness.runtime.device import check_precision, compute_dtype, precision_from_dtype, resolve_device
+from realness.runtime.imports import transformers_import_guard
 
 logger = logging.getLogger(__name__)
 

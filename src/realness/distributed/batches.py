@@ -17,7 +17,7 @@ one row out per row in, whatever failed::
         num_cpus=1,
     )
 
-Images are decoded inside the actor by :mod:`realness.inputs`, so a bad file gives the
+Images are decoded inside the actor by :mod:`realness.io.inputs`, so a bad file gives the
 same named reason as in one process. Nothing here imports ray at module level.
 """
 
@@ -38,8 +38,8 @@ from realness.core.pretrained import WEIGHTS_NAME, resolve_core_dir
 from realness.describers.factory import build_describer
 from realness.distributed.schema import description_schema, pixel_hash_schema, rows_to_table, score_schema
 from realness.errors import InvalidImageError
-from realness.inputs import load_image, pixel_sha256
-from realness.verdict import parse_verdict
+from realness.io.inputs import load_image, pixel_sha256
+from realness.text.verdict import parse_verdict
 
 
 def as_arrow(batch: Any):
@@ -62,7 +62,7 @@ def column_or_nones(table, name: str | None) -> list:
 
 
 def fetch_image(path: str, data: bytes | None) -> Any:
-    """What :func:`realness.inputs.load_image` gets for one row: its bytes, else its path.
+    """What :func:`realness.io.inputs.load_image` gets for one row: its bytes, else its path.
 
     A URI such as ``s3://bucket/a.png`` (anything with ``://``) is read through
     ``pyarrow.fs`` with the credentials the worker has; a local path is left to the input
@@ -176,7 +176,7 @@ class ScoreBatches:
 
 
 class PixelHashBatches:
-    """Hash each row's decoded pixels (:func:`realness.inputs.pixel_sha256`), the describe cache's key.
+    """Hash each row's decoded pixels (:func:`realness.io.inputs.pixel_sha256`), the describe cache's key.
 
     Output columns: ``path``, ``image_sha256`` (null when the image failed) and ``error``
     (:func:`~realness.distributed.schema.pixel_hash_schema`), then the bytes column if any.

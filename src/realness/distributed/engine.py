@@ -31,8 +31,8 @@ from realness.distributed.batches import (
 from realness.distributed.output import ParquetOutput
 from realness.distributed.schema import description_schema, rows_to_table, score_schema
 from realness.errors import MissingDependencyError, RealnessError
-from realness.files import expand_image_paths
-from realness.tables import as_description_table
+from realness.io.files import expand_image_paths
+from realness.io.tables import as_description_table
 
 if TYPE_CHECKING:
     import ray.data

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 #: Columns of a score output, in order: ``path`` joins back to the input.
 SCORE_COLUMNS = ("path", "score", "description", "verdict", "error", "model", "model_version")
-#: Columns of a describe output: ``image_sha256`` (see :func:`realness.inputs.pixel_sha256`) is the cache key.
+#: Columns of a describe output: ``image_sha256`` (see :func:`realness.io.inputs.pixel_sha256`) is the cache key.
 DESCRIPTION_COLUMNS = ("path", "image_sha256", "description", "verdict", "error", "model", "prompt_id", "cached")
 
 

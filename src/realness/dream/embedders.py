@@ -18,8 +18,8 @@ import torch
 
 from realness.errors import MissingDependencyError
 from realness.hub import TRANSFORMERS_AUX_FILES, load_transformers_model, resolve_model_dir
-from realness.import_guard import transformers_import_guard
 from realness.registry import Registry, RegistryEntry
+from realness.runtime.imports import transformers_import_guard
 
 #: The model the paper uses, and the default.
 DEFAULT_EMBEDDER = "openai/clip-vit-base-patch32"

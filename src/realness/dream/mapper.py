@@ -26,7 +26,15 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from realness.deprecation import UNSET, renamed
-from realness.descriptions import (
+from realness.dream.embedders import DEFAULT_EMBEDDER, Embedder, build_embedder
+from realness.dream.result import DEFAULT_STRIDE, RealnessMap, RealnessMapBatch
+from realness.dream.windows import combine_scales, gather_windows, overlap_average, window_starts
+from realness.errors import DescriptionsError, InvalidImageError, SkippedItem, SlowConfigurationWarning, check_on_error
+from realness.io.inputs import load_images, split_batch
+from realness.io.pixels import INTERPOLATIONS, normalize, resize_image
+from realness.io.tensor_batch import load_tensor_batch
+from realness.runtime.device import PRECISIONS, DeviceLike, autocast, check_precision, resolve_device
+from realness.text.descriptions import (
     DescriptionsLike,
     align_descriptions,
     as_describer,
@@ -34,14 +42,6 @@ from realness.descriptions import (
     missing_description_failures,
     split_describer,
 )
-from realness.dream.embedders import DEFAULT_EMBEDDER, Embedder, build_embedder
-from realness.dream.result import DEFAULT_STRIDE, RealnessMap, RealnessMapBatch
-from realness.dream.windows import combine_scales, gather_windows, overlap_average, window_starts
-from realness.errors import DescriptionsError, InvalidImageError, SkippedItem, SlowConfigurationWarning, check_on_error
-from realness.inputs import load_images, split_batch
-from realness.preprocess import INTERPOLATIONS, normalize, resize_image
-from realness.runtime import PRECISIONS, DeviceLike, autocast, check_precision, resolve_device
-from realness.tensor_batch import load_tensor_batch
 
 #: The paper's window sides (pixels); the stride is :data:`DEFAULT_STRIDE`.
 DEFAULT_WINDOW_SIZES = (128, 64, 32)
@@ -183,7 +183,7 @@ class RealnessMapper:
         """Map one image or a batch.
 
         Args:
-            images: One image or a batch in any form ``realness.inputs.load_images`` accepts
+            images: One image or a batch in any form ``realness.io.inputs.load_images`` accepts
                 (paths, bytes, PIL, arrays, tensors; sizes may differ). A tensor is checked on its
                 own device and its windows are cut there: it is never copied to the host.
             descriptions: What looks unrealistic: None, one string for one image, a sequence

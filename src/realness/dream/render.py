@@ -1,8 +1,8 @@
 """Pictures of realness maps: an overlay with a colorbar, and a Fig. 5-style panel figure.
 
-Colormaps are matplotlib's perceptually uniform ones (:data:`realness.plotting.CMAP`,
+Colormaps are matplotlib's perceptually uniform ones (:data:`realness.evaluation.plotting.CMAP`,
 ``magma``, by default): equal steps in realness look like equal steps in colour, and the map
-survives grayscale printing. The panel figure is drawn in :mod:`realness.plotting`'s style.
+survives grayscale printing. The panel figure is drawn in :mod:`realness.evaluation.plotting`'s style.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from realness.plotting import CMAP, colormap, styled_figure
+from realness.evaluation.plotting import CMAP, colormap, styled_figure
 
 if TYPE_CHECKING:  # annotations only: matplotlib loads when a figure is drawn
     from matplotlib.figure import Figure

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import torch
 
 from realness.deprecation import warn_renamed
-from realness.preprocess import INTERPOLATIONS, resize_image
+from realness.io.pixels import INTERPOLATIONS, resize_image
 
 
 def window_starts(length: int, window: int, stride: int) -> torch.Tensor:
@@ -65,12 +65,12 @@ def resize_windows(
     interpolation: str = "bicubic",
     antialias: bool = True,
 ) -> torch.Tensor:
-    """Deprecated: :func:`realness.preprocess.resize_image` resizes windows (its default interpolation is bilinear).
+    """Deprecated: :func:`realness.io.pixels.resize_image` resizes windows (its default interpolation is bilinear).
 
     Raises:
         ValueError: Unknown ``interpolation``.
     """
-    warn_renamed("realness.dream.windows.resize_windows", "realness.preprocess.resize_image")
+    warn_renamed("realness.dream.windows.resize_windows", "realness.io.pixels.resize_image")
     if interpolation not in INTERPOLATIONS:
         raise ValueError(f"interpolation must be one of {INTERPOLATIONS}, not {interpolation!r}")
     return resize_image(windows, size, interpolation=interpolation, antialias=antialias)

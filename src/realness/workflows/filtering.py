@@ -22,10 +22,10 @@ from typing import Any, Literal, Union
 
 from realness.core.pretrained import DEFAULT_MODEL
 from realness.deprecation import UNSET, renamed
-from realness.descriptions import align_descriptions, is_describer
 from realness.errors import ExportError, SkippedItem
-from realness.files import expand_image_paths
-from realness.tables import DescriptionTable, as_description_table, name_list, write_table
+from realness.io.files import expand_image_paths
+from realness.io.tables import DescriptionTable, as_description_table, name_list, write_table
+from realness.text.descriptions import align_descriptions, is_describer
 from realness.workflows.scoring import ModelLike, as_scorer, optional_float
 
 ExportMode = Literal["copy", "symlink", "hardlink"]
@@ -225,7 +225,7 @@ def filter_images(
             ``descriptions_root``, to the table's folder or to the current directory; a bare
             file name matches only when one image has that name. Images without one are
             described by ``describer`` or scored image-only; mismatches are warned about
-            (:class:`~realness.tables.DescriptionsWarning`), naming the images. As everywhere,
+            (:class:`~realness.io.tables.DescriptionsWarning`), naming the images. As everywhere,
             also one string for one image, a sequence aligned with the images found (in their
             sorted order), or a describer (object or name such as ``"openai"``) that writes them.
         device: where to run (default: CUDA if available).

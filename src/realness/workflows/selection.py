@@ -50,15 +50,15 @@ from itertools import combinations
 from pathlib import Path
 from typing import Any, Union
 
-from realness import stats
 from realness.core.pretrained import DEFAULT_MODEL
 from realness.deprecation import warn_renamed
-from realness.descriptions import is_describer
 from realness.errors import NothingPairedError, UnpairedItemsWarning, UsageError
-from realness.files import IMAGE_SUFFIXES, expand_image_paths
-from realness.plotting import COLORS, save_figure, styled_figure
-from realness.runtime import resolve_device
-from realness.tables import DESCRIPTION_COLUMN_ALIASES, IMAGE_COLUMN_ALIASES, read_table, write_table, write_text_atomic
+from realness.evaluation import stats
+from realness.evaluation.plotting import COLORS, save_figure, styled_figure
+from realness.io.files import IMAGE_SUFFIXES, expand_image_paths
+from realness.io.tables import DESCRIPTION_COLUMN_ALIASES, IMAGE_COLUMN_ALIASES, read_table, write_table, write_text_atomic
+from realness.runtime.device import resolve_device
+from realness.text.descriptions import is_describer
 from realness.workflows.scoring import ModelLike, as_scorer, optional_float
 
 DESCRIPTIONS_FILE = "descriptions.csv"

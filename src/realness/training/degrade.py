@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from realness.preprocess import resize_image
+from realness.io.pixels import resize_image
 
 
 def gaussian_blur(image: torch.Tensor, sigma: float) -> torch.Tensor:

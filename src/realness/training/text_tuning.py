@@ -6,7 +6,7 @@ probe over the pooled features (and the verdict columns) regress a target per
 description by MSE; the probe is then dropped and the head is fitted in closed form on the
 tuned features. The image features stay frozen and are encoded once.
 
-The target is what the description should explain. ``realness.training`` passes the
+The target is what the description should explain. ``realness.training.trainer`` passes the
 residual of an image-only kernel head, predicted out of fold, so the text learns what the
 image features miss rather than re-learning the MOS the image already gives. On RAISE-TD
 neither target beat the frozen encoder (``benchmarks/recipe_cv.py``, the ``tuned_*`` rows).

@@ -2,7 +2,7 @@
 
 A ``B x C x H x W`` tensor (or one ``[C x] H x W`` image) that a generator left on a GPU is
 validated and turned into RGB in [0, 1] here, on that GPU, under the contract and with the
-messages of :mod:`realness.inputs` (which copies every other input to the CPU). The value
+messages of :mod:`realness.io.inputs` (which copies every other input to the CPU). The value
 checks (NaN, range) are per-image reductions that stay on the device: a caller reads them
 back once, with its results, rather than waiting on the device image by image.
 """
@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from realness.errors import InvalidImageError, SkippedItem
-from realness.inputs import (
+from realness.io.inputs import (
     LoadedBatch,
     checked_tensor_layout,
     float_fault_reason,
@@ -50,8 +50,8 @@ def as_tensor_batch(images: Any, *, min_size: int = 1) -> TensorBatch | None:
     """``images`` prepared on their device, or None when they take the per-image path instead.
 
     None for anything but a tensor, and for a tensor whose shape or dtype the contract refuses
-    or whose size is degenerate (see :func:`realness.inputs.size_fault_reason`): every image of it fails alike, and the
-    per-image path of :mod:`realness.inputs` names each with the usual message.
+    or whose size is degenerate (see :func:`realness.io.inputs.size_fault_reason`): every image of it fails alike, and the
+    per-image path of :mod:`realness.io.inputs` names each with the usual message.
 
     Args:
         images: a ``B x C x H x W`` tensor, or one ``H x W`` / ``C x H x W`` image.
@@ -78,13 +78,13 @@ def fault_reasons(value_stats: torch.Tensor) -> list[str | None]:
 
 
 def load_tensor_batch(images: Any, *, on_error: str = "raise") -> LoadedBatch | None:
-    """:func:`realness.inputs.load_images` for a tensor, its images left on their device.
+    """:func:`realness.io.inputs.load_images` for a tensor, its images left on their device.
 
     The value checks are read in one copy of ``B x 3`` numbers; the pixels never leave the
     device.
 
     Returns:
-        The :class:`~realness.inputs.LoadedBatch` (tensors on the input's device), or None
+        The :class:`~realness.io.inputs.LoadedBatch` (tensors on the input's device), or None
         when ``images`` takes the per-image path (see :func:`as_tensor_batch`).
 
     Raises:

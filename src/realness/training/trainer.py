@@ -7,7 +7,7 @@ Recipe (REALM): AdamW, MSE on MOS, augmentation by flips and colour jitter. Two 
 * partly or fully fine-tuned encoders (``trainable="last"|"all"`` in the encoder
   configs) with an MLP head: images are augmented and encoded on the fly every step;
 * a kernel ridge head with a trainable text encoder: the image features are encoded once
-  and the text encoder is tuned before the head is fitted (:mod:`realness.text_tuning`).
+  and the text encoder is tuned before the head is fitted (:mod:`realness.training.text_tuning`).
 
 *Description dropout* replaces a share of training descriptions by the empty string, so
 the same model also scores images that come without a description.
@@ -40,17 +40,17 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from realness.augment import Augmentation
 from realness.core.config import CoreConfig
 from realness.core.model import CoreModel
 from realness.data.splits import kfold, train_val_split
-from realness.degrade import random_degradation
-from realness.inputs import load_image
-from realness.plotting import COLORS, save_figure, styled_figure
-from realness.runtime import autocast
-from realness.stats import plcc, srocc
-from realness.tables import atomic_output
-from realness.text_tuning import tune_text_encoder
+from realness.evaluation.plotting import COLORS, save_figure, styled_figure
+from realness.evaluation.stats import plcc, srocc
+from realness.io.inputs import load_image
+from realness.io.tables import atomic_output
+from realness.runtime.device import autocast
+from realness.training.augment import Augmentation
+from realness.training.degrade import random_degradation
+from realness.training.text_tuning import tune_text_encoder
 
 # A pure mirror image: no resampling, so no fine detail is lost (the recipe search measured it against none).
 MIRROR = Augmentation(flip=1.0, max_rotation=0.0, brightness=0.0, contrast=0.0, saturation=0.0)
@@ -77,7 +77,7 @@ class TrainingConfig:
             (view 0 is the unaugmented image); every step samples one per image.
         description_dropout: probability of training a sample with an empty description.
         augmentation: the random transforms.
-        degradations: families from :data:`realness.degrade.FAMILIES`; each training image gets
+        degradations: families from :data:`realness.training.degrade.FAMILIES`; each training image gets
             one copy per family that must score below it (frozen path only).
         rank_weight: weight of the degradation ranking hinge beside the MSE (MLP head), or the
             weight of a degraded copy's squared error (kernel ridge head).
@@ -88,13 +88,13 @@ class TrainingConfig:
         kernel_text_weight: weight of the description's features in a ``kernel_ridge`` head's
             distance, relative to the image features'.
         text_tuning_epochs: a ``kernel_ridge`` head with a trainable text encoder: epochs of
-            tuning the encoder before the head is fitted (see :mod:`realness.text_tuning`).
+            tuning the encoder before the head is fitted (see :mod:`realness.training.text_tuning`).
         text_tuning_learning_rate: the encoder's AdamW learning rate in that tuning.
         text_tuning_target: what the tuned text regresses: ``residual`` (MOS minus an image-only
             kernel head's out-of-fold prediction) or ``mos``.
         device: where to train.
         precision: the encoders' forward passes: ``auto`` (bf16 autocast on CUDA, fp32 on a
-            CPU), ``fp32``, ``bf16`` or ``fp16`` (see :mod:`realness.runtime`); the head
+            CPU), ``fp32``, ``bf16`` or ``fp16`` (see :mod:`realness.runtime.device`); the head
             always trains in fp32.
     """
 
@@ -160,7 +160,7 @@ def train_core(
 
     Args:
         model_config: encoders and head to build.
-        images: training images (paths or anything :mod:`realness.inputs` accepts).
+        images: training images (paths or anything :mod:`realness.io.inputs` accepts).
         mos: one mean opinion score per image.
         descriptions: one description per image (None or "" for none).
         config: training hyper-parameters (default: :class:`TrainingConfig`'s defaults).
@@ -299,7 +299,7 @@ def encode_frozen_features(
 
 def _tune_text_encoder(model: CoreModel, features: FrozenFeatures, texts: list[str], targets: torch.Tensor,
                        train_idx: list[int], config: TrainingConfig, progress: bool) -> FrozenFeatures:
-    """Tune the text encoder on the training texts (see :mod:`realness.text_tuning`); the features with the tuned text."""
+    """Tune the text encoder on the training texts (see :mod:`realness.training.text_tuning`); the features with the tuned text."""
     described = [i for i in train_idx if texts[i]]
     if len(described) < 2:
         raise ValueError(f"tuning the text encoder needs at least 2 described training images, not {len(described)}")

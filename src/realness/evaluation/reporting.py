@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from realness import stats
-from realness.plotting import COLORS, save_figure, styled_figure
-from realness.tables import write_text_atomic
+from realness.evaluation import stats
+from realness.evaluation.plotting import COLORS, save_figure, styled_figure
+from realness.io.tables import write_text_atomic
 
 
 def hardware_summary() -> dict[str, Any]:
@@ -189,7 +189,7 @@ def scatter_plot(
     """Save a PNG scatter of predictions against MOS with the fitted logistic curve.
 
     Non-finite pairs are left out. The legend gives SROCC and PLCC (raw and fitted), as in
-    the REALM paper's Fig. 4. Drawn in :mod:`realness.plotting`'s style on an Agg canvas, so no
+    the REALM paper's Fig. 4. Drawn in :mod:`realness.evaluation.plotting`'s style on an Agg canvas, so no
     display is needed and the caller's pyplot state is untouched.
 
     Args:

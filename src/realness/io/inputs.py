@@ -218,7 +218,7 @@ def size_fault_reason(height: int, width: int, *, min_size: int = 1, max_aspect_
         return (
             f"image is {height}x{width} (HxW), an aspect ratio of {long / short:.3g}:1, beyond "
             f"the limit of {ratio_limit:g}:1: resized to a model's input it would be a smear "
-            "(crop it, or raise max_aspect_ratio or realness.inputs.MAX_ASPECT_RATIO)"
+            "(crop it, or raise max_aspect_ratio or realness.io.inputs.MAX_ASPECT_RATIO)"
         )
     return None
 
@@ -289,7 +289,7 @@ def _pil_to_tensor(image: Image.Image, name: str, max_pixels: int) -> torch.Tens
             name,
             f"image is {image.width}x{image.height} (WxH) = {image.width * image.height} "
             f"pixels, above the limit of {max_pixels} (possible decompression bomb; raise "
-            "max_pixels or realness.inputs.MAX_IMAGE_PIXELS if the file is trusted)",
+            "max_pixels or realness.io.inputs.MAX_IMAGE_PIXELS if the file is trusted)",
         )
     try:
         image.load()  # force the full decode so a truncated file fails now

@@ -1,0 +1,1 @@
+"""Agreement with people and how it is shown: statistics, plots and reports."""

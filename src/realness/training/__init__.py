@@ -1,0 +1,1 @@
+"""Fitting CORE heads: the trainer, text-encoder tuning, augmentations and degraded copies."""

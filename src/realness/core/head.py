@@ -71,7 +71,27 @@ class KernelRidgeHead(nn.Module):
     features ``x_i`` (images, their mirrors and degraded copies, see :mod:`realness.training.trainer`).
     The training features are stored in float16 to keep the weights small; the kernel is
     computed in float32.
+
+    Far from its training data a kernel regressor falls back to its offset, the average
+    score, so a blank frame or pure noise would read as "average realness". The head therefore
+    knows where its data is (:meth:`calibrate`, from out-of-fold training images): the
+    *nearness* ``r(x)``, the squared distance to the nearest stored row per feature dimension,
+    drives a gate ``g`` that is 1 out to ``gate_near`` (a high quantile of held-out training
+    images' nearness, so images like the training data keep their score) and falls linearly to
+    0 at ``gate_far``; the score blends toward ``floor``, below every training target, as
+    ``g`` falls. Every score also carries a conformal interval: its half-width is the
+    calibrated quantile of out-of-fold absolute errors (``calibration_*``, one entry per
+    percent of coverage), times ``max(1, r / gate_near)`` so it widens off the training data.
+    :meth:`regress` gives the raw regression, without gate or interval.
     """
+
+    # Buffers set by calibrate(); a head saved before they existed loads with these (no gate, no interval).
+    CALIBRATION_DEFAULTS = {
+        "gate_near": float("inf"),
+        "gate_far": float("inf"),
+        "floor": 0.0,
+    }
+    LEVELS = 101  # calibration_* hold the interval half-width at coverage 0 %, 1 %, ..., 100 %
 
     def __init__(self, image_dim: int, text_dim: int, support: int):
         super().__init__()
@@ -86,26 +106,130 @@ class KernelRidgeHead(nn.Module):
         self.register_buffer("gamma_image_only", torch.ones(()))
         self.register_buffer("offset_with_text", torch.zeros(()))
         self.register_buffer("offset_image_only", torch.zeros(()))
+        for name, value in self.CALIBRATION_DEFAULTS.items():
+            self.register_buffer(name, torch.tensor(value))
+        self.register_buffer("calibration_with_text", torch.full((self.LEVELS,), float("nan")))
+        self.register_buffer("calibration_image_only", torch.full((self.LEVELS,), float("nan")))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # Weights saved before calibration existed: no gate and no interval (NaN), rather than a load error.
+        for name, value in self.CALIBRATION_DEFAULTS.items():
+            state_dict.setdefault(prefix + name, torch.tensor(value))
+        for name in ("calibration_with_text", "calibration_image_only"):
+            state_dict.setdefault(prefix + name, torch.full((self.LEVELS,), float("nan")))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    @property
+    def calibrated(self) -> bool:
+        """The head has a gate and intervals (:meth:`calibrate` ran)."""
+        return bool(torch.isfinite(self.gate_near)) and not bool(torch.isnan(self.calibration_image_only).any())
 
     def standardize(self, image_features: torch.Tensor, text_features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The coordinates the kernel compares: z-scored image features, scaled unit-norm text features."""
         image = (image_features.float() - self.image_mean) / self.image_std
         return image, text_features.float() * self.text_scale
 
+    def image_only(self, image_features: torch.Tensor) -> torch.Tensor:
+        """The raw image-only regression of ``N x image_dim`` features (what ``forward`` gives without text)."""
+        image = (image_features.float() - self.image_mean) / self.image_std
+        distance = torch.cdist(image, self.support_image.float()).square()
+        return self.offset_image_only + torch.exp(-self.gamma_image_only * distance) @ self.coef_image_only
+
     def forward(
         self, image_features: torch.Tensor, text_features: torch.Tensor, has_text: torch.Tensor | None = None
     ) -> torch.Tensor:
+        """Scores ``B``: the regression, gated toward ``floor`` far from the training data."""
+        raw, nearness, _ = self.regress(image_features, text_features, has_text)
+        return self.gated(raw, nearness)
+
+    def regress(
+        self, image_features: torch.Tensor, text_features: torch.Tensor, has_text: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(raw score, nearness, has_text)``: the kernel regression without the gate, and each input's
+        squared distance to the nearest training row per image feature dimension."""
         image, text = self.standardize(image_features, text_features)
         support_image, support_text = self.support_image.float(), self.support_text.float()
         image_distance = torch.cdist(image, support_image).square()
+        nearness = image_distance.min(dim=1).values / image.shape[1]
         image_only = self.offset_image_only + torch.exp(-self.gamma_image_only * image_distance) @ self.coef_image_only
         if has_text is None:
             has_text = torch.ones(len(image), dtype=torch.bool, device=image.device)
+        has_text = has_text.to(image.device)
         if not bool(has_text.any()):
-            return image_only
+            return image_only, nearness, has_text
         distance = image_distance + torch.cdist(text, support_text).square()
         with_text = self.offset_with_text + torch.exp(-self.gamma_with_text * distance) @ self.coef_with_text
-        return torch.where(has_text.to(image.device), with_text, image_only)
+        return torch.where(has_text, with_text, image_only), nearness, has_text
+
+    def gate(self, nearness: torch.Tensor) -> torch.Tensor:
+        """1 where an input is as near the training data as held-out training images, falling to 0 at ``gate_far``."""
+        if not bool(torch.isfinite(self.gate_near)):
+            return torch.ones_like(nearness)
+        return ((self.gate_far - nearness) / (self.gate_far - self.gate_near)).clamp(0.0, 1.0)
+
+    def gated(self, raw: torch.Tensor, nearness: torch.Tensor) -> torch.Tensor:
+        """The raw regression blended toward ``floor`` as the gate closes."""
+        return self.floor + self.gate(nearness) * (raw - self.floor)
+
+    def predict(
+        self,
+        image_features: torch.Tensor,
+        text_features: torch.Tensor,
+        has_text: torch.Tensor | None = None,
+        *,
+        level: float = 0.9,
+    ) -> torch.Tensor:
+        """``B x 3``: score, low and high end of its ``level`` interval (NaN ends for an uncalibrated head)."""
+        raw, nearness, has_text = self.regress(image_features, text_features, has_text)
+        score = self.gated(raw, nearness)
+        half = torch.where(has_text, self.half_width(self.calibration_with_text, level),
+                           self.half_width(self.calibration_image_only, level))
+        half = half * (nearness / self.gate_near).clamp_min(1.0)
+        return torch.stack([score, score - half, score + half], dim=1)
+
+    @staticmethod
+    def half_width(table: torch.Tensor, level: float) -> torch.Tensor:
+        """The calibrated half-width at coverage ``level`` (linear between the stored percents)."""
+        if not 0.0 < level < 1.0:
+            raise ValueError(f"interval level must be between 0 and 1 (exclusive), not {level}")
+        position = level * (len(table) - 1)
+        below = int(position)
+        return table[below] + (position - below) * (table[min(below + 1, len(table) - 1)] - table[below])
+
+    @torch.no_grad()
+    def calibrate(
+        self,
+        nearness: torch.Tensor,
+        errors_with_text: torch.Tensor,
+        errors_image_only: torch.Tensor,
+        *,
+        floor: float,
+        gate_quantile: float,
+        gate_width: float,
+    ) -> dict[str, float]:
+        """Set the gate and the intervals from out-of-fold training images (each scored by a head fitted without it).
+
+        Args:
+            nearness: each held-out image's nearness to the rows of the head that scored it.
+            errors_with_text: its absolute error with its description, by that head's raw regression.
+            errors_image_only: the same without the description.
+            floor: the score far from the training data (below every training target).
+            gate_quantile: the share of held-out images that keep a fully open gate.
+            gate_width: the gate closes at ``gate_near * (1 + gate_width)``.
+
+        Returns:
+            ``gate_near``, ``gate_far`` and the 90 % half-widths.
+        """
+        near = float(torch.quantile(nearness.double(), gate_quantile))
+        self.gate_near.fill_(near)
+        self.gate_far.fill_(near * (1.0 + gate_width))
+        self.floor.fill_(floor)
+        scale = (nearness.double() / near).clamp_min(1.0)
+        for name, errors in (("with_text", errors_with_text), ("image_only", errors_image_only)):
+            getattr(self, f"calibration_{name}").copy_(conformal_table(errors.double() / scale, self.LEVELS).float())
+        return {"gate_near": near, "gate_far": float(self.gate_far), "floor": floor,
+                "half_width_90_with_text": float(self.half_width(self.calibration_with_text, 0.9)),
+                "half_width_90_image_only": float(self.half_width(self.calibration_image_only, 0.9))}
 
     @torch.no_grad()
     def fit(
@@ -159,3 +283,16 @@ class KernelRidgeHead(nn.Module):
             fitted = kernel @ coef + offset
             errors[f"train_rmse_{name}"] = float(((fitted - y) ** 2).mean().sqrt())
         return errors
+
+
+def conformal_table(scores: torch.Tensor, levels: int) -> torch.Tensor:
+    """Split-conformal quantiles of nonconformity ``scores`` at coverage ``0 .. 1`` in ``levels`` steps.
+
+    Entry ``k`` is the ``ceil((n + 1) * p)``-th smallest score for ``p = k / (levels - 1)``, so a
+    new exchangeable score falls at or below it with probability at least ``p``; past the
+    largest score (small ``n``, ``p`` near 1) it is the largest.
+    """
+    ordered = scores.sort().values
+    n = len(ordered)
+    ranks = torch.ceil((n + 1) * torch.linspace(0, 1, levels, dtype=torch.float64)).long().clamp(1, n)
+    return ordered[ranks - 1]

@@ -80,6 +80,20 @@ class CoreModel(nn.Module):
         image, text = self.encode_images(pixels), self.encode_texts(texts)
         return self.head(image, text, torch.tensor([bool(t) for t in texts], device=image.device))
 
+    def predict(self, pixels: torch.Tensor, texts: Sequence[str], *, level: float = 0.9) -> torch.Tensor:
+        """``B x 3``: each score and the low and high end of its ``level`` interval.
+
+        The ends are NaN for a head without intervals (an MLP head, or a kernel head saved before
+        they existed); see :meth:`KernelRidgeHead.calibrate`.
+        """
+        image, text = self.encode_images(pixels), self.encode_texts(texts)
+        has_text = torch.tensor([bool(t) for t in texts], device=image.device)
+        if isinstance(self.head, KernelRidgeHead):
+            return self.head.predict(image, text, has_text, level=level)
+        scores = self.head(image, text, has_text)
+        missing = torch.full_like(scores, float("nan"))
+        return torch.stack([scores, missing, missing], dim=1)
+
     def save_pretrained(self, directory: str | Path) -> Path:
         """Write ``config.json`` and ``model.safetensors`` into ``directory`` (created if needed).
 

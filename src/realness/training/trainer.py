@@ -92,6 +92,11 @@ class TrainingConfig:
         text_tuning_learning_rate: the encoder's AdamW learning rate in that tuning.
         text_tuning_target: what the tuned text regresses: ``residual`` (MOS minus an image-only
             kernel head's out-of-fold prediction) or ``mos``.
+        calibration_folds: a ``kernel_ridge`` head: folds of the out-of-fold scoring of the training
+            images that sets its gate and its intervals (0: neither; see ``KernelRidgeHead.calibrate``).
+        gate_quantile: the share of out-of-fold training images whose nearness keeps the gate fully open.
+        gate_width: the gate closes at ``(1 + gate_width)`` times that nearness.
+        floor_margin: far from the training data a score falls to the lowest training target minus this.
         device: where to train.
         precision: the encoders' forward passes: ``auto`` (bf16 autocast on CUDA, fp32 on a
             CPU), ``fp32``, ``bf16`` or ``fp16`` (see :mod:`realness.runtime.device`); the head
@@ -116,6 +121,10 @@ class TrainingConfig:
     text_tuning_epochs: int = 5
     text_tuning_learning_rate: float = 5e-5
     text_tuning_target: str = "residual"
+    calibration_folds: int = 5
+    gate_quantile: float = 0.99
+    gate_width: float = 0.5
+    floor_margin: float = 0.5
     device: str = "cpu"
     precision: str = "auto"
 
@@ -332,7 +341,7 @@ def _out_of_fold_image_only(model: CoreModel, features: FrozenFeatures, targets:
     predicted = torch.zeros(len(targets))
     for fit_idx, held_idx in kfold(len(targets), min(folds, len(targets)), seed=config.seed):
         head_model = CoreModel(copy.deepcopy(model.config), encoders_from=model)  # a fresh head on the same encoders
-        _fit_kernel_head(head_model, features.subset(fit_idx), targets[fit_idx], config, fit_idx, [])
+        _fit_kernel_head(head_model, features.subset(fit_idx), targets[fit_idx], config, fit_idx, [], calibrate=False)
         held = features.subset(held_idx)
         with torch.inference_mode():
             image_only = held.empty_text.expand(len(held_idx), -1)
@@ -341,8 +350,9 @@ def _out_of_fold_image_only(model: CoreModel, features: FrozenFeatures, targets:
 
 
 def _fit_kernel_head(model: CoreModel, features: FrozenFeatures, targets: torch.Tensor, config: TrainingConfig,
-                     train_idx: list[int], val_idx: list[int]) -> TrainingRun:
-    """Closed-form fit of a kernel ridge head: every view regresses its MOS, every degraded copy MOS minus the margin."""
+                     train_idx: list[int], val_idx: list[int], *, calibrate: bool = True) -> TrainingRun:
+    """Closed-form fit of a kernel ridge head: every view regresses its MOS, every degraded copy MOS minus the margin;
+    then (``calibrate`` and ``config.calibration_folds``) its gate and intervals from out-of-fold scores."""
     views = min(max(1, config.augmented_views), features.image.shape[0])
     rows = [features.image[v] for v in range(views)]
     row_targets, row_weights = [targets] * views, [torch.ones_like(targets)] * views
@@ -357,10 +367,33 @@ def _fit_kernel_head(model: CoreModel, features: FrozenFeatures, targets: torch.
         torch.cat(rows), text, torch.cat(row_targets), torch.cat(row_weights), statistics_from=features.image[0],
         alpha=config.kernel_alpha, gamma_scale=config.kernel_gamma, text_weight=config.kernel_text_weight,
     )
+    if calibrate and config.calibration_folds >= 2:
+        fit.update(_calibrate_kernel_head(model, features, targets, config))
     model.trained = True
     model.config.extra.update({"seed": config.seed, **fit})
     history = [{"epoch": 1, "train_loss": fit["train_rmse_with_text"] ** 2}]
     return TrainingRun(model.eval(), history, 1, {}, train_idx, val_idx)
+
+
+def _calibrate_kernel_head(model: CoreModel, features: FrozenFeatures, targets: torch.Tensor,
+                           config: TrainingConfig) -> dict[str, float]:
+    """Score every training image by a head fitted without it (``config.calibration_folds`` folds), and set the
+    fitted head's gate and intervals from those scores' nearness and errors (cross-conformal)."""
+    n = len(targets)
+    nearness, errors = torch.zeros(n), {True: torch.zeros(n), False: torch.zeros(n)}
+    for fit_idx, held_idx in kfold(n, min(config.calibration_folds, n), seed=config.seed):
+        inner = CoreModel(copy.deepcopy(model.config), encoders_from=model)
+        _fit_kernel_head(inner, features.subset(fit_idx), targets[fit_idx], config, fit_idx, [], calibrate=False)
+        held, index = features.subset(held_idx), torch.as_tensor(held_idx)
+        with torch.inference_mode():
+            for has_text in (True, False):
+                text = held.text if has_text else held.empty_text.expand(len(held_idx), -1)
+                raw, near, _ = inner.head.regress(held.image[0], text, torch.full((len(held_idx),), has_text))
+                errors[has_text][index] = (raw - targets[index]).abs()
+                nearness[index] = near
+    floor = float(targets.min()) - config.floor_margin
+    return model.head.calibrate(nearness, errors[True], errors[False], floor=floor,
+                                gate_quantile=config.gate_quantile, gate_width=config.gate_width)
 
 
 @dataclass

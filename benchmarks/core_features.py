@@ -1,0 +1,57 @@
+"""Encode RAISE-TD once with the bundled model's encoders, as ``realness train`` does, for head experiments.
+
+Train split: ``encode_frozen_features`` with the shipped recipe (the image, its mirror, one degraded copy
+per family, seeded exactly as ``realness train``), so a head fitted on these features is the head
+``realness train`` fits. Test split: the unaltered images and their descriptions only, for the final
+report. Cached as ``<cache>/core-lite-{train,test}.pt``; an existing file is reused.
+
+    python benchmarks/core_features.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import torch
+
+from realness.core import CoreConfig
+from realness.core.model import CoreModel
+from realness.data.raise_td import load_raise_td
+from realness.training.trainer import FrozenFeatures, TrainingConfig, encode_frozen_features
+
+CACHE = Path.home() / ".cache" / "realness-research"
+
+
+def cached_features(split: str, root: str | None = None, cache: Path = CACHE, progress: bool = True) -> tuple[FrozenFeatures, object]:
+    """(features, the dataset) of ``split``; encoded on first use (minutes), then read from the cache."""
+    data = load_raise_td(root, split=split)
+    path = cache / f"core-lite-{split}.pt"
+    if not path.exists():
+        started = time.time()
+        config = TrainingConfig() if split == "train" else TrainingConfig(augmented_views=1, degradations=())
+        model = CoreModel(CoreConfig.lite())
+        features = encode_frozen_features(model, data.paths, list(data.descriptions), config=config, progress=progress)
+        cache.mkdir(parents=True, exist_ok=True)
+        torch.save({"image": features.image, "text": features.text, "empty_text": features.empty_text,
+                    "degraded": features.degraded, "families": list(features.families),
+                    "paths": [str(p) for p in data.paths], "seconds": time.time() - started}, path)
+    saved = torch.load(path, weights_only=True)
+    if saved["paths"] != [str(p) for p in data.paths]:
+        raise SystemExit(f"{path}: encoded from other images than {split}; delete it to re-encode")
+    features = FrozenFeatures(saved["image"], saved["text"], saved["empty_text"], saved["degraded"], tuple(saved["families"]))
+    return features, data
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--root", default=None)
+    args = parser.parse_args()
+    for split in ("train", "test"):
+        features, _ = cached_features(split, args.root)
+        print(split, tuple(features.image.shape), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -44,6 +44,30 @@ def cached_features(split: str, root: str | None = None, cache: Path = CACHE, pr
     return features, data
 
 
+def features_from_head(model: CoreModel, root: str | None = None) -> tuple[FrozenFeatures, object]:
+    """The training features a trained kernel head stores (its support rows, float16), for the train split.
+
+    ``realness train`` stores every training row in the head, standardized: the image and its mirror
+    (``N`` rows each), then one degraded copy per family, in the training split's order, each with its
+    image's description. Undoing the standardization gives back the encoder outputs the model was
+    fitted on (to float16 precision), so a recipe of the head alone can be refitted without encoding
+    the images again.
+    """
+    data = load_raise_td(root, split="train")
+    head, n = model.head, len(data)
+    config = TrainingConfig()
+    blocks = max(1, config.augmented_views) + len(config.degradations)
+    if head.support_image.shape[0] != blocks * n:
+        raise SystemExit(f"the head stores {head.support_image.shape[0]} rows, not {blocks} x {n}: not trained by this recipe")
+    image = (head.support_image.float() * head.image_std + head.image_mean).reshape(blocks, n, -1)
+    text = head.support_text[:n].float() / head.text_scale
+    with torch.inference_mode():
+        empty = model.encode_texts([""])[0].float()
+    views = max(1, config.augmented_views)
+    features = FrozenFeatures(image[:views], text, empty, image[views:], tuple(config.degradations))
+    return features, data
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--root", default=None)

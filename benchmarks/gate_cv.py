@@ -9,8 +9,12 @@ below the lowest held-out real photograph, image only and with the description "
 ``NAMED`` kinds are looked at to choose; the other kinds are reported beside them. The test split
 is never read here.
 
-    python benchmarks/core_features.py      # once: encodes RAISE-TD (cached)
     python benchmarks/gate_cv.py [--repeats 5]
+
+The training features come from the bundled head's stored rows (``core_features.features_from_head``:
+the encoder outputs ``realness train`` fitted it on), so nothing but the degenerate images is encoded.
+Each fold's head and its inner out-of-fold scores are computed once and shared by the candidates,
+which differ only in how they are calibrated from them.
 """
 
 from __future__ import annotations
@@ -28,15 +32,15 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from core_features import CACHE, cached_features  # noqa: E402
+from core_features import CACHE, features_from_head  # noqa: E402
 
-from realness.core import CoreConfig  # noqa: E402
+from realness.core import DEFAULT_MODEL  # noqa: E402
 from realness.core.model import CoreModel  # noqa: E402
 from realness.data.splits import kfold  # noqa: E402
 from realness.evaluation.degenerate import NAMED_KINDS, OTHER_KINDS, degenerate_image  # noqa: E402
 from realness.evaluation.stats import plcc, srocc  # noqa: E402
 from realness.io.inputs import load_image  # noqa: E402
-from realness.training.trainer import TrainingConfig, train_core  # noqa: E402
+from realness.training.trainer import TrainingConfig, out_of_fold_errors, train_core  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 PHOTOS = 4  # training photographs each degenerate kind is made from (shuffled tiles differ per photo)
@@ -71,34 +75,48 @@ def candidates() -> dict[str, TrainingConfig]:
     return rows
 
 
-def run_candidate(name, config, model, features, mos, real, degenerate, no_text, seeds) -> list[dict]:
-    rows = []
+def fold_heads(model, features, mos, seeds):
+    """Per fold: (head fitted on the other folds, its inner out-of-fold scores, held-out indices)."""
+    plain = dataclasses.replace(TrainingConfig(), calibration_folds=0)
+    folds = []
     for seed in seeds:
         for train_idx, held_idx in kfold(len(mos), 5, seed=seed):
+            train = features.subset(train_idx)
             run = train_core(model.config, [None] * len(train_idx), mos[train_idx], [""] * len(train_idx),
-                             config=config, encoders_from=model, features=features.subset(train_idx), progress=False)
-            head, held = run.model.head, features.subset(held_idx)
-            row: dict[str, float] = {}
-            real_held = real[held_idx]
-            with torch.inference_mode():
-                for suffix, text, flag in (("", held.text, True), ("_image_only", held.empty_text.expand(len(held_idx), -1), False)):
-                    out = head.predict(held.image[0], text, torch.full((len(held_idx),), flag), level=0.9).numpy()
-                    score, low, high = out[:, 0], out[:, 1], out[:, 2]
-                    truth = mos[held_idx]
-                    row["srocc" + suffix] = float(srocc(score, truth))
-                    row["plcc" + suffix] = float(plcc(score, truth))
-                    row["coverage" + suffix] = float(np.mean((low <= truth) & (truth <= high)))
-                    row["width" + suffix] = float(np.mean(high - low))
-                    lowest_real = float(score[real_held].min())
-                    for group, kinds in (("named", NAMED_KINDS), ("other", OTHER_KINDS)):
-                        worst = -np.inf
-                        for kind in kinds:
-                            x = degenerate[kind]
-                            t = (no_text if flag else held.empty_text).expand(len(x), -1)
-                            worst = max(worst, float(head(x, t, torch.full((len(x),), flag)).max()))
-                        # > 0: every degenerate image of the group scores below the lowest real photograph
-                        row[f"margin_{group}{'_no' if flag else '_image_only'}"] = lowest_real - worst
-            rows.append(row)
+                             config=plain, encoders_from=model, features=train, progress=False)
+            inner = out_of_fold_errors(run.model, train, torch.as_tensor(mos[train_idx]), TrainingConfig())
+            folds.append((run.model.head, inner, float(mos[train_idx].min()), held_idx))
+            print(f"fold {len(folds)} fitted", file=sys.stderr, flush=True)
+    return folds
+
+
+def run_candidate(config, folds, features, mos, real, degenerate, no_text) -> list[dict]:
+    rows = []
+    for head, (nearness, errors_with_text, errors_image_only), lowest_target, held_idx in folds:
+        head.calibrate(nearness, errors_with_text, errors_image_only, floor=lowest_target - config.floor_margin,
+                       gate_quantile=config.gate_quantile, gate_width=config.gate_width)
+        held = features.subset(held_idx)
+        row: dict[str, float] = {}
+        real_held = real[held_idx]
+        with torch.inference_mode():
+            for suffix, text, flag in (("", held.text, True), ("_image_only", held.empty_text.expand(len(held_idx), -1), False)):
+                out = head.predict(held.image[0], text, torch.full((len(held_idx),), flag), level=0.9).numpy()
+                score, low, high = out[:, 0], out[:, 1], out[:, 2]
+                truth = mos[held_idx]
+                row["srocc" + suffix] = float(srocc(score, truth))
+                row["plcc" + suffix] = float(plcc(score, truth))
+                row["coverage" + suffix] = float(np.mean((low <= truth) & (truth <= high)))
+                row["width" + suffix] = float(np.mean(high - low))
+                lowest_real = float(score[real_held].min())
+                for group, kinds in (("named", NAMED_KINDS), ("other", OTHER_KINDS)):
+                    worst = -np.inf
+                    for kind in kinds:
+                        x = degenerate[kind]
+                        t = (no_text if flag else held.empty_text).expand(len(x), -1)
+                        worst = max(worst, float(head(x, t, torch.full((len(x),), flag)).max()))
+                    # > 0: every degenerate image of the group scores below the lowest real photograph
+                    row[f"margin_{group}{'_no' if flag else '_image_only'}"] = lowest_real - worst
+        rows.append(row)
     return rows
 
 
@@ -108,28 +126,29 @@ def main() -> None:
     parser.add_argument("--only", default=None, help="run only this candidate")
     args = parser.parse_args()
     torch.set_num_threads(2)
-    features, data = cached_features("train")
+    model = CoreModel.from_pretrained(DEFAULT_MODEL)
+    features, data = features_from_head(model)
     mos = np.asarray(data.mos, dtype=np.float32)
     real = np.asarray([is_real_photograph(p) for p in data.paths])
-    model = CoreModel(CoreConfig.lite())
     degenerate = degenerate_features(model, data)
     with torch.inference_mode():
         no_text = model.encode_texts(["No."]).float()
-    texts_features = features.text
-    features = dataclasses.replace(features, text=texts_features)
     out_json = RESULTS / "gate_cv.json"
     records = json.loads(out_json.read_text()) if out_json.exists() else []
+    started = time.time()
+    folds = fold_heads(model, features, mos, range(args.repeats))
+    shared = (time.time() - started) / 60
     for name, config in candidates().items():
         if args.only and name != args.only:
             continue
         started = time.time()
-        rows = run_candidate(name, config, model, features, mos, real, degenerate, no_text, range(args.repeats))
+        rows = run_candidate(config, folds, features, mos, real, degenerate, no_text)
         record = {
             "candidate": name + (f" ({args.repeats}x5-fold)" if args.repeats > 1 else ""),
             "folds": len(rows),
             **{k: [float(np.mean([r[k] for r in rows])), float(np.std([r[k] for r in rows])),
                    float(np.min([r[k] for r in rows]))] for k in rows[0]},
-            "minutes": (time.time() - started) / 60,
+            "minutes": (time.time() - started) / 60 + shared,
             "command": " ".join(["python", "benchmarks/gate_cv.py", *sys.argv[1:]]),
             "hardware": f"2-core CPU VM ({platform.machine()}), shared",
             "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),

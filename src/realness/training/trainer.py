@@ -377,8 +377,17 @@ def _fit_kernel_head(model: CoreModel, features: FrozenFeatures, targets: torch.
 
 def _calibrate_kernel_head(model: CoreModel, features: FrozenFeatures, targets: torch.Tensor,
                            config: TrainingConfig) -> dict[str, float]:
-    """Score every training image by a head fitted without it (``config.calibration_folds`` folds), and set the
-    fitted head's gate and intervals from those scores' nearness and errors (cross-conformal)."""
+    """Set the fitted head's gate and intervals from out-of-fold scores of its training images (cross-conformal)."""
+    nearness, errors_with_text, errors_image_only = out_of_fold_errors(model, features, targets, config)
+    floor = float(targets.min()) - config.floor_margin
+    return model.head.calibrate(nearness, errors_with_text, errors_image_only, floor=floor,
+                                gate_quantile=config.gate_quantile, gate_width=config.gate_width)
+
+
+def out_of_fold_errors(model: CoreModel, features: FrozenFeatures, targets: torch.Tensor,
+                       config: TrainingConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(nearness, absolute error with text, absolute error image-only)`` of every training image, each
+    scored (raw regression) by a kernel head fitted without it over ``config.calibration_folds`` folds."""
     n = len(targets)
     nearness, errors = torch.zeros(n), {True: torch.zeros(n), False: torch.zeros(n)}
     for fit_idx, held_idx in kfold(n, min(config.calibration_folds, n), seed=config.seed):
@@ -391,9 +400,7 @@ def _calibrate_kernel_head(model: CoreModel, features: FrozenFeatures, targets: 
                 raw, near, _ = inner.head.regress(held.image[0], text, torch.full((len(held_idx),), has_text))
                 errors[has_text][index] = (raw - targets[index]).abs()
                 nearness[index] = near
-    floor = float(targets.min()) - config.floor_margin
-    return model.head.calibrate(nearness, errors[True], errors[False], floor=floor,
-                                gate_quantile=config.gate_quantile, gate_width=config.gate_width)
+    return nearness, errors[True], errors[False]
 
 
 @dataclass

@@ -79,7 +79,7 @@ def main() -> None:
     after_model = peak_rss_mb()
     image = test_image(args.size, args.size)
     wrapped = StopAfter(embedder, args.chunks)
-    mapper = RealnessMapper(wrapped, window_sizes=(128, 64, 32), stride=4, chunk_size=args.chunk_size, device="cpu")
+    mapper = RealnessMapper(wrapped, window_sizes=(128, 64, 32), stride=4, batch_size=args.chunk_size, device="cpu")
     start = time.perf_counter()
     try:
         mapper(image, "The horse's reins merge into its neck.")

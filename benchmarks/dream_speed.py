@@ -119,8 +119,8 @@ def main() -> None:
     embedder = random_vit_b32()
     image = test_image()
     text = "The horse's reins merge into its neck."
-    mapper = RealnessMapper(embedder, window_sizes=args.window_sizes, stride=args.stride, chunk_size=args.chunk_size or None, device="cpu")
-    chunk = mapper.chunk_size
+    mapper = RealnessMapper(embedder, window_sizes=args.window_sizes, stride=args.stride, batch_size=args.chunk_size or None, device="cpu")
+    chunk = mapper.batch_size
     height, width = image.shape[-2:]
     windows = paper_windows(height, width, args.window_sizes, args.stride)
     paper_config_windows = paper_windows(height, width, (128, 64, 32), 4)

@@ -91,7 +91,7 @@ def test_warnings_print_as_one_line_without_a_source_path(image, tiny_model_dir,
     assert main(["score", str(image), "--model", str(tiny_model_dir), "--device", "cpu"]) == 0
     err = capsys.readouterr().err
     [line] = [line for line in err.splitlines() if "warning" in line]
-    assert line.startswith("realness score: warning: scoring without a description (image-only)")
+    assert line.startswith("realness score: warning: 1 of 1 images scored without a description (image-only")
     assert ".py" not in err
 
 

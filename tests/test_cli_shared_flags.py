@@ -47,7 +47,7 @@ def test_out_suffix_decides_the_table_format(tmp_path, images, tiny_model_dir, c
         assert main(["score", *map(str, images), "--model", str(tiny_model_dir), "--device", "cpu", "--quiet", "--out", str(out)]) == 0
         tables[suffix] = read_table(out)
     json.loads((tmp_path / "scores.json").read_text())  # a JSON document, not CSV under a .json name
-    assert pyarrow.parquet.ParquetFile(tmp_path / "scores.parquet").schema_arrow.names == ["path", "score", "verdict", "description", "error"]
+    assert pyarrow.parquet.ParquetFile(tmp_path / "scores.parquet").schema_arrow.names == ["path", "score", "score_low", "score_high", "description", "verdict", "error"]
     reference = tables.pop(".csv")
     for suffix, table in tables.items():
         assert table.columns == reference.columns, suffix
@@ -109,14 +109,12 @@ def test_train_takes_the_shared_flags(tmp_path, images, tiny_model_dir, capsys):
     assert history["training_config"]["precision"] == "fp32" and history["training_config"]["batch_size"] == 2
 
 
-def test_map_gives_one_description_to_several_images_with_a_deprecation_warning(tmp_path, images, clip_dir, capsys):
+def test_map_refuses_one_description_for_several_images(tmp_path, images, clip_dir, capsys):
     status = main(["map", *map(str, images[:2]), "--description", "melted hands", "--model", str(clip_dir),
                    "--window-sizes", "16", "--stride", "8", "--device", "cpu", "--no-progress", "--out", str(tmp_path / "maps")])
-    err = capsys.readouterr().err
-    assert status == 0, err
-    [warning] = [line for line in err.splitlines() if "warning" in line]
-    assert warning.startswith("realness map: warning: --description TEXT for several images is deprecated")
-    assert sorted(p.name for p in (tmp_path / "maps").iterdir()) == ["img0_map.png", "img1_map.png"]
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 2 and len(err) == 1 and "--descriptions" in err[0], err
+    assert not (tmp_path / "maps").exists()
 
 
 @pytest.mark.parametrize("command", ["score", "filter"])

@@ -23,7 +23,6 @@ from realness.describers import (
     StaticDescriber,
     build_describer,
     default_cache_path,
-    summarize,
     summarize_descriptions,
 )
 from realness.errors import DescriberError, InvalidImageError, RealnessError
@@ -223,9 +222,11 @@ def test_cli_writes_the_raise_td_layout_and_summarizes(tmp_path, capsys):
         first_err = capsys.readouterr().err
         rows = list(csv.DictReader(out.open()))
         # Keyed by the path as given, so equally named files in two folders never share a row.
-        assert [row["path"] for row in rows] == [str(images / f"img{i}.png") for i in range(3)]
-        assert list(rows[0]) == ["path", "MOS", "description"]
-        assert all(row["description"].startswith("Somewhat. Image ") for row in rows)
+        assert [row["path"] for row in rows] == [str(images / name) for name in ("broken.png", "img0.png", "img1.png", "img2.png")]
+        assert list(rows[0]) == ["path", "description", "verdict", "error"]
+        assert rows[0]["error"] and not rows[0]["description"]  # the failed image keeps its row, with the reason
+        rows = rows[1:]
+        assert all(row["description"].startswith("Somewhat. Image ") and row["verdict"] == "somewhat" for row in rows)
         assert "skipped" in first_err and "broken.png" in first_err
         assert "described 3 (cached 0), failed 1, tokens used" in first_err
         requests = len(server.chat_requests)
@@ -288,7 +289,3 @@ def test_cached_files_are_not_decoded_again(tmp_path, monkeypatch):
     assert decoded == [paths[0]] and Counting.calls == 3
 
 
-def test_summarize_is_a_deprecated_name_of_summarize_descriptions():
-    described = [Description.success("a.png", "Yes.", "m", "p", prompt_tokens=3, completion_tokens=1)]
-    with pytest.warns(DeprecationWarning, match="summarize_descriptions"):
-        assert summarize(described) == summarize_descriptions(described)

@@ -202,12 +202,6 @@ def test_build_describer_reads_the_model_from_the_server_or_the_spec(server, tmp
         build_describer("openai", cache=False)
 
 
-def test_old_server_spellings_still_work_with_a_deprecation_warning(server):
-    with pytest.warns(DeprecationWarning, match="openai:other-model@"):
-        named = build_describer(f"{server.base_url}#other-model", cache=False)
-    assert named.model == "other-model" and named.base_url == server.base_url
-
-
 def test_retry_after_header_forms():
     assert _retry_after_seconds({"retry-after-ms": "1500"}) == 1.5
     assert _retry_after_seconds({"retry-after": "2"}) == 2.0

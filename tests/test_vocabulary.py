@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -188,28 +187,13 @@ def test_a_batch_tensor_inside_a_list_stands_for_its_images(tiny_model):
 # --- old spellings ---------------------------------------------------------------------------
 
 
-def test_old_spellings_work_with_a_deprecation_warning(tiny_model, tiny_model_dir, clip_dir, image_files):
-    new = score(image_files[0], TEXTS[1], model=str(tiny_model_dir), device="cpu")
-    with pytest.warns(DeprecationWarning, match=r"description= is deprecated .* use descriptions="):
-        old = score(image_files[0], description=TEXTS[1], model=str(tiny_model_dir), device="cpu")
-    assert old == pytest.approx(new)
-    with pytest.warns(DeprecationWarning, match="dtype= is deprecated"):
-        assert RealnessScorer(tiny_model, device="cpu", dtype=torch.float32).precision == "fp32"
-    with pytest.warns(DeprecationWarning, match="chunk_size= is deprecated"):
-        mapper = RealnessMapper(clip_dir, window_sizes=(16,), stride=8, device="cpu", chunk_size=5)
-    assert mapper.batch_size == 5
-    with pytest.warns(DeprecationWarning, match="description= is deprecated"):
-        old_map = mapper(image_files[0], description=TEXTS[0])
-    np.testing.assert_allclose(old_map.map, mapper(image_files[0], TEXTS[0]).map)
-    with pytest.raises(TypeError, match="pass descriptions= only"):
-        score(image_files[0], TEXTS[0], description=TEXTS[0], model=str(tiny_model_dir), device="cpu")
-    from realness.workflows.filtering import filter_images
-
-    folder = str(Path(image_files[0]).parent)
-    new_filter = filter_images(folder, model=tiny_model, device="cpu")
-    with pytest.warns(DeprecationWarning, match="paths= is deprecated"):
-        old_filter = filter_images(paths=folder, model=tiny_model, device="cpu")
-    assert [row["path"] for row in old_filter.to_rows()] == [row["path"] for row in new_filter.to_rows()]
+def test_the_spellings_removed_in_0_2_are_refused(tiny_model, clip_dir, image_files):
+    with pytest.raises(TypeError, match="description"):
+        score(image_files[0], description=TEXTS[1], model=tiny_model, device="cpu")
+    with pytest.raises(TypeError, match="dtype"):
+        RealnessScorer(tiny_model, device="cpu", dtype=torch.float32)
+    with pytest.raises(TypeError, match="chunk_size"):
+        RealnessMapper(clip_dir, window_sizes=(16,), stride=8, device="cpu", chunk_size=5)
 
 
 def test_the_new_spellings_give_no_deprecation_warning(tiny_model, clip_dir, image_files):

@@ -16,7 +16,7 @@ from PIL import Image
 from realness.core import CoreModel, RealnessScorer
 from realness.workflows.filtering import filter_images
 from realness.workflows.regression import RealnessBaseline, assert_realness_not_dropped, sample_keys
-from realness.workflows.selection import Candidate, find_candidates, select_best, select_best_from_scores, summarize
+from realness.workflows.selection import Candidate, find_candidates, select_best, select_best_from_scores
 
 pytest_plugins = ["pytester"]
 
@@ -176,14 +176,14 @@ def test_compare_cli_writes_tables_and_chart(tiny_model_dir, tmp_path, capsys):
     out = tmp_path / "report"
     assert run_cli("compare", [str(root), "--out-dir", str(out), "--model", str(tiny_model_dir), "--device", "cpu"]) == 0
     captured = capsys.readouterr()
-    assert captured.out.startswith("| model | n | mean score [95% CI] |")
+    assert captured.out.startswith("| generator | n | mean score [95% CI] |")
     summary = list(csv.DictReader(open(out / "summary.csv")))
-    assert {row["model"]: row["n"] for row in summary} == {"model-a": "3", "model-b": "2"}
+    assert {row["generator"]: row["n"] for row in summary} == {"model-a": "3", "model-b": "2"}
     winners = list(csv.DictReader(open(out / "winners.csv")))
     # img2 has no partner: listed with its score, but nobody wins it.
     assert [row["prompt_id"] for row in winners] == ["img0", "img1", "img2"] and winners[2]["winner"] == ""
     assert list(csv.DictReader(open(out / "comparisons.csv")))[0]["pairs"] == "2"
-    assert (out / "summary.md").read_text().startswith("| model |")
+    assert (out / "summary.md").read_text().startswith("| generator |")
     assert Image.open(out / "summary.png").size[0] > 100
     with pytest.raises(FileNotFoundError):
         run_cli("compare", [str(tmp_path / "missing"), "--model", str(tiny_model_dir)])
@@ -293,7 +293,8 @@ def test_three_models_get_holm_adjusted_pairwise_tests():
     rng = np.random.default_rng(1)
     scores = {m: rng.normal(shift, 1, 12) for m, shift in (("a", 0.0), ("b", 0.3), ("c", 1.5))}
     result = select_best_from_scores([_scored(m, f"p{i}", s) for m, values in scores.items() for i, s in enumerate(values)])
-    assert [(c.first, c.second) for c in result.comparisons] == [("a", "b"), ("a", "c"), ("b", "c")]
+    ranked = [s.model for s in result.summaries]  # the pairs read in the summary's order, best mean first
+    assert [(c.first, c.second) for c in result.comparisons] == [(ranked[0], ranked[1]), (ranked[0], ranked[2]), (ranked[1], ranked[2])]
     raw = [stats.wilcoxon_p(scores[c.first], scores[c.second]) for c in result.comparisons]
     assert [c.p_value for c in result.comparisons] == pytest.approx(stats.holm(raw))
     assert "Holm-adjusted" in result.summary_markdown()
@@ -336,8 +337,3 @@ def test_unpaired_folders_compare_as_distributions(tiny_model, tmp_path):
     assert result.first.ci_low <= result.first.mean <= result.first.ci_high
 
 
-def test_summarize_is_a_deprecated_name_of_select_best_from_scores():
-    candidates = [_scored("a", "p1", 1.0), _scored("b", "p1", 0.0)]
-    with pytest.warns(DeprecationWarning, match="select_best_from_scores"):
-        result = summarize(candidates)
-    assert {p: w.model for p, w in result.winners.items()} == {"p1": "a"}

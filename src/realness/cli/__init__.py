@@ -13,7 +13,7 @@ import sys
 import warnings
 
 from realness import __version__
-from realness.errors import ChecksumError, DescriberError, RealnessError
+from realness.errors import ChecksumError, DescriberError, ImageOnlyWarning, OutputWriteError, RealnessError
 
 SUBCOMMANDS = ("score", "describe", "map", "train", "filter", "compare")
 
@@ -42,8 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # Failures of the run rather than of the command line: a describer service that failed, a
-# download that does not match its pin. Every other RealnessError is the user's to fix.
-_RUNTIME_ERRORS = (DescriberError, ChecksumError)
+# download that does not match its pin, a disk that filled up. Every other RealnessError is the user's to fix.
+_RUNTIME_ERRORS = (DescriberError, ChecksumError, OutputWriteError)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,9 +62,9 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(args, "quiet", False):
             warnings.simplefilter("ignore")
         else:
-            # The old spellings of flags are deprecated by realness's own code: show those warnings
-            # (Python hides DeprecationWarning outside __main__), not other libraries'.
-            warnings.filterwarnings("default", category=DeprecationWarning, module=r"realness(\.|$)")
+            # The library's image-only warning speaks Python (descriptions=); the subcommands that
+            # score say it in flags, naming the images (realness.cli.common.report_image_only).
+            warnings.filterwarnings("ignore", category=ImageOnlyWarning)
             if not debug:
                 warnings.showwarning = _one_line_warning(command)
         try:

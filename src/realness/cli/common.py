@@ -7,12 +7,13 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from realness.core.pretrained import DEFAULT_MODEL
-from realness.deprecation import warn_renamed
 from realness.describers.factory import DESCRIBER_SPECS, build_describer
-from realness.errors import RealnessError, UsageError
+from realness.errors import UsageError
 from realness.io.files import IMAGE_SUFFIXES, expand_image_paths  # noqa: F401 - the subcommands import them from here
-from realness.io.tables import TABLE_FORMATS, read_descriptions, write_table
+from realness.io.tables import TABLE_FORMATS, name_list, write_table
+from realness.runtime import device as runtime_device
 from realness.runtime.device import PRECISIONS
+from realness.text.descriptions import resolve_descriptions
 
 
 def add_table_output_argument(parser, *, what: str = "the table") -> None:
@@ -35,6 +36,17 @@ def report_failures(command: str, failures: Iterable) -> int:
         print(f"realness {command}: skipped {failure.item}: {failure.reason}", file=sys.stderr)
         count += 1
     return count
+
+
+def report_image_only(command: str, rows: Sequence[dict], args) -> None:
+    """One warning line naming the images scored without a description (failed ones have no score to doubt)."""
+    names = [str(row["path"]) for row in rows if not row.get("error") and not row.get("description")]
+    if names and not getattr(args, "quiet", False):
+        print(
+            f"realness {command}: warning: {len(names)} of {len(rows)} images scored without a description "
+            f"(image-only agrees less with people): {name_list(names)}; give --descriptions TABLE or --describer NAME",
+            file=sys.stderr,
+        )
 
 
 def report_scan(command: str, skipped: Iterable[tuple[str, str]]) -> None:
@@ -63,12 +75,10 @@ def add_descriptions_arguments(parser, *, help: str = "the images' descriptions"
     )
 
 
-def match_descriptions(command: str, args, paths: Sequence[Path], *, broadcast: bool = False) -> list | None:
+def match_descriptions(command: str, args, paths: Sequence[Path]) -> list | None:
     """The descriptions ``--description`` or ``--descriptions`` give ``paths`` (None without either).
 
-    ``--description TEXT`` is one image's text, the library's rule for one string; with
-    ``broadcast`` (``map``, for one release) it is given to several images with a deprecation
-    warning. Table rows that match no image, or images without a row, are named on stderr.
+    ``--description TEXT`` is one image's text, the library's rule for one string. Table rows that match no image, or images without a row, are named on stderr.
 
     Raises:
         realness.errors.UsageError: both flags, or ``--description`` for several images.
@@ -79,17 +89,15 @@ def match_descriptions(command: str, args, paths: Sequence[Path], *, broadcast: 
         if getattr(args, "descriptions", None):
             raise UsageError("--description", "give either --description TEXT or --descriptions TABLE, not both")
         if len(paths) != 1:
-            if not broadcast:
-                raise UsageError(
-                    "--description", f"one text for one image, but {len(paths)} images were given; use --descriptions TABLE"
-                )
-            warn_renamed("--description TEXT for several images", "--descriptions TABLE")
+            raise UsageError("--description", f"one text for one image, but {len(paths)} images were given; use --descriptions TABLE")
         return [text] * len(paths)
     if not getattr(args, "descriptions", None):
         return None
-    table = read_descriptions(args.descriptions, root=getattr(args, "descriptions_root", None))
     folders = [pattern for pattern in getattr(args, "paths", ()) if Path(pattern).is_dir()]
-    match = table.match(paths, roots=folders)
+    match = resolve_descriptions(
+        Path(args.descriptions), paths, roots=folders, root=getattr(args, "descriptions_root", None)
+    ).match
+    match.require_some("--descriptions")
     for line in match.problems():
         print(f"realness {command}: {line}", file=sys.stderr)
     return match.texts
@@ -99,10 +107,9 @@ def check_batch_size(args) -> None:
     """Refuse a ``--batch-size`` below 1 before any work.
 
     Raises:
-        realness.errors.RealnessError: it is below 1.
+        realness.errors.UsageError: it is below 1.
     """
-    if args.batch_size is not None and args.batch_size < 1:
-        raise RealnessError(f"--batch-size: must be at least 1, not {args.batch_size}")
+    runtime_device.check_batch_size(args.batch_size, flag="--batch-size", optional=True)
 
 
 def add_model_arguments(parser) -> None:
@@ -166,11 +173,42 @@ def add_describer_argument(parser, *, default: str | None = None) -> None:
         "or in $REALNESS_CACHE_DIR)",
     )
     parser.add_argument("--no-description-cache", action="store_true", help="neither read nor write the cache")
+    parser.add_argument(
+        "--timeout", type=float, default=None, metavar="SECONDS",
+        help="openai describers: how long one request may wait for the server (default: 60)",
+    )
+    parser.add_argument(
+        "--max-retries", type=int, default=None, metavar="N",
+        help="openai describers: retries per image after a timeout, 429, 5xx or garbled answer (default: 6)",
+    )
+    parser.add_argument(
+        "--budget", type=float, default=None, metavar="SECONDS",
+        help="openai describers: the most one image may take, retries and waits included; past it the image "
+        "fails by name (default: no bound but --timeout and --max-retries)",
+    )
+
+
+#: The ``--flag``s that tune a describer's requests, by their keyword in :class:`~realness.describers.OpenAIDescriber`.
+NETWORK_OPTIONS = {"timeout": "--timeout", "max_retries": "--max-retries", "budget": "--budget"}
 
 
 def build_describer_from_args(args, **options):
-    """The describer ``--describer`` names (cached unless ``--no-description-cache``), or None."""
+    """The describer ``--describer`` names (cached unless ``--no-description-cache``), or None.
+
+    Raises:
+        realness.errors.UsageError: ``--timeout``, ``--max-retries`` or ``--budget`` with a
+            describer that calls no server, or a value out of range.
+    """
     if not getattr(args, "describer", None):
         return None
+    for name, flag in NETWORK_OPTIONS.items():
+        value = getattr(args, name, None)
+        if value is None:
+            continue
+        if not args.describer.startswith("openai"):
+            raise UsageError(flag, f"only for describers that call a server (openai:...), not {args.describer}")
+        if not value >= (0 if name == "max_retries" else 1e-9):
+            raise UsageError(flag, f"must be {'at least 0' if name == 'max_retries' else 'above 0'}, not {value:g}")
+        options["time_budget" if name == "budget" else name] = value
     cache = False if args.no_description_cache else (args.description_cache or True)
     return build_describer(args.describer, cache=cache, **options)

@@ -15,11 +15,12 @@ from realness.cli.common import (
     write_rows,
 )
 from realness.errors import SkippedItem, UsageError
+from realness.io.schema import COMPARE_COLUMNS
 from realness.io.tables import check_output_path
+from realness.text.verdict import parse_verdict
 from realness.workflows.selection import compare_folders, select_best
 
 #: ``--out``: one row per image compared.
-COLUMNS = ("path", "model", "prompt_id", "score", "description", "error")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -44,9 +45,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "e.g. '(.*)_v[0-9]+' pairs cat_v1.png with cat_v2.png")
     parser.add_argument("--unpaired", action="store_true", help="compare two folders as distributions (no pairing)")
     parser.add_argument("--descriptions", metavar="CSV",
-                        help="paired: model,prompt_id,description; unpaired: path,description")
+                        help="paired: generator,prompt_id,description; unpaired: path,description")
     parser.add_argument("--bootstrap", type=int, default=2000, metavar="N", help="bootstrap resamples for the CIs (default 2000)")
-    add_table_output_argument(parser, what="every image's score (path, model, prompt_id, score, description, error)")
+    add_table_output_argument(parser, what="every image's score (path, generator, prompt_id, score, description, verdict, error)")
     parser.add_argument("--out-dir", metavar="DIR", help="write the report here: the summary tables and the chart")
     add_model_arguments(parser)
     parser.set_defaults(run=run)
@@ -74,11 +75,11 @@ def run(args: argparse.Namespace) -> int:
     print(result.summary_markdown())
     if args.out:
         rows = [
-            {"path": str(c.path), "model": c.model, "prompt_id": c.prompt_id, "score": c.score,
-             "description": c.description, "error": c.error}
+            {"path": str(c.path), "generator": c.model, "prompt_id": c.prompt_id, "score": c.score,
+             "description": c.description, "verdict": parse_verdict(c.description), "error": c.error}
             for c in candidates
         ]
-        write_rows(rows, args.out, COLUMNS)
+        write_rows(rows, args.out, COMPARE_COLUMNS)
         print(f"realness compare: {len(rows)} scores -> {args.out}", file=sys.stderr)
     if args.out_dir:
         out = Path(args.out_dir)

@@ -25,24 +25,26 @@ from realness.cli.engine import add_engine_arguments, run_describe_on_ray
 from realness.cli.resumable import ResumableRun, add_resume_argument, check_resume, journal_for
 from realness.describers.base import summarize_descriptions
 from realness.errors import SkippedItem, UsageError
+from realness.io.schema import DESCRIBE_COLUMNS as COLUMNS
 from realness.io.tables import check_output_path
 from realness.runtime.device import resolve_device
+from realness.text.verdict import parse_verdict
 
 DEFAULT_DESCRIBER = "openai"
 #: Images handed to the describer per step unless --batch-size says otherwise: progress
 #: shows and the cache fills as it goes.
 DEFAULT_STEP = 32
-COLUMNS = ("path", "MOS", "description")
 
 
 def register(subparsers) -> None:
     """Add the ``describe`` subcommand."""
     parser = subparsers.add_parser(
         "describe",
-        help="describe what looks unrealistic in images (writes path,MOS,description)",
+        help="describe what looks unrealistic in images (writes path,description,verdict,error)",
         description="Ask a describer what looks unrealistic in each image and write a table "
-        "(path,MOS,description; MOS left empty; path is each image's path as given, "
-        "which realness score --descriptions matches). Failed images are listed on stderr.",
+        "(path,description,verdict,error; path is each image's path as given, which realness score "
+        "--descriptions matches; add a mos column to train on it). Failed images are listed on stderr "
+        "and keep a row with the reason in error.",
     )
     parser.add_argument("paths", nargs="+", metavar="PATH", help="image files, directories or globs")
     add_describer_argument(parser, default=DEFAULT_DESCRIBER)
@@ -97,23 +99,27 @@ def run(args: argparse.Namespace) -> int:
     paths = expand_image_paths(args.paths, scan_skipped)
     report_scan("describe", scan_skipped)
     inputs = paths + ([args.descriptions] if args.descriptions else [])
-    check_output_path(args.out, inputs=inputs, what="--out", table=True)
+    check_output_path(args.out, inputs=inputs, what="--out", table=True, rows=len(paths))
     known = match_descriptions("describe", args, paths) or [None] * len(paths)
     describer = build_describer_from_args(args, **options)
     step = args.batch_size or DEFAULT_STEP
     # Keyed by the path as given, so two folders' img.png never share a row when scored later.
     names = [str(path) for path in paths]
     results, given = [], []
-    with ResumableRun("describe", names, journal_for(args.out, COLUMNS, args), COLUMNS) as run_:
-        given = [{"path": names[i], "MOS": "", "description": known[i]} for i in run_.todo if known[i]]
+    with ResumableRun("describe", names, journal_for(args.out, COLUMNS, args, names=names), COLUMNS) as run_:
+        given = [{"path": names[i], "description": known[i], "verdict": parse_verdict(known[i])} for i in run_.todo if known[i]]
         if given:
             run_.save(given)
         todo = [names[i] for i in run_.todo if not known[i]]
         with tqdm(total=len(todo), unit="image", disable=show_progress(args) is False, file=sys.stderr) as progress:
+            show_retries(describer, progress)
             for start in range(0, len(todo), step):
                 chunk = todo[start : start + step]
                 described = describer.describe(chunk, on_error="skip")
-                run_.save([{"path": path, "MOS": "", "description": d.text} for path, d in zip(chunk, described) if d.ok])
+                run_.save([
+                    {"path": path, "description": d.text, "verdict": d.verdict, "error": None if d.ok else d.error or "no description"}
+                    for path, d in zip(chunk, described)
+                ])
                 results.extend(described)
                 progress.update(len(chunk))
     report_failures("describe", [SkippedItem(index, d.item, d.error or "") for index, d in enumerate(results) if not d.ok])
@@ -128,6 +134,21 @@ def run(args: argparse.Namespace) -> int:
     already = f", {run_.kept} already there" if run_.kept else ""
     print(f"realness describe: {summary}{kept}{already}", file=sys.stderr)
     return 0 if all(d.ok for d in results) else 1
+
+
+def show_retries(describer, progress: tqdm) -> None:
+    """Count a describer's retries on the progress line, so a slow or hung server shows as one."""
+    inner = getattr(describer, "describer", describer)  # under the description cache
+    if not hasattr(inner, "on_retry"):
+        return
+    retries = 0
+
+    def on_retry(name: str, problem: str, wait: float) -> None:
+        nonlocal retries
+        retries += 1
+        progress.set_postfix_str(f"{retries} retries; last: {name}: {problem[:60]}", refresh=True)
+
+    inner.on_retry = on_retry
 
 
 def describer_with_model(describer: str, model: str) -> str:

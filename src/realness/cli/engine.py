@@ -63,6 +63,7 @@ def score_on_ray(args, source, descriptions, out, **options):
         actors=args.actors,
         cpus_per_actor=args.cpus_per_actor,
         device=args.device,
+        precision=args.precision,
         address=args.ray_address,
         retry_failed=args.retry_failed,
         **options,

@@ -16,17 +16,18 @@ from realness.cli.common import (
     expand_image_paths,
     match_descriptions,
     report_failures,
+    report_image_only,
     report_scan,
     scorer_options,
     write_rows,
 )
 from realness.cli.engine import add_engine_arguments, score_on_ray
 from realness.cli.resumable import ResumableRun, add_resume_argument, check_resume, journal_for
-from realness.cli.score import COLUMNS as SCORE_COLUMNS
 from realness.core import RealnessScorer
 from realness.errors import UsageError
+from realness.io.schema import FILTER_COLUMNS, SCORE_COLUMNS
 from realness.io.tables import TableError, check_output_path
-from realness.workflows.filtering import CSV_COLUMNS, ExportError, check_top_k, rank_images
+from realness.workflows.filtering import ExportError, check_top_k, rank_images
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -42,6 +43,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("paths", nargs="+", metavar="PATH", help="image files, directories or glob patterns")
     parser.add_argument("--min-score", type=float, default=None, metavar="X", help="keep images scoring at least X")
     parser.add_argument("--top-k", type=int, default=None, metavar="K", help="keep at most the K most real images")
+    parser.add_argument("--confident", action="store_true",
+                        help="with --min-score X: keep only images whose interval's low end (score_low) is at least X")
     add_table_output_argument(parser, what="the kept images (best first)")
     parser.add_argument("--all", action="store_true", help="list every image in the CSV, with a kept column, not only the kept ones")
     parser.add_argument("--export", metavar="DIR", help="copy or link the kept images into DIR, keeping their relative paths")
@@ -58,6 +61,8 @@ def run(args: argparse.Namespace) -> int:
     check_batch_size(args)
     check_resume(args)
     check_top_k(args.top_k)
+    if args.confident and args.min_score is None:
+        raise UsageError("--confident", "keeps images whose interval lies above --min-score X: give --min-score")
     if args.engine == "ray":
         if not args.out:
             raise UsageError("--out", "the ray engine keeps its scores beside --out until the ranking is written; give one, e.g. --out kept.csv")
@@ -72,14 +77,15 @@ def run(args: argparse.Namespace) -> int:
     if not paths:
         print(f"realness filter: no image files found in {', '.join(args.paths)}", file=sys.stderr)
         return 2
-    check_output_path(args.out, inputs=paths + ([args.descriptions] if args.descriptions else []), what="--out", table=True)
+    check_output_path(args.out, inputs=paths + ([args.descriptions] if args.descriptions else []), what="--out", table=True,
+                      rows=len(paths))
     check_export_folder(args.export)
     texts = match_descriptions("filter", args, paths)
     names = [str(path) for path in paths]
     if args.engine == "ray":
         return filter_on_ray(args, names, texts)
     # The ranking needs every score: the scores are journaled (<out>.partial) until it is written.
-    with ResumableRun("filter", names, journal_for(args.out, SCORE_COLUMNS, args, table=False)) as run_:
+    with ResumableRun("filter", names, journal_for(args.out, SCORE_COLUMNS, args, names=names, table=False)) as run_:
         scorer = RealnessScorer(**scorer_options(args))
         if run_.todo:
             batches = scorer.iter_batches(
@@ -92,7 +98,8 @@ def run(args: argparse.Namespace) -> int:
     if run_.interrupted:
         print(run_.interrupted_line(f"{len(new) - failed} scored, {failed} failed"), file=sys.stderr)
         return 130
-    result = rank_rows(run_.all_rows(), min_score=args.min_score, top_k=args.top_k)
+    result = rank_rows(run_.all_rows(), min_score=args.min_score, top_k=args.top_k, confident=args.confident)
+    report_image_only("filter", run_.all_rows(), args)
     status = export_ranking("filter", result, args, already=run_.kept)
     run_.complete()
     return status
@@ -106,8 +113,8 @@ def unrounded_rows(result) -> list[dict]:
     return rows
 
 
-def rank_rows(rows: list[dict], *, min_score: float | None, top_k: int | None):
-    """Rank score rows (``path, score, verdict, description, error``) as :func:`filter_images` does."""
+def rank_rows(rows: list[dict], *, min_score: float | None, top_k: int | None, confident: bool = False):
+    """Rank score rows (:data:`~realness.io.schema.SCORE_COLUMNS`) as :func:`filter_images` does."""
     return rank_images(
         [row["path"] for row in rows],
         [math.nan if row.get("score") is None else float(row["score"]) for row in rows],
@@ -116,6 +123,8 @@ def rank_rows(rows: list[dict], *, min_score: float | None, top_k: int | None):
         verdicts=[row.get("verdict") for row in rows],
         descriptions=[row.get("description") for row in rows],
         errors={i: row["error"] for i, row in enumerate(rows) if row.get("error")},
+        intervals=[(row.get("score_low"), row.get("score_high")) for row in rows],
+        confident=confident,
     )
 
 
@@ -131,7 +140,7 @@ def check_export_folder(export: str | None) -> None:
 
 def export_ranking(command: str, result, args: argparse.Namespace, *, already: int = 0) -> int:
     """Write the ranking to ``--out``, place the kept images in ``--export``, report; returns the exit status."""
-    write_rows(result.to_rows(include_rejected=args.all), args.out, CSV_COLUMNS)
+    write_rows(result.to_rows(include_rejected=args.all), args.out, FILTER_COLUMNS)
     if args.export:
         created = result.export(args.export, mode=args.mode)
         in_place = len(result.kept) - len(created)
@@ -176,7 +185,8 @@ def filter_on_ray(args: argparse.Namespace, names: list[str], texts: list | None
         return 130
     print(f"realness filter: {summary}", file=sys.stderr)
     by_path = {row["path"]: row for row in ParquetOutput(folder, score_schema()).read().to_pylist()}
-    result = rank_rows([by_path[name] for name in names if name in by_path], min_score=args.min_score, top_k=args.top_k)
+    result = rank_rows([by_path[name] for name in names if name in by_path], min_score=args.min_score, top_k=args.top_k,
+                       confident=args.confident)
     status = export_ranking("filter", result, args, already=summary.already_done)
     shutil.rmtree(folder)  # the ranking is written: the scores it came from are no longer needed
     return status

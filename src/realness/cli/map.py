@@ -19,7 +19,6 @@ from realness.cli.common import (
     show_progress,
 )
 from realness.cli.resumable import ResumableRun, add_resume_argument, check_resume, journal_for
-from realness.deprecation import warn_renamed
 from realness.dream import DEFAULT_EMBEDDER, DEFAULT_STRIDE, DEFAULT_WINDOW_SIZES, RealnessMapper
 from realness.errors import DescriptionsError, SkippedItem, UsageError
 from realness.io.tables import check_output_path
@@ -67,8 +66,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_runtime_arguments(parser, batch_default=None, batch_help="windows per forward pass")
     add_resume_argument(parser, what="the maps")
-    # realness 0.1's name for --batch-size, kept for one release.
-    parser.add_argument("--chunk-size", type=int, default=None, help=argparse.SUPPRESS)
     parser.set_defaults(run=run)
 
 
@@ -77,21 +74,20 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--description", "each image needs a description: give --description, --descriptions or --describer")
     if args.description is not None and args.describer is not None:
         raise UsageError("--description", "give either --description TEXT or --describer NAME, not both")
-    if args.chunk_size is not None:
-        warn_renamed("--chunk-size", "--batch-size", stacklevel=2)
-        args.batch_size = args.batch_size or args.chunk_size
     check_resume(args, needs="--out, the file or folder to continue")
     paths = expand_image_paths(args.paths)
     if not paths:
         print("realness map: no images found", file=sys.stderr)
         return 2
-    texts = match_descriptions("map", args, paths, broadcast=True)
+    texts = match_descriptions("map", args, paths)
     several = len(paths) > 1
     # Refuse, before any work, an output that would overwrite one of the images.
     for path in paths:
         check_output_path(_overlay_path(path, args.out, several=several), inputs=paths, what="map output")
     names = [str(path) for path in paths]
-    journal = journal_for(args.out, JOURNAL_COLUMNS, args, table=False, journal=map_journal_path(args.out, several=several))
+    journal = journal_for(
+        args.out, JOURNAL_COLUMNS, args, names=names, table=False, journal=map_journal_path(args.out, several=several)
+    )
     with ResumableRun("map", names, journal) as run_:
         mapper = RealnessMapper(
             args.model or DEFAULT_EMBEDDER,

@@ -13,15 +13,15 @@ from realness.cli.common import (
     expand_image_paths,
     match_descriptions,
     report_failures,
+    report_image_only,
     report_scan,
     scorer_options,
 )
 from realness.cli.engine import add_engine_arguments, run_score_on_ray
 from realness.cli.resumable import ResumableRun, add_resume_argument, check_resume, journal_for
 from realness.core import RealnessScorer
+from realness.io.schema import SCORE_COLUMNS as COLUMNS
 from realness.io.tables import check_output_path
-
-COLUMNS = ("path", "score", "verdict", "description", "error")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -54,10 +54,10 @@ def run(args: argparse.Namespace) -> int:
         print("realness score: no images found", file=sys.stderr)
         return 2
     inputs = paths + ([args.descriptions] if args.descriptions else [])
-    check_output_path(args.out, inputs=inputs, what="--out", table=True)
+    check_output_path(args.out, inputs=inputs, what="--out", table=True, rows=len(paths))
     texts = match_descriptions("score", args, paths)
     names = [str(path) for path in paths]
-    with ResumableRun("score", names, journal_for(args.out, COLUMNS, args), COLUMNS) as run_:
+    with ResumableRun("score", names, journal_for(args.out, COLUMNS, args, names=names), COLUMNS) as run_:
         # Everything a user can get wrong is checked above: only now load the model.
         scorer = RealnessScorer(**scorer_options(args))
         if run_.todo:
@@ -73,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
     if run_.interrupted:
         print(run_.interrupted_line(done), file=sys.stderr)
         return 130
+    report_image_only("score", run_.all_rows(), args)
     if args.out:
         kept = f", {run_.kept} already there" if run_.kept else ""
         print(f"realness score: {done}{kept} -> {args.out}", file=sys.stderr)

@@ -18,44 +18,50 @@ from realness.core.config import ImageEncoderConfig, TextEncoderConfig
 from realness.core.preprocess import ImagePreprocessor
 from realness.errors import MissingDependencyError
 from realness.hub import PINNED, TRANSFORMERS_AUX_FILES, load_transformers_model, packaged_model_dir, resolve_model_dir
+from realness.registry import Registry, RegistryEntry
 
-_IMAGE_ENCODERS: dict[str, type[ImageEncoder]] = {}
-_TEXT_ENCODERS: dict[str, type[TextEncoder]] = {}
+#: Image-encoder adapters by family (``ImageEncoderConfig.family``), in the library's one registry mechanism.
+IMAGE_ENCODERS = Registry("image encoder family")
+#: Text-encoder adapters by family (``TextEncoderConfig.family``).
+TEXT_ENCODERS = Registry("text encoder family")
 
+
+
+def _registering(registry: Registry, family: str) -> Callable[[type], type]:
+    def add(cls: type) -> type:
+        summary = (cls.__doc__ or cls.__name__).strip().splitlines()[0]
+        registry.register(RegistryEntry(family, lambda _argument, **options: cls(**options), (family,), summary))
+        return cls
+
+    return add
 
 
 def register_image_encoder(family: str) -> Callable[[type], type]:
-    """Class decorator adding an image-encoder adapter under ``family``."""
-
-    def add(cls: type) -> type:
-        _IMAGE_ENCODERS[family] = cls
-        return cls
-
-    return add
+    """Class decorator adding an image-encoder adapter under ``family`` (to :data:`IMAGE_ENCODERS`)."""
+    return _registering(IMAGE_ENCODERS, family)
 
 
 def register_text_encoder(family: str) -> Callable[[type], type]:
-    """Class decorator adding a text-encoder adapter under ``family``."""
-
-    def add(cls: type) -> type:
-        _TEXT_ENCODERS[family] = cls
-        return cls
-
-    return add
+    """Class decorator adding a text-encoder adapter under ``family`` (to :data:`TEXT_ENCODERS`)."""
+    return _registering(TEXT_ENCODERS, family)
 
 
 def build_image_encoder(config: ImageEncoderConfig, *, pretrained: bool = True) -> ImageEncoder:
-    """The image encoder ``config`` names, with its pretrained weights unless ``pretrained=False``."""
-    if config.family not in _IMAGE_ENCODERS:
-        raise ValueError(f"unknown image encoder family {config.family!r}; known: {sorted(_IMAGE_ENCODERS)}")
-    return _IMAGE_ENCODERS[config.family](config, pretrained=pretrained)
+    """The image encoder ``config`` names, with its pretrained weights unless ``pretrained=False``.
+
+    Raises:
+        UnknownNameError: no adapter is registered for ``config.family``.
+    """
+    return IMAGE_ENCODERS.build(config.family, config=config, pretrained=pretrained)
 
 
 def build_text_encoder(config: TextEncoderConfig, *, pretrained: bool = True) -> TextEncoder:
-    """The text encoder ``config`` names, with its pretrained weights unless ``pretrained=False``."""
-    if config.family not in _TEXT_ENCODERS:
-        raise ValueError(f"unknown text encoder family {config.family!r}; known: {sorted(_TEXT_ENCODERS)}")
-    return _TEXT_ENCODERS[config.family](config, pretrained=pretrained)
+    """The text encoder ``config`` names, with its pretrained weights unless ``pretrained=False``.
+
+    Raises:
+        UnknownNameError: no adapter is registered for ``config.family``.
+    """
+    return TEXT_ENCODERS.build(config.family, config=config, pretrained=pretrained)
 
 
 class ImageEncoder(nn.Module):
@@ -146,21 +152,25 @@ class EfficientNetLiteEncoder(ImageEncoder):
         self.dim = self.net._conv_head.out_channels + 2 * sum(channels)
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        head, *stages = self.feature_maps(pixels)
+        pooled = [head.mean(dim=(2, 3))]
+        for feature in stages:
+            feature = feature.flatten(2)
+            pooled.extend([feature.mean(-1), feature.std(-1)])
+        return torch.cat(pooled, dim=1)
+
+    def feature_maps(self, pixels: torch.Tensor) -> list[torch.Tensor]:
+        """The maps ``forward`` pools: the head's ``B x 1280 x h x w``, then each tapped stage's, in level order."""
         net = self.net
         x = net._swish(net._bn0(net._conv_stem(pixels)))
-        pooled = []
         taps = {self.stage_ends[level]: level for level in self.levels}
         tapped: dict[int, torch.Tensor] = {}
         for index, block in enumerate(net._blocks):
             x = block(x)  # inference: no drop-connect, as the classifier was evaluated
             if index in taps:
                 tapped[taps[index]] = x
-        x = net._swish(net._bn1(net._conv_head(x)))
-        pooled.append(x.mean(dim=(2, 3)))
-        for level in self.levels:
-            feature = tapped[level].flatten(2)
-            pooled.extend([feature.mean(-1), feature.std(-1)])
-        return torch.cat(pooled, dim=1)
+        head = net._swish(net._bn1(net._conv_head(x)))
+        return [head, *(tapped[level] for level in self.levels)]
 
     def classify(self, pixels: torch.Tensor) -> torch.Tensor:
         """ImageNet class probabilities (for checking that the pretrained network is intact)."""

@@ -17,17 +17,15 @@ from tqdm.auto import tqdm
 from realness.core.model import CoreModel
 from realness.core.pretrained import DEFAULT_MODEL
 from realness.core.result import ScoreResult
-from realness.deprecation import UNSET, renamed
 from realness.errors import InvalidImageError, SkippedItem, check_on_error
 from realness.io.inputs import ImagePathsDataset, collate_decoded, item_name, split_batch
 from realness.io.tensor_batch import TensorBatch, as_tensor_batch, fault_reasons
-from realness.runtime.device import DeviceLike, autocast, check_precision, precision_from_dtype, resolve_device
+from realness.runtime.device import DeviceLike, autocast, check_batch_size, check_precision, resolve_device
 from realness.text.descriptions import (
     DescriptionsLike,
-    align_descriptions,
     as_describer,
     fill_missing,
-    split_describer,
+    resolve_descriptions,
     warn_image_only,
 )
 from realness.text.verdict import parse_verdict
@@ -56,7 +54,8 @@ class RealnessScorer:
         progress: show a progress bar; None: for batches of more than 4 forward passes.
         num_workers: DataLoader workers decoding images while the model computes
             (``None``: chosen from the batch size and the number of CPUs).
-        dtype: deprecated: use ``precision``.
+        interval_level: the coverage of each score's interval (``ScoreResult.interval``), calibrated
+            on the model's training data: 0.9 means 9 in 10 images' true scores fall inside.
 
     Example:
         >>> scorer = RealnessScorer.from_pretrained()                      # doctest: +SKIP
@@ -75,15 +74,11 @@ class RealnessScorer:
         describer: Any = None,
         progress: bool | None = None,
         num_workers: int | None = None,
-        dtype: Any = UNSET,
+        interval_level: float = 0.9,
     ):
-        precision = renamed(
-            "RealnessScorer", "dtype", "precision", dtype, precision, new_default="auto", convert=precision_from_dtype
-        )
         self.precision = check_precision(precision)
         self.device = resolve_device(device)  # before loading: a bad device fails fast
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, not {batch_size}")
+        check_batch_size(batch_size)
         if isinstance(model, (str, os.PathLike)):
             model = CoreModel.from_pretrained(model)
         self.model = model.to(self.device).eval()
@@ -91,6 +86,9 @@ class RealnessScorer:
         self.describer = as_describer(describer)
         self.progress = progress
         self.num_workers = num_workers
+        if not 0.0 < interval_level < 1.0:
+            raise ValueError(f"interval_level must be between 0 and 1 (exclusive), not {interval_level}")
+        self.interval_level = interval_level
 
     @classmethod
     def from_pretrained(
@@ -120,7 +118,7 @@ class RealnessScorer:
 
     def with_batch_size(self, batch_size: int) -> RealnessScorer:
         """This scorer (same model object, no copy of the weights) with another batch size."""
-        if batch_size == self.batch_size:
+        if check_batch_size(batch_size) == self.batch_size:
             return self
         other = copy.copy(self)
         other.batch_size = batch_size
@@ -164,22 +162,23 @@ class RealnessScorer:
             DescriptionsError: descriptions do not match the images.
         """
         items, single, names, texts, describer, tensors = self._prepare(images, descriptions, on_error)
-        scores = torch.full((len(items),), float("nan"), dtype=torch.float32)
+        values = torch.full((len(items), 3), float("nan"), dtype=torch.float32)  # score, low, high
         skipped: list[SkippedItem] = []
         stream = list(self._score_stream(items, names, texts, describer, on_error, progress, tensors))
-        for indices, batch_scores, failures in _settle(stream, names, on_error):
+        for indices, batch_values, failures in _settle(stream, names, on_error):
             if indices:
-                scores[indices] = batch_scores
+                values[indices] = batch_values
             skipped.extend(failures)
         failed = {item.index for item in skipped}
         used = [texts[i] if i not in failed else None for i in range(len(items))]
         return ScoreResult(
-            scores=scores,
+            scores=values[:, 0].contiguous(),
             names=names,
             descriptions=used,
             verdicts=[parse_verdict(text) for text in used],
             skipped=sorted(skipped, key=lambda s: s.index),
             single=single,
+            interval=values[:, 1:].contiguous(),
         )
 
     def iter_batches(
@@ -201,29 +200,32 @@ class RealnessScorer:
         """
         items, single, names, texts, describer, tensors = self._prepare(images, descriptions, on_error)
         for chunk in self._score_stream(items, names, texts, describer, on_error, progress, tensors):
-            [(indices, batch_scores, failures)] = _settle([chunk], names, on_error)
+            [(indices, batch_values, failures)] = _settle([chunk], names, on_error)
             done = sorted(indices + [item.index for item in failures])
             position = {index: k for k, index in enumerate(done)}
-            scores = torch.full((len(done),), float("nan"), dtype=torch.float32)
+            values = torch.full((len(done), 3), float("nan"), dtype=torch.float32)
             if indices:
-                scores[[position[i] for i in indices]] = batch_scores
+                values[[position[i] for i in indices]] = batch_values
             failed = {item.index for item in failures}
             used = [None if i in failed else texts[i] for i in done]
             yield done, ScoreResult(
-                scores=scores,
+                scores=values[:, 0].contiguous(),
                 names=[names[i] for i in done],
                 descriptions=used,
                 verdicts=[parse_verdict(text) for text in used],
                 skipped=[SkippedItem(position[item.index], item.item, item.reason) for item in failures],
+                interval=values[:, 1:].contiguous(),
             )
 
     def _prepare(self, images: Any, descriptions: DescriptionsLike, on_error: str):
         """``(items, single, names, texts, describer, tensors)``: the batch split, named, aligned with
         its descriptions, and a tensor's images prepared on their device (else ``tensors`` is None)."""
         check_on_error(on_error)
-        texts, describer = split_describer(descriptions, self.describer)
         items, single = split_batch(images)
-        texts = align_descriptions(texts, len(items))
+        resolved = resolve_descriptions(descriptions, items, describer=self.describer)
+        if resolved.match is not None:
+            resolved.match.warn()
+        texts, describer = resolved.texts, resolved.describer
         names = [item_name(item, None if single else index) for index, item in enumerate(items)]
         tensors = as_tensor_batch(images, min_size=self.model.image_encoder.config.min_size)
         return items, single, names, texts, describer, tensors
@@ -234,8 +236,6 @@ class RealnessScorer:
         skipped = {item.index: item for item in failures}
         if skipped:
             yield _Scored([], None, failures)
-        if any(text is None for i, text in enumerate(texts) if i not in skipped):
-            warn_image_only(_validation_note(self.model))
         wanted = [i for i in range(len(items)) if i not in skipped]
         progress = progress if progress is not None else self.progress
         show = progress if progress is not None else len(wanted) > 4 * self.batch_size
@@ -243,7 +243,9 @@ class RealnessScorer:
             batches = self._tensor_batches(tensors, wanted, show)
         else:
             batches = self._decoded_batches(items, wanted, show)
+        image_only = []
         for indices, pixels, value_stats, failures in batches:
+            image_only += [names[i] for i in indices if texts[i] is None]
             new = []
             for index, reason in failures:
                 if on_error == "raise":
@@ -251,6 +253,7 @@ class RealnessScorer:
                 new.append(SkippedItem(index, names[index], reason))
             values = self._forward(pixels, [texts[i] or "" for i in indices], value_stats) if indices else None
             yield _Scored(indices, values, new)
+        warn_image_only(image_only, _validation_note(self.model))
 
     @torch.inference_mode()
     def _tensor_batches(self, tensors: TensorBatch, wanted: list[int], show: bool):
@@ -292,11 +295,11 @@ class RealnessScorer:
 
     @torch.inference_mode()
     def _forward(self, pixels: torch.Tensor, texts: list[str], value_stats: torch.Tensor | None) -> torch.Tensor:
-        """``n x 1`` float32 scores, or ``n x 4`` scores beside the images' value stats, left on the device."""
+        """``n x 3`` float32 scores and interval ends, or ``n x 6`` with the images' value stats, left on the device."""
         if pixels.device != self.device:
             pixels = pixels.to(self.device, non_blocking=True)
         with autocast(self.precision, self.device):
-            scores = self.model(pixels, texts).float().unsqueeze(1)
+            scores = self.model.predict(pixels, texts, level=self.interval_level).float()
         if value_stats is None:
             return scores
         if value_stats.device != scores.device:
@@ -314,7 +317,7 @@ class _Scored:
 
 
 def _settle(chunks: list[_Scored], names: list[str], on_error: str) -> list[tuple[list[int], torch.Tensor | None, list[SkippedItem]]]:
-    """``(indices, scores, skipped)`` per chunk, the scores read to the host in one copy.
+    """``(indices, scores and interval ends (n x 3), skipped)`` per chunk, read to the host in one copy.
 
     A tensor's images whose values failed the check (NaN, out of [0, 1]) were scored with the
     rest, so that checking them cost no wait on the device; here they become skipped items.
@@ -331,13 +334,13 @@ def _settle(chunks: list[_Scored], names: list[str], on_error: str) -> list[tupl
             continue
         rows = host[offset : offset + len(chunk.indices)]
         offset += len(chunk.indices)
-        reasons = fault_reasons(rows[:, 1:]) if rows.shape[1] > 1 else [None] * len(rows)
+        reasons = fault_reasons(rows[:, 3:]) if rows.shape[1] > 3 else [None] * len(rows)
         for index, reason in zip(chunk.indices, reasons):
             if reason is not None and on_error == "raise":
                 raise InvalidImageError(names[index], reason)
         keep = [k for k, reason in enumerate(reasons) if reason is None]
         bad = [SkippedItem(chunk.indices[k], names[chunk.indices[k]], reason) for k, reason in enumerate(reasons) if reason]
-        settled.append(([chunk.indices[k] for k in keep], rows[keep, 0], chunk.skipped + bad))
+        settled.append(([chunk.indices[k] for k in keep], rows[keep, :3], chunk.skipped + bad))
     return settled
 
 
@@ -395,7 +398,6 @@ def score(
     batch_size: int = 32,
     progress: bool | None = None,
     on_error: str = "raise",
-    description: Any = UNSET,
 ) -> float | torch.Tensor:
     """Realness score of one image (a float) or of a batch (a 1-D float tensor, NaN where skipped).
 
@@ -411,12 +413,10 @@ def score(
         batch_size: images per forward pass.
         progress: show a progress bar (None: for long batches).
         on_error: ``raise`` or ``skip`` (skipped items score NaN).
-        description: deprecated: use ``descriptions``.
 
     Returns:
         ``float`` for a single image, else a ``torch.Tensor`` of shape ``(B,)``.
     """
-    descriptions = renamed("realness.score", "description", "descriptions", description, descriptions)
     resolved = resolve_device(device)
     key = (str(model), str(resolved), check_precision(precision))
     with _SCORERS_LOCK:

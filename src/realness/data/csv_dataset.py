@@ -122,6 +122,8 @@ def load_csv(
                 f"{csv_path}: no image column (looked for {', '.join(IMAGE_COLUMN_CANDIDATES)}); "
                 f"it has {', '.join(map(repr, columns))}: pass image_column="
             )
+    # "mos", "MOS" and "Mos" are one column: the case of a header is not a meaning.
+    mos_column = next((name for name in columns if name.lower() == mos_column.lower()), mos_column)
     require_columns(csv_path, columns, [image_column, mos_column])
     if not rows:
         raise DatasetError(f"{csv_path}: no rows after the header")

@@ -11,7 +11,6 @@ from realness.describers.base import (
     DescribeSummary,
     Description,
     Prompt,
-    summarize,
     summarize_descriptions,
 )
 from realness.describers.cache import CachedDescriber, DescriptionCache, default_cache_path
@@ -35,6 +34,5 @@ __all__ = [
     "TransformersDescriber",
     "build_describer",
     "default_cache_path",
-    "summarize",  # deprecated: summarize_descriptions
     "summarize_descriptions",
 ]

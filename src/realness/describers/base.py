@@ -17,7 +17,6 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 from PIL import Image
 
-from realness.deprecation import warn_renamed
 from realness.errors import DescriberError, check_on_error
 from realness.io.inputs import load_images
 from realness.text.verdict import Verdict, parse_verdict
@@ -147,12 +146,6 @@ def summarize_descriptions(descriptions: Sequence[Description]) -> DescribeSumma
         prompt_tokens=sum(d.prompt_tokens for d in descriptions),
         completion_tokens=sum(d.completion_tokens for d in descriptions),
     )
-
-
-def summarize(descriptions: Sequence[Description]) -> DescribeSummary:
-    """Deprecated name of :func:`summarize_descriptions`, removed in realness 0.2."""
-    warn_renamed("realness.describers.summarize", "realness.describers.summarize_descriptions")
-    return summarize_descriptions(descriptions)
 
 
 def to_pil_image(image: Any) -> Any:

@@ -46,11 +46,6 @@ def _build_static(argument: str, **options: Any) -> StaticDescriber:
     return StaticDescriber.from_csv(argument, **options)
 
 
-def _http_to_openai(name: str) -> str:
-    base_url, _, model = name.partition("#")
-    return f"openai:{model}@{base_url}"
-
-
 #: The describer kinds. Register another with ``DESCRIBERS.register(RegistryEntry(...))``.
 DESCRIBERS = Registry("describer")
 DESCRIBERS.register(
@@ -79,9 +74,6 @@ DESCRIBERS.register(
         needs_argument=True,
     )
 )
-# The spellings of realness 0.1, kept for one release.
-DESCRIBERS.register_alias("transformers", lambda name: "vlm" + name[len("transformers") :])
-DESCRIBERS.register_alias("http", _http_to_openai)
 
 #: The accepted spellings, for help texts.
 DESCRIBER_SPECS = ", ".join(DESCRIBERS.forms())

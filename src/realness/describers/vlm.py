@@ -12,9 +12,8 @@ from typing import Any
 
 import torch
 
-from realness.deprecation import UNSET, renamed
 from realness.describers.base import DEFAULT_PROMPT, BaseDescriber, Description, Prompt, to_pil_image
-from realness.runtime.device import check_precision, compute_dtype, precision_from_dtype, resolve_device
+from realness.runtime.device import check_batch_size, check_precision, compute_dtype, resolve_device
 from realness.runtime.imports import transformers_import_guard
 
 logger = logging.getLogger(__name__)
@@ -36,7 +35,6 @@ class TransformersDescriber(BaseDescriber):
         device: ``"cuda"``, ``"cpu"``, ...; default CUDA when available.
         precision: The weights' type: ``auto`` (bf16 on CUDA where supported, else fp16;
             fp32 on a CPU), ``fp32``, ``bf16`` or ``fp16``.
-        dtype: Deprecated: use ``precision``.
         batch_size: Images per ``generate`` call.
         max_new_tokens: Most tokens per answer (30 words fit in about 60).
         revision: A Hub revision to pin.
@@ -55,17 +53,12 @@ class TransformersDescriber(BaseDescriber):
         batch_size: int = 4,
         max_new_tokens: int = 80,
         revision: str | None = None,
-        dtype: Any = UNSET,
     ):
         super().__init__(str(model), prompt)
         # local: transformers is heavy (about a second), and its VLM classes import under the guard below
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, not {batch_size}")
-        precision = renamed(
-            "TransformersDescriber", "dtype", "precision", dtype, precision, new_default="auto", convert=precision_from_dtype
-        )
+        check_batch_size(batch_size)
         self.device = resolve_device(device)
         self.precision = check_precision(precision)
         self.dtype = compute_dtype(precision, self.device)

@@ -116,6 +116,7 @@ class ScoreBatches:
         model_version: written in every row (default: :func:`weights_version`).
         batch_size: images per forward pass.
         device: ``cpu``, ``cuda``... (default: CUDA when the actor has a GPU).
+        precision: ``auto``, ``fp32``, ``bf16`` or ``fp16``, as for ``RealnessScorer``.
         threads: torch threads; give the actor's ``num_cpus``.
         path_column: the column naming each image.
         bytes_column: a column of encoded image bytes (read instead of the path), if any.
@@ -129,6 +130,7 @@ class ScoreBatches:
         model_version: str | None = None,
         batch_size: int = 32,
         device: str | None = None,
+        precision: str = "auto",
         threads: int | None = None,
         path_column: str = "path",
         bytes_column: str | None = None,
@@ -136,7 +138,9 @@ class ScoreBatches:
     ):
         set_torch_threads(threads)
         # num_workers=0: the actor's CPUs are the forward pass's; Ray parallelizes across actors.
-        self.scorer = RealnessScorer.from_pretrained(str(model), device=device, batch_size=batch_size, num_workers=0)
+        self.scorer = RealnessScorer.from_pretrained(
+            str(model), device=device, precision=precision, batch_size=batch_size, num_workers=0
+        )
         self.model = str(model)
         if model_version is None:
             model_version = weights_version(model)
@@ -161,18 +165,12 @@ class ScoreBatches:
                 rows[index]["error"] = error.reason
         if items:
             result = self.scorer(items, [texts[i] for i in positions], on_error="skip", progress=False)
-            reasons = {skipped.index: skipped.reason for skipped in result.skipped}
-            for k, index in enumerate(positions):
-                if k in reasons:
-                    rows[index]["error"] = reasons[k]
-                else:
-                    rows[index].update(
-                        score=float(result.scores[k]), description=result.descriptions[k], verdict=result.verdicts[k]
-                    )
+            for index, scored in zip(positions, result.to_rows()):
+                rows[index].update({key: value for key, value in scored.items() if key != "path"})
         return rows_to_table(rows, score_schema())
 
     def _row(self, path: str) -> dict:
-        return {"path": path, "model": self.model, "model_version": self.model_version}
+        return {"path": path, "scorer": self.model, "scorer_version": self.model_version}
 
 
 class PixelHashBatches:
@@ -291,7 +289,7 @@ class DescribeBatches:
         return rows_to_table(rows, description_schema())
 
     def _describe_one(self, path: str, blob: bytes | None, key: str | None) -> dict:
-        row = {"path": path, "image_sha256": key, "model": self.describer.model,
+        row = {"path": path, "image_sha256": key, "describer": self.describer.model,
                "prompt_id": self.describer.prompt.id, "cached": False}
         try:
             image = load_image(fetch_image(path, blob), name=path, min_size=self.describer.min_size)
@@ -312,6 +310,6 @@ def describe_rows_from_texts(paths: Sequence[str], keys: Sequence[str], texts: d
     """Rows for images whose pixel hash already has a text (cache hits): nothing is sent."""
     return [
         {"path": path, "image_sha256": key, "description": texts[key], "verdict": parse_verdict(texts[key]),
-         "model": model, "prompt_id": prompt_id, "cached": True}
+         "describer": model, "prompt_id": prompt_id, "cached": True}
         for path, key in zip(paths, keys)
     ]

@@ -32,7 +32,8 @@ from realness.distributed.output import ParquetOutput
 from realness.distributed.schema import description_schema, rows_to_table, score_schema
 from realness.errors import MissingDependencyError, RealnessError
 from realness.io.files import expand_image_paths
-from realness.io.tables import as_description_table
+from realness.runtime.device import check_batch_size, check_precision
+from realness.text.descriptions import resolve_descriptions
 
 if TYPE_CHECKING:
     import ray.data
@@ -236,10 +237,12 @@ def _description_texts(descriptions: Any, paths: Sequence[str], roots: Sequence[
     if isinstance(descriptions, (str, os.PathLike)) and Path(descriptions).is_dir():
         described = ParquetOutput(descriptions, description_schema()).read().to_pydict()
         descriptions = {p: t for p, t in zip(described["path"], described["description"]) if t is not None}
-    table = as_description_table(descriptions)
-    match = table.match(paths, roots=roots)
-    match.warn()
-    return match.texts
+    elif isinstance(descriptions, str):
+        descriptions = Path(descriptions)  # here a string names a table: there is no one-image text to give
+    resolved = resolve_descriptions(descriptions, paths, roots=roots)
+    if resolved.match is not None:
+        resolved.match.warn()
+    return resolved.texts
 
 
 # --- running ------------------------------------------------------------------------------
@@ -356,6 +359,7 @@ def score_dataset(
     cpus_per_actor: float | None = None,
     gpus_per_actor: float | None = None,
     device: str | None = None,
+    precision: str = "auto",
     address: str | None = None,
     path_column: str | None = None,
     bytes_column: str | None = None,
@@ -380,6 +384,7 @@ def score_dataset(
         cpus_per_actor: CPUs per actor (torch threads follow it).
         gpus_per_actor: GPUs per actor (default 1 on a GPU cluster, else 0).
         device: the actors' torch device (default: CUDA where the actor holds a GPU).
+        precision: ``auto``, ``fp32``, ``bf16`` or ``fp16``, as for ``RealnessScorer``.
         address: a Ray cluster to join (``auto``, ``ray://host:10001``); default local Ray,
             or the cluster this process is already connected to.
         path_column: the path column of a manifest or Dataset (default ``path`` or an alias).
@@ -397,8 +402,8 @@ def score_dataset(
         RealnessError: the model cannot be found, the cluster cannot hold the actors, a
             source or the output folder is unusable, or a stage stalled.
     """
-    if batch_size < 1:
-        raise RealnessError(f"batch_size must be at least 1, not {batch_size}")
+    check_batch_size(batch_size)
+    check_precision(precision)
     started = time.monotonic()
     version = weights_version(model)  # fails fast on a missing model, before any actor starts
     output = ParquetOutput(out, score_schema()) if out is not None else None
@@ -440,6 +445,7 @@ def score_dataset(
             "model_version": version,
             "batch_size": batch_size,
             "device": device,
+            "precision": precision,
             "threads": plan.threads,
             "path_column": column,
             "bytes_column": bytes_column,
@@ -563,7 +569,7 @@ def describe_dataset(
     failed_rows = []
     for row in hash_rows:
         if row["image_sha256"] is None:
-            failed_rows.append({**row, "model": model, "prompt_id": prompt_id, "cached": False})
+            failed_rows.append({**row, "describer": model, "prompt_id": prompt_id, "cached": False})
         else:
             paths_by_hash.setdefault(row["image_sha256"], []).append(row["path"])
     if description_cache is not None:
@@ -621,5 +627,5 @@ def _texts_by_hash(output, model: str, prompt_id: str) -> dict[str, str]:
     return {
         row["image_sha256"]: row["description"]
         for row in output.read().to_pylist()
-        if row["image_sha256"] and row["description"] is not None and (row["model"], row["prompt_id"]) == (model, prompt_id)
+        if row["image_sha256"] and row["description"] is not None and (row["describer"], row["prompt_id"]) == (model, prompt_id)
     }

@@ -15,10 +15,19 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import pyarrow as pa
 
+from realness.io.schema import COLUMN_TYPES, RAY_DESCRIBE_COLUMNS, RAY_SCORE_COLUMNS
+
 #: Columns of a score output, in order: ``path`` joins back to the input.
-SCORE_COLUMNS = ("path", "score", "description", "verdict", "error", "model", "model_version")
+SCORE_COLUMNS = RAY_SCORE_COLUMNS
 #: Columns of a describe output: ``image_sha256`` (see :func:`realness.io.inputs.pixel_sha256`) is the cache key.
-DESCRIPTION_COLUMNS = ("path", "image_sha256", "description", "verdict", "error", "model", "prompt_id", "cached")
+DESCRIPTION_COLUMNS = RAY_DESCRIBE_COLUMNS
+
+
+def _schema(columns: Sequence[str]) -> pa.Schema:
+    import pyarrow as pa
+
+    types = {str: pa.string(), float: pa.float64(), bool: pa.bool_(), int: pa.int64()}
+    return pa.schema([(name, types[COLUMN_TYPES[name]]) for name in columns])
 
 
 def score_schema() -> pa.Schema:
@@ -26,19 +35,7 @@ def score_schema() -> pa.Schema:
 
     ``score`` is float64 and null where the image failed; ``error`` then says why.
     """
-    import pyarrow as pa
-
-    return pa.schema(
-        [
-            ("path", pa.string()),
-            ("score", pa.float64()),
-            ("description", pa.string()),
-            ("verdict", pa.string()),
-            ("error", pa.string()),
-            ("model", pa.string()),
-            ("model_version", pa.string()),
-        ]
-    )
+    return _schema(SCORE_COLUMNS)
 
 
 def description_schema() -> pa.Schema:
@@ -47,20 +44,7 @@ def description_schema() -> pa.Schema:
     ``description`` is null and ``error`` set where the image failed; ``image_sha256`` is
     null only when the image could not even be decoded.
     """
-    import pyarrow as pa
-
-    return pa.schema(
-        [
-            ("path", pa.string()),
-            ("image_sha256", pa.string()),
-            ("description", pa.string()),
-            ("verdict", pa.string()),
-            ("error", pa.string()),
-            ("model", pa.string()),
-            ("prompt_id", pa.string()),
-            ("cached", pa.bool_()),
-        ]
-    )
+    return _schema(DESCRIPTION_COLUMNS)
 
 
 def pixel_hash_schema() -> pa.Schema:

@@ -4,18 +4,16 @@ from __future__ import annotations
 
 from realness.dream.embedders import (
     DEFAULT_EMBEDDER,
-    DEFAULT_MODEL,
     Embedder,
     OpenClipEmbedder,
     TransformersEmbedder,
     build_embedder,
 )
-from realness.dream.mapper import DEFAULT_WINDOW_SIZES, RealnessMapper, auto_batch_size, auto_chunk_size, realness_map
+from realness.dream.mapper import DEFAULT_WINDOW_SIZES, RealnessMapper, auto_batch_size, realness_map
 from realness.dream.result import DEFAULT_STRIDE, RealnessMap, RealnessMapBatch
 
 __all__ = [
     "DEFAULT_EMBEDDER",
-    "DEFAULT_MODEL",
     "DEFAULT_STRIDE",
     "DEFAULT_WINDOW_SIZES",
     "Embedder",
@@ -25,7 +23,6 @@ __all__ = [
     "RealnessMapper",
     "TransformersEmbedder",
     "auto_batch_size",
-    "auto_chunk_size",
     "build_embedder",
     "realness_map",
 ]

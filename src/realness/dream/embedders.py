@@ -23,8 +23,6 @@ from realness.runtime.imports import transformers_import_guard
 
 #: The model the paper uses, and the default.
 DEFAULT_EMBEDDER = "openai/clip-vit-base-patch32"
-#: The old name of :data:`DEFAULT_EMBEDDER` (``realness.core.DEFAULT_MODEL`` is the CORE model).
-DEFAULT_MODEL = DEFAULT_EMBEDDER
 
 # The normalization every OpenAI CLIP checkpoint was trained with.
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)

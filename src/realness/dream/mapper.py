@@ -25,7 +25,8 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from realness.deprecation import UNSET, renamed
+from realness.core.pretrained import DEFAULT_MODEL
+from realness.dream.core_map import CoreMapper
 from realness.dream.embedders import DEFAULT_EMBEDDER, Embedder, build_embedder
 from realness.dream.result import DEFAULT_STRIDE, RealnessMap, RealnessMapBatch
 from realness.dream.windows import combine_scales, gather_windows, overlap_average, window_starts
@@ -33,15 +34,17 @@ from realness.errors import DescriptionsError, InvalidImageError, SkippedItem, S
 from realness.io.inputs import load_images, split_batch
 from realness.io.pixels import INTERPOLATIONS, normalize, resize_image
 from realness.io.tensor_batch import load_tensor_batch
-from realness.runtime.device import PRECISIONS, DeviceLike, autocast, check_precision, resolve_device
+from realness.runtime.device import PRECISIONS, DeviceLike, autocast, check_batch_size, check_precision, resolve_device
 from realness.text.descriptions import (
     DescriptionsLike,
-    align_descriptions,
     as_describer,
     fill_missing,
     missing_description_failures,
-    split_describer,
+    resolve_descriptions,
 )
+
+#: Map methods: DREAM's windows against a description, or regions read by the bundled CORE model.
+METHODS = ("dream", "core")
 
 #: The paper's window sides (pixels); the stride is :data:`DEFAULT_STRIDE`.
 DEFAULT_WINDOW_SIZES = (128, 64, 32)
@@ -94,7 +97,12 @@ class RealnessMapper:
             more than 4 forward passes.
         revision: Hub revision of ``model``.
         cache_dir: Hub cache folder for ``model`` (default: ``HF_HUB_CACHE``, else ``$HF_HOME/hub``).
-        chunk_size: Deprecated: use ``batch_size``.
+        method: ``"dream"`` (the paper's windows against a description, through ``model``) or
+            ``"core"`` (regions of one pass of a CORE model's encoder read by its image-only head:
+            no dual encoder, no text needed; see :mod:`realness.dream.core_map`). With ``"core"``
+            only ``device`` and ``core_model`` apply.
+        core_model: The CORE model of ``method="core"``: a :class:`~realness.core.model.CoreModel`
+            or a name (default: the bundled ``realness-core-lite``).
 
     Raises:
         WeightsNotFoundError: The model's weights are not available.
@@ -117,33 +125,36 @@ class RealnessMapper:
         progress: bool | None = None,
         revision: str | None = None,
         cache_dir: str | Path | None = None,
-        chunk_size: Any = UNSET,
+        method: str = "dream",
+        core_model: Any = None,
     ):
-        batch_size = renamed("RealnessMapper", "chunk_size", "batch_size", chunk_size, batch_size)
+        if method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, not {method!r}")
+        self.method = method
+        if method == "core":
+            # No dual encoder and no text needed: regions of one CORE encoder pass (realness.dream.core_map).
+            self._core = CoreMapper(core_model or DEFAULT_MODEL, device=device)
+            self.device = self._core.device
+            return
         self.window_sizes = tuple(sorted({int(size) for size in window_sizes}, reverse=True))
         if not self.window_sizes or min(self.window_sizes) < 1:
             raise ValueError(f"window_sizes must be positive integers, got {tuple(window_sizes)}")
         if stride < 1:
             raise ValueError(f"stride must be a positive integer, got {stride}")
-        if batch_size is not None and batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer or None, got {batch_size}")
+        check_batch_size(batch_size, optional=True)
         if interpolation not in INTERPOLATIONS:
             raise ValueError(f"interpolation must be one of {INTERPOLATIONS}, not {interpolation!r}")
         self.precision = check_precision(precision)
         self.stride = int(stride)
         self.device = resolve_device(device)  # before loading: a bad device fails fast
         self.embedder = build_embedder(model, revision=revision, cache_dir=cache_dir).to(self.device)
+        self.model_name = type(model).__name__ if isinstance(model, Embedder) else str(model)
         self.batch_size = batch_size or auto_batch_size(self.embedder.input_size, self.device)
         self.interpolation = interpolation
         self.antialias = antialias
         self.describer = as_describer(describer)
         self.progress = progress
         self._warned_slow = False
-
-    @property
-    def chunk_size(self) -> int:
-        """Deprecated name of :attr:`batch_size`."""
-        return self.batch_size
 
     @classmethod
     def from_pretrained(
@@ -178,7 +189,6 @@ class RealnessMapper:
         *,
         on_error: str = "raise",
         progress: bool | None = None,
-        description: Any = UNSET,
     ) -> RealnessMap | RealnessMapBatch:
         """Map one image or a batch.
 
@@ -194,7 +204,6 @@ class RealnessMapper:
                 and records why in ``skipped`` (a single image that cannot be mapped still
                 raises: there is nothing else to return).
             progress: Show a progress bar (default: the mapper's ``progress``).
-            description: Deprecated: use ``descriptions``.
 
         Returns:
             A :class:`RealnessMap` for a single image, a :class:`RealnessMapBatch` for a batch.
@@ -204,14 +213,17 @@ class RealnessMapper:
             DescriptionsError: Descriptions not one per image, or an image without one and no
                 describer (``on_error="raise"``).
         """
-        descriptions = renamed("RealnessMapper", "description", "descriptions", description, descriptions)
+        if self.method == "core":
+            return self._core(images, descriptions, on_error=on_error)
         check_on_error(on_error)
-        texts, describer = split_describer(descriptions, self.describer)
+        resolved = resolve_descriptions(descriptions, split_batch(images)[0], describer=self.describer)
+        if resolved.match is not None:
+            resolved.match.warn()
+        texts, describer = resolved.texts, resolved.describer
         # A tensor stays on its device (checked there); other inputs are decoded on the CPU.
         batch = load_tensor_batch(images, on_error=on_error)
         if batch is None:
             batch = load_images(images, on_error=on_error)
-        texts = align_descriptions(texts, len(batch))
         for index, tensor in enumerate(batch.tensors):
             if tensor is None:
                 continue
@@ -298,6 +310,7 @@ class RealnessMapper:
                 name=names[index],
                 image=image,
                 stride=self.stride,
+                model=self.model_name,
             )
         return maps
 
@@ -412,10 +425,6 @@ def auto_batch_size(input_size: int, device: torch.device) -> int:
     return max(1, min(cap, int(free * _MEMORY_SHARE) // per_window))
 
 
-#: Deprecated name of :func:`auto_batch_size`.
-auto_chunk_size = auto_batch_size
-
-
 def _available_ram() -> int:
     try:
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
@@ -447,7 +456,6 @@ def realness_map(
     progress: bool | None = None,
     on_error: str = "raise",
     revision: str | None = None,
-    description: Any = UNSET,
     **options: Any,
 ) -> RealnessMap | RealnessMapBatch:
     """Functional DREAM: the realness map(s) of ``images`` given their descriptions.
@@ -465,7 +473,6 @@ def realness_map(
         progress: Show a progress bar (None: for long calls).
         on_error: ``"raise"`` or ``"skip"``.
         revision: Hub revision of ``model``.
-        description: Deprecated: use ``descriptions``.
         **options: Other :class:`RealnessMapper` arguments (``window_sizes``, ``stride``, ...).
 
     Returns:
@@ -475,7 +482,6 @@ def realness_map(
         WeightsNotFoundError: The model's weights are not available.
         InvalidImageError: A bad image (``on_error="raise"``).
     """
-    descriptions = renamed("realness_map", "description", "descriptions", description, descriptions)
     resolve_device(device)  # a bad device fails before the weights load
     embedder = model if isinstance(model, Embedder) else _cached_embedder(str(model), revision)
     mapper = RealnessMapper(embedder, device=device, precision=precision, batch_size=batch_size, progress=progress, **options)
@@ -490,6 +496,5 @@ __all__ = [
     "RealnessMapBatch",
     "RealnessMapper",
     "auto_batch_size",
-    "auto_chunk_size",
     "realness_map",
 ]

@@ -11,9 +11,6 @@ from collections.abc import Sequence
 
 import torch
 
-from realness.deprecation import warn_renamed
-from realness.io.pixels import INTERPOLATIONS, resize_image
-
 
 def window_starts(length: int, window: int, stride: int) -> torch.Tensor:
     """Start offsets of the windows along one axis: every ``stride``, plus one flush with the end.
@@ -56,24 +53,6 @@ def gather_windows(image: torch.Tensor, window: int, tops: torch.Tensor, lefts: 
     # unfold with step 1 is a strided view: every possible window, no memory.
     every_window = image.unfold(1, window, 1).unfold(2, window, 1)  # C x nH x nW x w x w
     return every_window[:, tops, lefts].transpose(0, 1)
-
-
-def resize_windows(
-    windows: torch.Tensor,
-    size: int,
-    *,
-    interpolation: str = "bicubic",
-    antialias: bool = True,
-) -> torch.Tensor:
-    """Deprecated: :func:`realness.io.pixels.resize_image` resizes windows (its default interpolation is bilinear).
-
-    Raises:
-        ValueError: Unknown ``interpolation``.
-    """
-    warn_renamed("realness.dream.windows.resize_windows", "realness.io.pixels.resize_image")
-    if interpolation not in INTERPOLATIONS:
-        raise ValueError(f"interpolation must be one of {INTERPOLATIONS}, not {interpolation!r}")
-    return resize_image(windows, size, interpolation=interpolation, antialias=antialias)
 
 
 def coverage_matrix(length: int, starts: torch.Tensor, window: int) -> torch.Tensor:

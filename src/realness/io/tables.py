@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import importlib.util
 import io
 import json
@@ -43,7 +44,16 @@ from pathlib import Path
 from typing import IO, Any, Union
 
 # The table errors live in realness.errors with every other exception; callers may import them from here.
-from realness.errors import DescriptionsWarning, MissingDependencyError, OutputError, TableError, TableWarning
+from realness.errors import (
+    DescriptionsWarning,
+    MissingDependencyError,
+    NothingPairedError,
+    OutputError,
+    OutputWriteError,
+    TableError,
+    TableWarning,
+)
+from realness.io.locks import OutputLock
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -125,11 +135,17 @@ def atomic_output(path: PathLike, mode: str = "w", *, encoding: str | None = "ut
 
     Yields:
         The open temporary file.
+
+    Raises:
+        OutputWriteError: the file could not be written or put in place (disk full, no
+            permission, immutable, name too long); the message names ``path``, never the
+            temporary file.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    temporary = None
     try:
+        descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         text = "b" not in mode
         with os.fdopen(descriptor, mode, encoding=encoding if text else None, newline=newline if text else None) as handle:
             yield handle
@@ -137,10 +153,26 @@ def atomic_output(path: PathLike, mode: str = "w", *, encoding: str | None = "ut
             os.fsync(handle.fileno())
         os.chmod(temporary, _FILE_MODE)
         os.replace(temporary, path)
+    except OSError as error:
+        if temporary is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+        if temporary is not None and error.filename not in (None, temporary, str(path)):
+            raise  # about another file (one the writer read): its own message names it
+        raise write_error(path, error) from None
     except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
+        if temporary is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
         raise
+
+
+def write_error(path: PathLike, error: OSError) -> OutputWriteError:
+    """``path: cannot write it (REASON)``: a failed write told by the file the user named."""
+    reason = error.strerror or str(error)
+    if error.errno in (errno.EPERM, errno.EACCES) and os.path.exists(path):
+        reason += "; is it read-only or immutable (lsattr)?"
+    return OutputWriteError(f"{path}: cannot write it ({reason})")
 
 
 @contextlib.contextmanager
@@ -318,23 +350,32 @@ def _json_value(value: Any) -> Any:
     return str(value)
 
 
+#: The longest name made beside an output: ``.NAME.partial.XXXXXXXX.tmp``, the journal's temporary file.
+SIBLING_NAME_EXTRA = len("..partial.XXXXXXXX.tmp")
+#: Bytes an output row may take, journal and temporary copy included, for the free-space check.
+ROW_BYTES = 2048
+
+
 def check_output_path(
-    out: PathLike | None, *, inputs: Iterable[PathLike] = (), what: str = "output", table: bool = False
+    out: PathLike | None, *, inputs: Iterable[PathLike] = (), what: str = "output", table: bool = False, rows: int = 0
 ) -> None:
-    """Refuse, before any work, an output file that would destroy an input or cannot be a file.
+    """Refuse, before any work, an output file that would destroy an input or cannot be written.
 
     The output's folder is created when missing, so a typo in it fails now rather than after
-    the work is done.
+    the work is done. So do a name too long for the files made beside it (its journal and
+    temporary files), a full disk and an immutable file.
 
     Args:
         out: the output file (None: stdout, always fine).
         inputs: files the command reads (images, description tables, models).
         what: how the output is called in messages (``--out``).
         table: ``out`` is a table: its suffix must name a format (:func:`table_format`).
+        rows: how many rows it will hold, for the free-space check.
 
     Raises:
-        OutputError: ``out`` is a directory, is one of ``inputs``, its folder cannot be made,
-            or (``table``) its suffix names no table format.
+        OutputError: ``out`` is a directory, is one of ``inputs``, its folder cannot be made
+            or written, its name is too long, the disk is too full, or (``table``) its suffix
+            names no table format.
         MissingDependencyError: a ``.parquet`` table without pyarrow.
     """
     if out is None:
@@ -354,6 +395,53 @@ def check_output_path(
         raise OutputError(f"{path}: cannot create the folder of the {what} ({error.strerror or error})") from None
     if not os.access(path.parent, os.W_OK):
         raise OutputError(f"{path}: the folder {path.parent} is not writable")
+    _check_name_length(path, what)
+    if _is_immutable(path):
+        raise OutputError(f"{path}: the file is immutable or append-only (lsattr shows it); it cannot be replaced")
+    try:
+        status = os.statvfs(path.parent)
+    except (OSError, AttributeError):  # no statvfs (Windows): a full disk is told when a write fails
+        return
+    free, needed = status.f_bavail * status.f_frsize, ROW_BYTES * rows + 64 * 1024
+    if free < needed:
+        raise OutputError(
+            f"{path}: the disk is full ({free // 1024} KiB free in {path.parent}; the {what} needs about "
+            f"{needed // 1024} KiB); free some space or write elsewhere"
+        )
+
+
+def _check_name_length(path: Path, what: str) -> None:
+    try:
+        limit = os.pathconf(path.parent, "PC_NAME_MAX")
+    except (OSError, ValueError, AttributeError):
+        limit = 255
+    length = len(os.fsencode(path.name))
+    if length + SIBLING_NAME_EXTRA > limit:
+        raise OutputError(
+            f"{path}: the file name is {length} bytes; with the .partial journal and temporary files made beside "
+            f"it, names of at most {limit - SIBLING_NAME_EXTRA} bytes fit in this folder (limit {limit}); "
+            f"choose a shorter {what}"
+        )
+
+
+def _is_immutable(path: Path) -> bool:
+    """Whether Linux's immutable or append-only flag (``chattr +i``/``+a``) is set: such a file cannot be replaced."""
+    if not sys.platform.startswith("linux") or not path.is_file():
+        return False
+    import fcntl
+
+    get_flags, immutable, append_only = 0x80086601, 0x10, 0x20  # FS_IOC_GETFLAGS, FS_IMMUTABLE_FL, FS_APPEND_FL
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
+        return False
+    try:
+        flags = int.from_bytes(fcntl.ioctl(descriptor, get_flags, bytes(8)), sys.byteorder)
+    except OSError:  # a filesystem without these flags
+        return False
+    finally:
+        os.close(descriptor)
+    return bool(flags & (immutable | append_only))
 
 
 def _same_file(first: Path, second: Path) -> bool:
@@ -374,21 +462,41 @@ class RowJournal:
     A run killed without a chance to finish leaves the journal, which ``resume=True`` reads
     back (a torn last line is dropped).
 
+    The journal's first line records the run's ``fingerprint`` (its inputs, model and
+    settings): its rows are kept only by a run with the same fingerprint, so ``resume``
+    never hands back another run's rows as this one's. A journal that holds no row (a run
+    that failed before its first batch was saved) is removed: it holds nothing to continue.
+    Rows already in ``out`` without a journal are never trusted (nothing proves which run
+    wrote them). While the journal is open, ``<out>.lock`` keeps a second run off the same
+    output (:class:`~realness.io.locks.OutputLock`).
+
     Args:
         out: the final table file; None where the rows are only journaled and the caller
             makes its own outputs from them (``realness filter`` ranks them, ``realness
             map`` lists the maps it wrote): then :meth:`finish` only removes the journal.
         columns: the table's columns; the first one identifies a row.
-        resume: keep the rows already in ``out`` and in a leftover journal.
+        resume: keep the rows of a leftover journal of the same run.
         journal: the journal file (default: ``<out>.partial``; needed when ``out`` is None).
+        fingerprint: what identifies the run (see ``realness.cli.resumable.run_fingerprint``).
+
+    Attributes:
+        untrusted_out: ``resume`` found ``out`` but no journal: its rows are done again.
 
     Raises:
         TableError: a journal from an interrupted run exists and ``resume`` is False
-            (continuing or starting over is the user's call), or ``out`` cannot be read back.
+            (continuing or starting over is the user's call), or (``resume``) the journal
+            was written by a different run.
+        realness.errors.OutputBusyError: another run is writing the same output.
     """
 
     def __init__(
-        self, out: PathLike | None, columns: Sequence[str], *, resume: bool = False, journal: PathLike | None = None
+        self,
+        out: PathLike | None,
+        columns: Sequence[str],
+        *,
+        resume: bool = False,
+        journal: PathLike | None = None,
+        fingerprint: str | None = None,
     ):
         self.out = None if out is None else Path(out)
         self.columns = list(columns)
@@ -396,21 +504,36 @@ class RowJournal:
         if journal is None and self.out is None:
             raise ValueError("RowJournal: give out, journal or both")
         self.journal_path = Path(journal) if journal is not None else self.out.with_name(self.out.name + ".partial")
-        rows: dict[str, dict[str, Any]] = {}
-        if resume:
-            if self.out is not None and self.out.exists():
-                rows.update((str(row.get(self.key)), row) for row in self._read_out())
-            if self.journal_path.exists():
-                rows.update((str(row.get(self.key)), row) for row in _read_json_lines(self.journal_path))
-        elif self.journal_path.exists():
-            raise TableError(
-                f"{self.journal_path}: left by an interrupted run; add --resume to continue it, or delete it to start over"
-            )
-        self.rows = rows
+        self.fingerprint = fingerprint
+        self._lock = OutputLock(self.journal_path.with_suffix(".lock"), self.out or self.journal_path).acquire()
+        try:
+            self.rows = self._saved_rows(resume)
+        except BaseException:
+            self._lock.release()
+            raise
+        self.untrusted_out = resume and not self.rows and self.out is not None and self.out.exists()
         # Opened by the first append: a run that fails before producing a row (say, while
         # loading its model) leaves no journal behind to be mistaken for an interrupted run.
         self._handle: IO[str] | None = None
         self._finished = False
+
+    def _saved_rows(self, resume: bool) -> dict[str, dict[str, Any]]:
+        if not self.journal_path.exists():
+            return {}
+        header, rows = _read_journal(self.journal_path)
+        if not rows:
+            self.journal_path.unlink()  # a run that saved no row: nothing to continue or lose
+            return {}
+        if not resume:
+            raise TableError(
+                f"{self.journal_path}: left by an interrupted run; add --resume to continue it, or delete it to start over"
+            )
+        if header is None or header.get("fingerprint") != self.fingerprint:
+            raise TableError(
+                f"{self.journal_path}: saved by a different run (other images, model or settings), so its rows are "
+                "not this run's; run the command that wrote it with --resume, or delete it to start over"
+            )
+        return {str(row.get(self.key)): row for row in rows}
 
     def done(self) -> set[str]:
         """Keys of the rows already present (skip these when resuming)."""
@@ -421,49 +544,75 @@ class RowJournal:
         return sum(1 for row in self.rows.values() if row.get("error"))
 
     def append(self, rows: Iterable[Mapping[str, Any]]) -> None:
-        """Add rows and make them durable before returning."""
+        """Add rows and make them durable before returning.
+
+        Raises:
+            OutputWriteError: the journal could not be written (disk full...); the rows
+                appended before are kept.
+        """
         assert not self._finished, "append after finish"
-        if self._handle is None:
-            with atomic_output(self.journal_path) as handle:
-                for row in self.rows.values():
-                    handle.write(json.dumps(row, default=_json_value) + "\n")
-            # Held open across appends (one per batch) and closed by finish().
-            self._handle = open(self.journal_path, "a", encoding="utf-8")  # noqa: SIM115
-        for row in rows:
-            self.rows[str(row.get(self.key))] = dict(row)
-            self._handle.write(json.dumps(dict(row), default=_json_value) + "\n")
-        self._handle.flush()
-        os.fsync(self._handle.fileno())
+        rows = [dict(row) for row in rows]
+        before = dict(self.rows)
+        # Counted before the write, so a batch whose write Ctrl-C cuts is still written to out.
+        self.rows.update((str(row.get(self.key)), row) for row in rows)
+        try:
+            if self._handle is None:
+                with atomic_output(self.journal_path) as handle:
+                    handle.write(json.dumps({JOURNAL_HEADER: 1, "fingerprint": self.fingerprint}) + "\n")
+                    for row in before.values():
+                        handle.write(json.dumps(row, default=_json_value) + "\n")
+                # Held open across appends (one per batch) and closed by finish().
+                self._handle = open(self.journal_path, "a", encoding="utf-8")  # noqa: SIM115
+            for row in rows:
+                self._handle.write(json.dumps(row, default=_json_value) + "\n")
+            self._handle.flush()
+            os.fsync(self._handle.fileno())
+        except OSError as error:
+            self.rows = before  # not saved: a failed write must not report these rows as done
+            raise error if isinstance(error, OutputWriteError) else write_error(self.journal_path, error) from None
 
     def close(self) -> None:
         """Stop appending and leave the journal where it is, for a later ``resume=True``."""
         self._finished = True
         if self._handle is not None:
-            self._handle.close()
+            with contextlib.suppress(OSError):  # a full disk: the lines synced before are what counts
+                self._handle.close()
             self._handle = None
+
+    def release(self) -> None:
+        """Let another run write this output (the journal stays, for a later ``resume=True``)."""
+        self.close()
+        self._lock.release()
+
+    def write_out(self, order: Sequence[str] = ()) -> None:
+        """Write every row to ``out`` (those named in ``order`` first, in that order); the journal stays."""
+        if self.out is not None:
+            position = {key: index for index, key in enumerate(order)}
+            rows = sorted(self.rows.values(), key=lambda row: position.get(str(row.get(self.key)), len(position)))
+            write_table(rows, self.out, self.columns)
 
     def finish(self, order: Sequence[str] = ()) -> int:
         """Write every row to ``out`` (those named in ``order`` first, in that order), remove the journal;
         returns the count of rows."""
         self.close()
-        if self.out is not None:
-            position = {key: index for index, key in enumerate(order)}
-            rows = sorted(self.rows.values(), key=lambda row: position.get(str(row.get(self.key)), len(position)))
-            write_table(rows, self.out, self.columns)
-        with contextlib.suppress(FileNotFoundError):
-            self.journal_path.unlink()
+        try:
+            self.write_out(order)  # a failure keeps the journal: --resume writes out from it later
+            with contextlib.suppress(FileNotFoundError):
+                self.journal_path.unlink()
+        finally:
+            self._lock.release()
         return len(self.rows)
 
-    def _read_out(self) -> list[dict[str, Any]]:
-        try:
-            table = read_table(self.out)
-        except TableError as error:
-            raise TableError(f"cannot resume from it: {error}") from None
-        if self.key not in table.columns:
-            raise TableError(f"{self.out}: cannot resume from it, no {self.key!r} column; found: {', '.join(table.columns)}")
-        for row in table.rows:  # the key as the run names the item, not as the file spells it
-            row[self.key] = unescape_undecodable(_cell(row[self.key]))
-        return table.rows
+
+#: The key of a journal's first line, which records the run that wrote it.
+JOURNAL_HEADER = "realness_journal"
+
+
+def _read_journal(path: Path) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    """A journal's header (None when its first line is none) and its rows."""
+    rows = _read_json_lines(path)
+    header = rows.pop(0) if rows and JOURNAL_HEADER in rows[0] else None
+    return header, rows
 
 
 def _read_json_lines(path: Path) -> list[dict[str, Any]]:
@@ -699,6 +848,21 @@ class DescriptionMatch:
             lines.append(f"{self.source}: {len(self.unused)} rows match no image: {name_list(self.unused)}")
         return lines
 
+    def require_some(self, flag: str = "descriptions") -> None:
+        """Refuse a table none of whose rows matches any image: a wrong table or root, not a few missing texts.
+
+        Raises:
+            NothingPairedError: no image got a description and the table has rows; the
+                message names examples from both sides.
+        """
+        if self.unused and not self.ambiguous and all(text is None for text in self.texts):
+            raise NothingPairedError(
+                f"{flag} {self.source}",
+                f"none of its {len(self.unused)} rows matches any of the {len(self.texts)} images "
+                f"(rows: {name_list(self.unused, 3)}; images: {name_list(self.missing, 3)}); "
+                "write the images' paths as given, or relative to --descriptions-root",
+            )
+
     def warn(self) -> None:
         """Issue :meth:`problems` as :class:`DescriptionsWarning` warnings."""
         for line in self.problems():
@@ -842,11 +1006,3 @@ def read_descriptions(path: PathLike, *, root: PathLike | None = None) -> Descri
         )
     return DescriptionTable(texts, source=str(table.path), root=root if root is not None else table.path.parent)
 
-
-def as_description_table(descriptions: None | PathLike | Mapping[str, str] | DescriptionTable, *, root: PathLike | None = None) -> DescriptionTable | None:
-    """A :class:`DescriptionTable` from a CSV path, a mapping or a table (None stays None)."""
-    if descriptions is None or isinstance(descriptions, DescriptionTable):
-        return descriptions
-    if isinstance(descriptions, (str, os.PathLike)):
-        return read_descriptions(descriptions, root=root)
-    return DescriptionTable(descriptions, root=root)

@@ -66,13 +66,17 @@ def check_precision(precision: str) -> str:
     return precision
 
 
-def precision_from_dtype(dtype: torch.dtype | None) -> str:
-    """The precision name of a ``torch.dtype`` (for the deprecated ``dtype=`` argument); None is ``auto``."""
-    if dtype is None:
-        return "auto"
-    if dtype not in _DTYPE_NAMES:
-        raise UsageError(f"dtype={dtype}", f"use precision= with one of {', '.join(PRECISIONS)}")
-    return _DTYPE_NAMES[dtype]
+def check_batch_size(batch_size: int | None, *, flag: str = "batch_size", optional: bool = False) -> int | None:
+    """Refuse a batch size below 1 (or None unless ``optional``: None means chosen for you).
+
+    Raises:
+        UsageError: not a positive integer; ``flag`` names it (``--batch-size`` in the CLI).
+    """
+    if batch_size is None and optional:
+        return None
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise UsageError(flag, f"must be at least 1, not {batch_size!r}")
+    return batch_size
 
 
 def compute_dtype(precision: str, device: torch.device) -> torch.dtype:

@@ -1,9 +1,11 @@
 """Descriptions beside images, the same at every entry point.
 
-``descriptions`` is None, one string for one image, a sequence aligned with the images
-(None entries allowed), or a describer (an object with ``describe``, or a describer name
-such as ``"openai:gpt-4.1"``) that writes them. A missing description is written by the
-describer when there is one. Without a describer, the one rule is: an image without a
+``descriptions`` has one meaning everywhere, read by :func:`resolve_descriptions`: None, one
+string for one image, a sequence aligned with the images (None entries allowed), a table keyed
+by image path (a ``{path: text}`` mapping, a :class:`~realness.io.tables.DescriptionTable`, or a
+``pathlib.Path`` to a CSV / JSON / JSON Lines / Parquet file), or a describer (an object with
+``describe``, or a describer name such as ``"openai:gpt-4.1"``) that writes them. A string is
+never a file name. A missing description is written by the describer when there is one. Without a describer, the one rule is: an image without a
 description goes on without text where the method has a validated text-free mode (CORE:
 its image-only regressor, or description dropout for an MLP head; one :class:`ImageOnlyWarning` line), and is
 a bad item otherwise (DREAM: a map needs a text; :class:`~realness.errors.DescriptionsError`
@@ -13,15 +15,33 @@ under ``on_error="raise"``, skipped and named under ``on_error="skip"``).
 from __future__ import annotations
 
 import math
+import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from realness.describers.factory import build_describer, is_describer_name
 from realness.errors import DescriptionsError, ImageOnlyWarning, SkippedItem, UsageError
+from realness.io.tables import DescriptionMatch, DescriptionTable, name_list, read_descriptions
 
-#: None, one text, texts aligned with the images, or a describer (object or name: hence ``Any``).
-DescriptionsLike = None | str | Sequence[str | None] | Any
+#: None, one text, texts aligned with the images, a table keyed by path, or a describer (object or name: hence ``Any``).
+DescriptionsLike = None | str | Sequence[str | None] | Mapping[str, str] | DescriptionTable | os.PathLike | Any
+
+
+@dataclass
+class ResolvedDescriptions:
+    """What a ``descriptions`` value gives a batch of images.
+
+    Attributes:
+        texts: one text (or None) per image.
+        describer: the describer object that writes the missing ones, or None.
+        match: how a table lined up with the images (None unless a table was given).
+    """
+
+    texts: list[str | None]
+    describer: Any = None
+    match: DescriptionMatch | None = None
 
 
 _WARNED_IMAGE_ONLY = False
@@ -46,20 +66,49 @@ def as_describer(describer: Any) -> Any:
     raise UsageError(f"describer={type(describer).__name__}", "pass a describer object or a describer name such as 'openai'")
 
 
-def split_describer(descriptions: DescriptionsLike, describer: Any = None) -> tuple[Any, Any]:
-    """``(texts, describer)``: a describer passed as ``descriptions`` moves to the describer's place.
+def resolve_descriptions(
+    descriptions: DescriptionsLike,
+    images: Sequence[Any],
+    *,
+    describer: Any = None,
+    roots: Sequence[str | os.PathLike] = (),
+    root: str | os.PathLike | None = None,
+) -> ResolvedDescriptions:
+    """Any ``descriptions`` value as one text (or None) per image, and the describer for the rest.
+
+    The one reading of the word, called by every entry point (scorer, mapper, workflows, Ray, CLI).
 
     Args:
-        descriptions: What the caller passed as ``descriptions``.
-        describer: The entry point's own describer (a constructor's ``describer=``), or None.
+        descriptions: See the module docstring.
+        images: The batch's items; a table matches them by path, so they must be paths then.
+        describer: The entry point's own describer (``describer=``), used when
+            ``descriptions`` is not one itself.
+        roots: Folders a table's relative paths may start from (the folders the user scanned).
+        root: The folder a table file's relative paths start from (default: the file's folder).
 
-    Returns:
-        The texts (None when ``descriptions`` was a describer) and the describer object to
-        fill missing ones with (None if there is none).
+    Raises:
+        DescriptionsError: Texts not one per image, a table for in-memory images, or a
+            value that is none of the above.
+        TableError: A table file that cannot be read.
     """
     if is_describer(descriptions):
-        return None, as_describer(descriptions)
-    return descriptions, as_describer(describer)
+        return ResolvedDescriptions([None] * len(images), as_describer(descriptions))
+    describer = as_describer(describer)
+    if isinstance(descriptions, (Mapping, DescriptionTable, os.PathLike)):
+        if isinstance(descriptions, os.PathLike):
+            table = read_descriptions(descriptions, root=root)
+        elif isinstance(descriptions, Mapping):
+            table = DescriptionTable(descriptions, root=root)
+        else:
+            table = descriptions
+        unnamed = [i for i, item in enumerate(images) if not isinstance(item, (str, os.PathLike))]
+        if unnamed:
+            raise DescriptionsError(
+                f"images[{unnamed[0]}]", "a descriptions table matches images by path; pass texts aligned with in-memory images"
+            )
+        match = table.match(images, roots=roots)
+        return ResolvedDescriptions(match.texts, describer, match)
+    return ResolvedDescriptions(align_descriptions(descriptions, len(images)), describer)
 
 
 def align_descriptions(descriptions: Any, count: int) -> list[str | None]:
@@ -77,8 +126,9 @@ def align_descriptions(descriptions: Any, count: int) -> list[str | None]:
         return [None] * count
     if isinstance(descriptions, str):
         if count != 1:
+            hint = " (a table file is a pathlib.Path, never a str)" if os.path.isfile(descriptions) else ""
             raise DescriptionsError(
-                "descriptions", f"one string was given for {count} images; pass a list of {count}, one per image"
+                "descriptions", f"one string was given for {count} images; pass a list of {count}, one per image{hint}"
             )
         return [descriptions]
     try:
@@ -134,15 +184,18 @@ def fill_missing(
     return failures
 
 
-def warn_image_only(detail: str = "") -> None:
-    """Say once per process, in one line, that images are being scored without a description."""
+def warn_image_only(names: Sequence[str], detail: str = "") -> None:
+    """Say once per process, in one line, which images were scored without a description.
+
+    Only images that were scored count: a broken file has no score to doubt.
+    """
     global _WARNED_IMAGE_ONLY
-    if _WARNED_IMAGE_ONLY:
+    if _WARNED_IMAGE_ONLY or not names:
         return
     _WARNED_IMAGE_ONLY = True
     warnings.warn(
-        f"scoring without a description (image-only) agrees less with people{detail}; "
-        "pass descriptions= (texts or a describer such as 'openai') to score with text",
+        f"{len(names)} images scored without a description (image-only agrees less with people{detail}): "
+        f"{name_list(names)}; pass descriptions= (texts or a describer such as 'openai') to score with text",
         ImageOnlyWarning,
         stacklevel=4,
     )

@@ -21,18 +21,18 @@ from pathlib import Path
 from typing import Any, Literal, Union
 
 from realness.core.pretrained import DEFAULT_MODEL
-from realness.deprecation import UNSET, renamed
 from realness.errors import ExportError, SkippedItem
 from realness.io.files import expand_image_paths
-from realness.io.tables import DescriptionTable, as_description_table, name_list, write_table
-from realness.text.descriptions import align_descriptions, is_describer
+from realness.io.schema import FILTER_COLUMNS
+from realness.io.tables import DescriptionTable, name_list, write_table
+from realness.text.descriptions import resolve_descriptions
 from realness.workflows.scoring import ModelLike, as_scorer, optional_float
 
 ExportMode = Literal["copy", "symlink", "hardlink"]
 PathsLike = Union[str, "os.PathLike[str]", Sequence[Union[str, "os.PathLike[str]"]]]
 DescriptionsLike = Union[None, str, "os.PathLike[str]", Mapping[str, str], "DescriptionTable"]
 
-CSV_COLUMNS = ("rank", "path", "score", "kept", "verdict", "description", "error")
+CSV_COLUMNS = FILTER_COLUMNS
 
 
 @dataclass
@@ -47,6 +47,7 @@ class RankedImage:
         verdict: ``yes`` / ``somewhat`` / ``no`` from its description, or None.
         description: the description the score used, or None (image-only).
         error: why it could not be scored, or None.
+        score_low, score_high: the ends of the score's interval, or None (no interval).
     """
 
     path: Path
@@ -56,6 +57,8 @@ class RankedImage:
     verdict: str | None = None
     description: str | None = None
     error: str | None = None
+    score_low: float | None = None
+    score_high: float | None = None
 
     def to_row(self) -> dict[str, Any]:
         """The image as a CSV row (see :data:`CSV_COLUMNS`)."""
@@ -63,6 +66,8 @@ class RankedImage:
             "rank": self.rank,
             "path": str(self.path),
             "score": optional_float(self.score),
+            "score_low": optional_float(self.score_low),
+            "score_high": optional_float(self.score_high),
             "kept": self.kept,
             "verdict": self.verdict,
             "description": self.description,
@@ -190,7 +195,7 @@ def _place(source: Path, target: Path, mode: ExportMode) -> None:
 
 
 def filter_images(
-    images: PathsLike = UNSET,
+    images: PathsLike,
     *,
     min_score: float | None = None,
     top_k: int | None = None,
@@ -203,7 +208,7 @@ def filter_images(
     precision: str = "auto",
     progress: bool | None = None,
     on_error: str = "skip",
-    paths: Any = UNSET,
+    confident: bool = False,
 ) -> FilterResult:
     """Score images, rank them and keep those with ``score >= min_score``, at most ``top_k`` of them.
 
@@ -218,8 +223,8 @@ def filter_images(
         top_k: keep at most this many of the best images.
         model: a model name, directory, :class:`~realness.core.model.CoreModel` or
             :class:`~realness.core.scorer.RealnessScorer`.
-        descriptions: a table keyed by path: ``{image path: description}`` or a table file
-            (CSV, JSON, JSON Lines or Parquet) with an image column (``path``, ``file``,
+        descriptions: a table keyed by path: ``{image path: description}`` or a table file as a
+            ``pathlib.Path`` (CSV, JSON, JSON Lines or Parquet) with an image column (``path``, ``file``,
             ``filename``, ``image``, ``name``) and a description column (``description``,
             ``caption``, ``text``). Paths may be relative to a folder in ``images``, to
             ``descriptions_root``, to the table's folder or to the current directory; a bare
@@ -236,20 +241,17 @@ def filter_images(
         progress: show a progress bar (None: for long runs).
         on_error: ``"skip"`` (default): an image that cannot be read is never kept and is
             listed in ``result.skipped``; ``"raise"``: it raises.
-        paths: Deprecated: use ``images``.
+        confident: keep only images whose whole interval (``ScoreResult.interval``) lies at or
+            above ``min_score``: its low end, not just the score.
 
     Returns:
         A :class:`FilterResult`.
 
     Raises:
-        ValueError: no image was found, or ``top_k`` is below 1.
+        ValueError: no image was found, ``top_k`` is below 1, or ``confident`` without ``min_score``.
     """
-    images = renamed("filter_images", "paths", "images", paths, images, new_default=UNSET)
-    if images is UNSET:
-        raise TypeError("filter_images() missing the images to filter (a folder, glob, file or list of them)")
     check_top_k(top_k)
-    if is_describer(descriptions):
-        descriptions, describer = None, descriptions
+    check_confident(confident, min_score)
     patterns = [images] if isinstance(images, (str, os.PathLike)) else list(images)
     scan_skipped: list[tuple[str, str]] = []
     files = expand_image_paths([str(p) for p in patterns], scan_skipped)
@@ -257,14 +259,13 @@ def filter_images(
         warnings.warn(f"{path}: {reason}", UserWarning, stacklevel=2)
     if not files:
         raise ValueError(f"no image files found in {', '.join(str(p) for p in patterns)}")
-    texts: list[str | None] = [None] * len(files)
-    table = None if _is_text_or_texts(descriptions) else as_description_table(descriptions, root=descriptions_root)
-    if table is None:
-        texts = align_descriptions(descriptions, len(files))
-    else:
-        match = table.match(files, roots=[p for p in patterns if Path(p).is_dir()])
-        match.warn()
-        texts = match.texts
+    resolved = resolve_descriptions(
+        descriptions, files, describer=describer, roots=[p for p in patterns if Path(p).is_dir()], root=descriptions_root
+    )
+    if resolved.match is not None:
+        resolved.match.require_some()
+        resolved.match.warn()
+    texts, describer = resolved.texts, resolved.describer
     scorer = as_scorer(model, device=device, precision=precision, batch_size=batch_size, describer=describer, progress=progress)
     result = scorer([str(path) for path in files], texts, on_error=on_error)
     return rank_images(
@@ -275,7 +276,19 @@ def filter_images(
         verdicts=result.verdicts,
         descriptions=result.descriptions,
         errors={item.index: item.reason for item in result.skipped},
+        intervals=[(row["score_low"], row["score_high"]) for row in result.to_rows()],
+        confident=confident,
     )
+
+
+def check_confident(confident: bool, min_score: float | None) -> None:
+    """Refuse ``confident`` without a ``min_score`` to be confident about.
+
+    Raises:
+        ValueError: ``confident`` without ``min_score``.
+    """
+    if confident and min_score is None:
+        raise ValueError("confident keeps images whose interval lies above min_score: give a min_score")
 
 
 def check_top_k(top_k: int | None) -> None:
@@ -297,6 +310,8 @@ def rank_images(
     verdicts: Sequence[str | None] | None = None,
     descriptions: Sequence[str | None] | None = None,
     errors: Mapping[int, str] | None = None,
+    intervals: Sequence[tuple[float | None, float | None]] | None = None,
+    confident: bool = False,
 ) -> FilterResult:
     """Rank images already scored and keep those with ``score >= min_score``, at most ``top_k``.
 
@@ -311,6 +326,8 @@ def rank_images(
         verdicts: one verdict (or None) per image.
         descriptions: the description each score used (or None) per image.
         errors: ``{position: reason}`` of the images that could not be scored.
+        intervals: ``(score_low, score_high)`` per image, where the model gives intervals.
+        confident: keep only images whose ``score_low`` is at least ``min_score`` (never one without an interval).
 
     Returns:
         A :class:`FilterResult`, best first; equal scores keep the order of ``paths``.
@@ -320,8 +337,13 @@ def rank_images(
     errors = dict(errors or {})
     verdicts = list(verdicts) if verdicts is not None else [None] * len(files)
     descriptions = list(descriptions) if descriptions is not None else [None] * len(files)
+    intervals = list(intervals) if intervals is not None else [(None, None)] * len(files)
     scored = sorted((i for i in range(len(files)) if i not in errors and not math.isnan(scores[i])), key=lambda i: -scores[i])
-    passing = [i for i in scored if min_score is None or scores[i] >= min_score]
+    check_confident(confident, min_score)
+    if confident:
+        passing = [i for i in scored if intervals[i][0] is not None and intervals[i][0] >= min_score]
+    else:
+        passing = [i for i in scored if min_score is None or scores[i] >= min_score]
     kept = set(passing[:top_k] if top_k is not None else passing)
     ranks = {index: rank for rank, index in enumerate(scored, start=1)}
     order = scored + sorted(errors)
@@ -334,20 +356,11 @@ def rank_images(
             verdict=verdicts[i],
             description=descriptions[i],
             error=errors.get(i),
+            score_low=intervals[i][0],
+            score_high=intervals[i][1],
         )
         for i in order
     ]
     root = Path(os.path.commonpath([str(path.resolve().parent) for path in files]))
     skipped = [SkippedItem(i, str(files[i]), errors[i]) for i in sorted(errors)]
     return FilterResult(images=images, root=root, skipped=skipped)
-
-
-def _is_text_or_texts(descriptions: Any) -> bool:
-    """Whether ``descriptions`` is one text or a sequence of texts rather than a table.
-
-    A string naming an existing file is a table file, as it always was here; any other string
-    is one image's text.
-    """
-    if isinstance(descriptions, str):
-        return not Path(descriptions).is_file()
-    return isinstance(descriptions, Sequence) and not isinstance(descriptions, (bytes, DescriptionTable))

@@ -52,6 +52,6 @@ def model_label(model: ModelLike) -> str:
     return type(model).__name__
 
 
-def optional_float(value: float) -> float | None:
-    """``value`` rounded for tables, or None where it is NaN (a skipped item)."""
-    return None if value != value else round(float(value), 6)
+def optional_float(value: float | None) -> float | None:
+    """``value`` rounded for tables, or None where it is None or NaN (a skipped item)."""
+    return None if value is None or value != value else round(float(value), 6)

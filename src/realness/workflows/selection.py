@@ -4,7 +4,7 @@
 up by a *key* computed from each file's name:
 
     ROOT/
-      descriptions.csv          optional: model,prompt_id,description
+      descriptions.csv          optional: generator,prompt_id,description
       model-a/
         cat-on-sofa.png         key "cat-on-sofa" (key="stem", the default)
         street-at-night.jpg
@@ -51,7 +51,6 @@ from pathlib import Path
 from typing import Any, Union
 
 from realness.core.pretrained import DEFAULT_MODEL
-from realness.deprecation import warn_renamed
 from realness.errors import NothingPairedError, UnpairedItemsWarning, UsageError
 from realness.evaluation import stats
 from realness.evaluation.plotting import COLORS, save_figure, styled_figure
@@ -64,7 +63,7 @@ from realness.workflows.scoring import ModelLike, as_scorer, optional_float
 DESCRIPTIONS_FILE = "descriptions.csv"
 #: How outputs pair across models: by file stem, whole file name, or path below the model folder.
 KEYS = ("stem", "name", "path")
-SUMMARY_COLUMNS = ("model", "n", "mean", "ci_low", "ci_high", "std", "wins", "win_rate", "skipped")
+SUMMARY_COLUMNS = ("generator", "n", "mean", "ci_low", "ci_high", "std", "wins", "win_rate", "skipped")
 COMPARISON_COLUMNS = (
     "first", "second", "pairs", "mean_difference", "ci_low", "ci_high", "first_win_rate", "p_value", "verdict",
 )
@@ -129,7 +128,7 @@ class ModelSummary:
     def to_row(self) -> dict[str, Any]:
         """The summary as a table row (see :data:`SUMMARY_COLUMNS`)."""
         return {
-            "model": self.model,
+            "generator": self.model,
             "n": self.n,
             "mean": optional_float(self.mean),
             "ci_low": optional_float(self.ci_low),
@@ -272,7 +271,7 @@ class SelectionResult:
     def summary_markdown(self) -> str:
         """The per-model summary and the pairwise tests as Markdown tables, then one verdict per pair."""
         lines = [
-            "| model | n | mean score [95% CI] | std | wins | paired win rate | skipped |",
+            "| generator | n | mean score [95% CI] | std | wins | paired win rate | skipped |",
             "|---|---:|---:|---:|---:|---:|---:|",
         ]
         for s in self.summaries:
@@ -576,7 +575,9 @@ def select_best_from_scores(candidates: list[Candidate], *, bootstrap: int = 200
                      wins=sum(1 for w in winners.values() if w.model == name), contested=len(complete))
         )
     summaries.sort(key=lambda s: (-_or_low(s.mean), s.model))
-    comparisons = [_paired(a, b, scores, prompts, bootstrap=bootstrap, seed=seed) for a, b in combinations(models, 2)]
+    # Pairs in the order of the summary table (best mean first), so each row reads "first vs a lower one".
+    ranked = [summary.model for summary in summaries]
+    comparisons = [_paired(a, b, scores, prompts, bootstrap=bootstrap, seed=seed) for a, b in combinations(ranked, 2)]
     if len(comparisons) > 1:
         for comparison, adjusted in zip(comparisons, stats.holm([c.p_value for c in comparisons])):
             comparison.p_value = adjusted
@@ -584,12 +585,6 @@ def select_best_from_scores(candidates: list[Candidate], *, bootstrap: int = 200
     return SelectionResult(
         candidates=candidates, winners=winners, summaries=summaries, comparisons=comparisons, incomplete_prompts=incomplete
     )
-
-
-def summarize(candidates: list[Candidate], *, bootstrap: int = 2000, seed: int = 0) -> SelectionResult:
-    """Deprecated name of :func:`select_best_from_scores`, removed in realness 0.2."""
-    warn_renamed("realness.workflows.selection.summarize", "realness.workflows.selection.select_best_from_scores")
-    return select_best_from_scores(candidates, bootstrap=bootstrap, seed=seed)
 
 
 def compare_folders(
@@ -755,7 +750,8 @@ def _read_table(path: Path, *, with_model: bool, required: bool = False) -> dict
     table = read_table(path)
     key_column = table.column(("prompt_id", "key", "filename"), purpose="prompt id")
     text_column = table.column(DESCRIPTION_COLUMN_ALIASES, purpose="description")
-    model_column = table.column(("model",), purpose="model") if with_model else None
+    # "generator" is the word of realness's tables; "model" is what 0.1 wrote.
+    model_column = table.column(("generator", "model"), purpose="generator") if with_model else None
     texts = {}
     for row in table.rows:
         # A file name in the key column stands for its stem, the default key.

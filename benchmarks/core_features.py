@@ -57,9 +57,10 @@ def features_from_head(model: CoreModel, root: str | None = None) -> tuple[Froze
     head, n = model.head, len(data)
     config = TrainingConfig()
     blocks = max(1, config.augmented_views) + len(config.degradations)
-    if head.support_image.shape[0] != blocks * n:
+    if head.support_image.shape[0] < blocks * n:
         raise SystemExit(f"the head stores {head.support_image.shape[0]} rows, not {blocks} x {n}: not trained by this recipe")
-    image = (head.support_image.float() * head.image_std + head.image_mean).reshape(blocks, n, -1)
+    # Rows past the views and degraded copies (negatives) are left out: they are encoded again, with their sources.
+    image = (head.support_image[: blocks * n].float() * head.image_std + head.image_mean).reshape(blocks, n, -1)
     text = head.support_text[:n].float() / head.text_scale
     with torch.inference_mode():
         empty = model.encode_texts([""])[0].float()

@@ -163,7 +163,7 @@ class KernelRidgeHead(nn.Module):
 
     def gate(self, nearness: torch.Tensor) -> torch.Tensor:
         """1 where an input is as near the training data as held-out training images, falling to 0 at ``gate_far``."""
-        if not bool(torch.isfinite(self.gate_near)):
+        if not bool(torch.isfinite(self.gate_far)):  # no gate
             return torch.ones_like(nearness)
         return ((self.gate_far - nearness) / (self.gate_far - self.gate_near)).clamp(0.0, 1.0)
 
@@ -205,7 +205,7 @@ class KernelRidgeHead(nn.Module):
         *,
         floor: float,
         gate_quantile: float,
-        gate_width: float,
+        gate_width: float | None,
     ) -> dict[str, float]:
         """Set the gate and the intervals from out-of-fold training images (each scored by a head fitted without it).
 
@@ -214,20 +214,21 @@ class KernelRidgeHead(nn.Module):
             errors_with_text: its absolute error with its description, by that head's raw regression.
             errors_image_only: the same without the description.
             floor: the score far from the training data (below every training target).
-            gate_quantile: the share of held-out images that keep a fully open gate.
-            gate_width: the gate closes at ``gate_near * (1 + gate_width)``.
+            gate_quantile: the share of held-out images nearer than ``gate_near``, where intervals
+                start to widen and the gate, if any, starts to close.
+            gate_width: the gate closes at ``gate_near * (1 + gate_width)``; None: no gate.
 
         Returns:
             ``gate_near``, ``gate_far`` and the 90 % half-widths.
         """
         near = float(torch.quantile(nearness.double(), gate_quantile))
         self.gate_near.fill_(near)
-        self.gate_far.fill_(near * (1.0 + gate_width))
+        self.gate_far.fill_(float("inf") if gate_width is None else near * (1.0 + gate_width))
         self.floor.fill_(floor)
         scale = (nearness.double() / near).clamp_min(1.0)
         for name, errors in (("with_text", errors_with_text), ("image_only", errors_image_only)):
             getattr(self, f"calibration_{name}").copy_(conformal_table(errors.double() / scale, self.LEVELS).float())
-        return {"gate_near": near, "gate_far": float(self.gate_far), "floor": floor,
+        return {"gate_near": near, "gate_far": None if gate_width is None else float(self.gate_far), "floor": floor,
                 "half_width_90_with_text": float(self.half_width(self.calibration_with_text, 0.9)),
                 "half_width_90_image_only": float(self.half_width(self.calibration_image_only, 0.9))}
 

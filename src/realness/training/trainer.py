@@ -92,11 +92,19 @@ class TrainingConfig:
         text_tuning_learning_rate: the encoder's AdamW learning rate in that tuning.
         text_tuning_target: what the tuned text regresses: ``residual`` (MOS minus an image-only
             kernel head's out-of-fold prediction) or ``mos``.
+        negatives: kinds of :data:`realness.evaluation.degenerate.TRAINING_KINDS` (random solid colours,
+            noise, checkerboards, shuffled tiles of training images) added as rows whose target is the
+            lowest MOS minus ``floor_margin``, so that degenerate images score below every real one
+            (a kernel regressor far from its rows falls back to the average score).
+        negatives_per_kind: images of each kind, each made from another training image.
+        negative_weight: the weight of a negative row's squared error.
         calibration_folds: a ``kernel_ridge`` head: folds of the out-of-fold scoring of the training
-            images that sets its gate and its intervals (0: neither; see ``KernelRidgeHead.calibrate``).
-        gate_quantile: the share of out-of-fold training images whose nearness keeps the gate fully open.
-        gate_width: the gate closes at ``(1 + gate_width)`` times that nearness.
-        floor_margin: far from the training data a score falls to the lowest training target minus this.
+            images that sets its intervals and gate (0: neither; see ``KernelRidgeHead.calibrate``).
+        gate_quantile: the share of out-of-fold training images nearer to the training rows than
+            the distance at which intervals start to widen (and a gate, if any, starts to close).
+        gate_width: the gate toward the floor closes at ``(1 + gate_width)`` times that distance;
+            None: no gate (cross-validation preferred the negatives, ``benchmarks/results/gate_cv.md``).
+        floor_margin: the target of negative rows (and the gate's floor): the lowest training MOS minus this.
         device: where to train.
         precision: the encoders' forward passes: ``auto`` (bf16 autocast on CUDA, fp32 on a
             CPU), ``fp32``, ``bf16`` or ``fp16`` (see :mod:`realness.runtime.device`); the head
@@ -121,9 +129,12 @@ class TrainingConfig:
     text_tuning_epochs: int = 5
     text_tuning_learning_rate: float = 5e-5
     text_tuning_target: str = "residual"
+    negatives: tuple[str, ...] = ("solid colour", "uniform noise", "checkerboard", "shuffled tiles")
+    negatives_per_kind: int = 16
+    negative_weight: float = 1.0
     calibration_folds: int = 5
     gate_quantile: float = 0.99
-    gate_width: float = 0.5
+    gate_width: float | None = None
     floor_margin: float = 0.5
     device: str = "cpu"
     precision: str = "auto"
@@ -249,6 +260,8 @@ class FrozenFeatures:
         empty_text: ``text_dim``, the features of the empty description.
         degraded: ``families x N x image_dim``: one degraded copy per family (None without).
         families: the degradation family of each row of ``degraded``.
+        negatives: ``M x image_dim``, degenerate images made from (or beside) training images (None without).
+        negative_sources: ``M``, the training image each negative was made from.
     """
 
     image: torch.Tensor
@@ -256,12 +269,21 @@ class FrozenFeatures:
     empty_text: torch.Tensor
     degraded: torch.Tensor | None = None
     families: tuple[str, ...] = ()
+    negatives: torch.Tensor | None = None
+    negative_sources: torch.Tensor | None = None
 
     def subset(self, indices: Sequence[int]) -> FrozenFeatures:
-        """The features of the samples at ``indices`` only (e.g. one cross-validation fold)."""
+        """The features of the samples at ``indices`` only (e.g. one cross-validation fold), with the negatives made from them."""
         index = torch.as_tensor(list(indices), dtype=torch.long)
         degraded = None if self.degraded is None else self.degraded[:, index]
-        return FrozenFeatures(self.image[:, index], self.text[index], self.empty_text, degraded, self.families)
+        negatives = sources = None
+        if self.negatives is not None:
+            position = torch.full((len(self.text),), -1, dtype=torch.long)
+            position[index] = torch.arange(len(index))
+            keep = position[self.negative_sources] >= 0
+            negatives, sources = self.negatives[keep], position[self.negative_sources[keep]]
+        return FrozenFeatures(self.image[:, index], self.text[index], self.empty_text, degraded, self.families,
+                              negatives, sources)
 
 
 @torch.inference_mode()
@@ -292,6 +314,9 @@ def encode_frozen_features(
         with autocast(config.precision, device):
             per_image.append(encoder(pixels).float().cpu())
     encoded = torch.stack(per_image, dim=1)
+    negatives, sources = None, None
+    if model.config.head == "kernel_ridge":  # only the kernel head trains on negatives
+        negatives, sources = _encode_negatives(encoder, images, config, device, progress)
     texts = [text or "" for text in descriptions]
     unique = sorted(set(texts) | {""})
     with autocast(config.precision, device):
@@ -303,7 +328,31 @@ def encode_frozen_features(
         empty_text=table[row[""]],
         degraded=encoded[views:] if families else None,
         families=tuple(families),
+        negatives=negatives,
+        negative_sources=sources,
     )
+
+
+def _encode_negatives(encoder, images: Sequence[Any], config: TrainingConfig, device: torch.device,
+                      progress: bool) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """``config.negatives_per_kind`` images of each kind of ``config.negatives``, each from another training image.
+
+    Seeded apart from the views (``config.seed + 1``), so adding negatives leaves every other row as it was.
+    """
+    from realness.evaluation.degenerate import training_negative
+
+    if not config.negatives or config.negatives_per_kind < 1:
+        return None, None
+    generator = torch.Generator().manual_seed(config.seed + 1)
+    count = len(config.negatives) * config.negatives_per_kind
+    sources = torch.randperm(len(images), generator=generator).repeat(count // len(images) + 1)[:count]
+    rows = []
+    for k in tqdm(range(count), desc="encode negatives", disable=not progress):
+        photo = load_image(images[int(sources[k])], min_size=encoder.config.min_size)
+        shown = training_negative(config.negatives[k // config.negatives_per_kind], photo, generator)
+        with autocast(config.precision, device):
+            rows.append(encoder(encoder.preprocess(shown).unsqueeze(0).to(device)).float().cpu())
+    return torch.cat(rows), sources
 
 
 def _tune_text_encoder(model: CoreModel, features: FrozenFeatures, texts: list[str], targets: torch.Tensor,
@@ -361,7 +410,13 @@ def _fit_kernel_head(model: CoreModel, features: FrozenFeatures, targets: torch.
         row_targets += [targets - config.rank_margin] * len(features.degraded)
         row_weights += [torch.full_like(targets, config.rank_weight)] * len(features.degraded)
     text = features.text.repeat(len(rows), 1)
-    model.config.kernel_support = len(rows) * len(targets)
+    if features.negatives is not None and len(features.negatives) and config.negative_weight > 0:
+        # Unreal rows: below every training image, whatever their source's description says.
+        rows.append(features.negatives)
+        row_targets.append(torch.full((len(features.negatives),), float(targets.min()) - config.floor_margin))
+        row_weights.append(torch.full((len(features.negatives),), config.negative_weight))
+        text = torch.cat([text, features.text[features.negative_sources]])
+    model.config.kernel_support = sum(len(block) for block in rows)
     model.reset_head()
     fit = model.head.fit(
         torch.cat(rows), text, torch.cat(row_targets), torch.cat(row_weights), statistics_from=features.image[0],

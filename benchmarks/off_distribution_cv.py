@@ -9,10 +9,13 @@ and with the description "No.". The named kinds and the other kinds are reported
 a candidate trains on (``TRAINING_KINDS``: random colours, noise, checkerboards, tile grids) are never
 exactly a named kind, and the other kinds are of kinds never trained on. The test split is never read.
 
-Candidates: ``no_gate`` is the head as it was; ``gate_qQ_wW`` blends toward a floor below every training
-MOS as an image's nearness to the training rows passes the Q quantile of held-out training images'
-(closed at 1 + W times it); ``negatives_wW_mM_nN``: N images of each training kind as rows with target
-lowest MOS - M at weight W.
+Candidates: ``no_gate`` is the head as it was. ``gate_qQ_wW`` (+intervals rows, measured first, with a
+gate since removed) blended toward a floor below every training MOS as an image's nearness to the
+training rows passed the Q quantile of held-out training images' (closed at 1 + W times it).
+``negatives_wW_mM_nN``: N images of each training kind as rows of the score regressors, target lowest
+MOS - M, weight W, and no gate. ``unreal_uU_wW``: the negatives (16 per kind) learned by the ``unreal``
+regressor; the score blends toward lowest MOS - 0.5 from the highest held-out ``unreal`` to U above it;
+W > 0 also puts the negatives in the score regressors at that weight.
 
     python benchmarks/off_distribution_cv.py [--only NAME] [--intervals]
 
@@ -45,7 +48,7 @@ from realness.data.splits import kfold  # noqa: E402
 from realness.evaluation.degenerate import NAMED_KINDS, OTHER_KINDS, degenerate_image  # noqa: E402
 from realness.evaluation.stats import plcc, srocc  # noqa: E402
 from realness.io.inputs import load_image  # noqa: E402
-from realness.training.trainer import TrainingConfig, _encode_negatives, train_core  # noqa: E402
+from realness.training.trainer import TrainingConfig, _encode_negatives, out_of_fold_errors, train_core  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 PHOTOS = 4  # training photographs each degenerate kind is made from (shuffled tiles differ per photo)
@@ -85,12 +88,14 @@ def negative_features(model: CoreModel, data, config: TrainingConfig, cache: Pat
 
 
 def candidates() -> dict[str, TrainingConfig]:
-    base = dataclasses.replace(TrainingConfig(), negatives=(), gate_width=None)
+    base = dataclasses.replace(TrainingConfig(), negatives=())
     rows = {"no_gate": base}
-    for quantile in (0.95, 0.99, 1.0):
-        for width in (0.25, 0.5, 1.0):
-            rows[f"gate_q{quantile}_w{width}"] = dataclasses.replace(base, gate_quantile=quantile, gate_width=width)
     negatives = dataclasses.replace(base, negatives=TrainingConfig().negatives)
+    for width in (0.1, 0.3, 0.6):
+        for weight in (0.0, 0.3):
+            rows[f"unreal_u{width}_w{weight}"] = dataclasses.replace(negatives, unreal_width=width, negative_weight=weight)
+    # The negatives in the score regressors alone (their unreal regressor left out: an infinite width).
+    negatives = dataclasses.replace(negatives, unreal_width=float("inf"))
     for weight in (0.3, 1.0, 3.0):
         for margin in (0.5, 1.5):
             for per_kind in (16,):
@@ -100,36 +105,56 @@ def candidates() -> dict[str, TrainingConfig]:
     return rows
 
 
-def run_candidate(config, model, features, mos, real, degenerate, no_text, seeds) -> list[dict]:
-    rows = []
+def fold_heads(config, model, features, mos, seeds) -> list:
+    """Per fold: (head fitted on the other folds, its inner out-of-fold scores or None, held-out indices)."""
+    plain = dataclasses.replace(config, calibration_folds=0)
+    folds = []
     for seed in seeds:
         for train_idx, held_idx in kfold(len(mos), 5, seed=seed):
+            train = features.subset(train_idx)
             run = train_core(model.config, [None] * len(train_idx), mos[train_idx], [""] * len(train_idx),
-                             config=config, encoders_from=model, features=features.subset(train_idx), progress=False)
-            head, held = run.model.head, features.subset(held_idx)
-            row: dict[str, float] = {}
-            real_held = real[held_idx]
-            with torch.inference_mode():
-                for suffix, text, flag in (("", held.text, True), ("_image_only", held.empty_text.expand(len(held_idx), -1), False)):
-                    out = head.predict(held.image[0], text, torch.full((len(held_idx),), flag), level=0.9).numpy()
-                    score, low, high = out[:, 0], out[:, 1], out[:, 2]
-                    truth = mos[held_idx]
-                    row["srocc" + suffix] = float(srocc(score, truth))
-                    row["plcc" + suffix] = float(plcc(score, truth))
-                    if config.calibration_folds >= 2:
-                        row["coverage" + suffix] = float(np.mean((low <= truth) & (truth <= high)))
-                        row["width" + suffix] = float(np.mean(high - low))
-                    lowest_real = float(score[real_held].min())
-                    for group, kinds in (("named", NAMED_KINDS), ("other", OTHER_KINDS)):
-                        worst = -np.inf
-                        for kind in kinds:
-                            x = degenerate[kind]
-                            t = (no_text if flag else held.empty_text).expand(len(x), -1)
-                            worst = max(worst, float(head(x, t, torch.full((len(x),), flag)).max()))
-                        # > 0: every degenerate image of the group scores below the lowest held-out real photograph
-                        row[f"margin_{group}{'_no' if flag else '_image_only'}"] = lowest_real - worst
-            rows.append(row)
-            print(f"  fold {len(rows)}: SROCC {row['srocc']:.3f} / {row['srocc_image_only']:.3f}", file=sys.stderr, flush=True)
+                             config=plain, encoders_from=model, features=train, progress=False)
+            inner = (out_of_fold_errors(run.model, train, torch.as_tensor(mos[train_idx]), config)
+                     if config.calibration_folds >= 2 else None)
+            folds.append((run.model.head, inner, held_idx))
+            print(f"  fold {len(folds)} fitted", file=sys.stderr, flush=True)
+    return folds
+
+
+def fit_key(config: TrainingConfig) -> tuple:
+    """What the fitted heads depend on (the gate width and the interval only on calibration)."""
+    return (config.negatives, config.negatives_per_kind, config.negative_weight, config.floor_margin, config.calibration_folds)
+
+
+def run_candidate(config, folds, features, mos, real, degenerate, no_text) -> list[dict]:
+    rows = []
+    for head, inner, held_idx in folds:
+        if inner is not None:
+            head.calibrate(*inner, floor=float(mos.min()) - config.floor_margin, near_quantile=config.near_quantile,
+                           unreal_width=config.unreal_width)
+        held = features.subset(held_idx)
+        row: dict[str, float] = {}
+        real_held = real[held_idx]
+        with torch.inference_mode():
+            for suffix, text, flag in (("", held.text, True), ("_image_only", held.empty_text.expand(len(held_idx), -1), False)):
+                out = head.predict(held.image[0], text, torch.full((len(held_idx),), flag), level=0.9).numpy()
+                score, low, high = out[:, 0], out[:, 1], out[:, 2]
+                truth = mos[held_idx]
+                row["srocc" + suffix] = float(srocc(score, truth))
+                row["plcc" + suffix] = float(plcc(score, truth))
+                if inner is not None:
+                    row["coverage" + suffix] = float(np.mean((low <= truth) & (truth <= high)))
+                    row["width" + suffix] = float(np.mean(high - low))
+                lowest_real = float(score[real_held].min())
+                for group, kinds in (("named", NAMED_KINDS), ("other", OTHER_KINDS)):
+                    worst = -np.inf
+                    for kind in kinds:
+                        x = degenerate[kind]
+                        t = (no_text if flag else held.empty_text).expand(len(x), -1)
+                        worst = max(worst, float(head(x, t, torch.full((len(x),), flag)).max()))
+                    # > 0: every degenerate image of the group scores below the lowest held-out real photograph
+                    row[f"margin_{group}{'_no' if flag else '_image_only'}"] = lowest_real - worst
+        rows.append(row)
     return rows
 
 
@@ -150,6 +175,7 @@ def main() -> None:
     out_json = RESULTS / "off_distribution_cv.json"
     records = json.loads(out_json.read_text()) if out_json.exists() else []
     wanted = args.only.split(",") if args.only else None
+    fitted: dict[tuple, list] = {}
     for name, config in candidates().items():
         if wanted and name not in wanted:
             continue
@@ -159,7 +185,9 @@ def main() -> None:
             negatives, sources = negative_features(model, data, config)
             features = dataclasses.replace(stored, negatives=negatives, negative_sources=sources)
         started = time.time()
-        rows = run_candidate(config, model, features, mos, real, degenerate, no_text, range(args.repeats))
+        if fit_key(config) not in fitted:
+            fitted[fit_key(config)] = fold_heads(config, model, features, mos, range(args.repeats))
+        rows = run_candidate(config, fitted[fit_key(config)], features, mos, real, degenerate, no_text)
         label = name + (f" ({args.repeats}x5-fold)" if args.repeats > 1 else "") + (" +intervals" if args.intervals else "")
         record = {
             "candidate": label,

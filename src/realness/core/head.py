@@ -74,21 +74,24 @@ class KernelRidgeHead(nn.Module):
 
     Far from its training data a kernel regressor falls back to its offset, the average
     score, so a blank frame or pure noise would read as "average realness". The head therefore
-    knows where its data is (:meth:`calibrate`, from out-of-fold training images): the
-    *nearness* ``r(x)``, the squared distance to the nearest stored row per feature dimension,
-    drives a gate ``g`` that is 1 out to ``gate_near`` (a high quantile of held-out training
-    images' nearness, so images like the training data keep their score) and falls linearly to
-    0 at ``gate_far``; the score blends toward ``floor``, below every training target, as
-    ``g`` falls. Every score also carries a conformal interval: its half-width is the
-    calibrated quantile of out-of-fold absolute errors (``calibration_*``, one entry per
-    percent of coverage), times ``max(1, r / gate_near)`` so it widens off the training data.
-    :meth:`regress` gives the raw regression, without gate or interval.
+    also stores degenerate *negative* rows (``TrainingConfig.negatives``: random solid colours,
+    noise, checkerboards, shuffled tiles) and a third regressor over the same image kernel,
+    ``unreal(x)``, fitted to 1 on them and 0 on the training images. Past the highest ``unreal``
+    of held-out training images (``unreal_from``, :meth:`calibrate`) the score blends toward
+    ``floor``, below every training MOS, reaching it at ``unreal_to``: images like the training
+    data keep their score, degenerate ones read as unreal. Every score also carries a conformal
+    interval: its half-width is the calibrated quantile of out-of-fold absolute errors
+    (``calibration_*``, one entry per percent of coverage), times ``max(1, r / near_radius)``,
+    where the *nearness* ``r(x)`` is the squared distance to the nearest stored row per feature
+    dimension and ``near_radius`` a high quantile of held-out training images' nearness, so it
+    widens off the training data. :meth:`regress` gives the raw regression, without the gate.
     """
 
     # Buffers set by calibrate(); a head saved before they existed loads with these (no gate, no interval).
     CALIBRATION_DEFAULTS = {
-        "gate_near": float("inf"),
-        "gate_far": float("inf"),
+        "near_radius": float("inf"),
+        "unreal_from": float("inf"),
+        "unreal_to": float("inf"),
         "floor": 0.0,
     }
     LEVELS = 101  # calibration_* hold the interval half-width at coverage 0 %, 1 %, ..., 100 %
@@ -106,6 +109,7 @@ class KernelRidgeHead(nn.Module):
         self.register_buffer("gamma_image_only", torch.ones(()))
         self.register_buffer("offset_with_text", torch.zeros(()))
         self.register_buffer("offset_image_only", torch.zeros(()))
+        self.register_buffer("coef_unreal", torch.zeros(support))
         for name, value in self.CALIBRATION_DEFAULTS.items():
             self.register_buffer(name, torch.tensor(value))
         self.register_buffer("calibration_with_text", torch.full((self.LEVELS,), float("nan")))
@@ -117,12 +121,14 @@ class KernelRidgeHead(nn.Module):
             state_dict.setdefault(prefix + name, torch.tensor(value))
         for name in ("calibration_with_text", "calibration_image_only"):
             state_dict.setdefault(prefix + name, torch.full((self.LEVELS,), float("nan")))
+        if prefix + "coef_with_text" in state_dict:
+            state_dict.setdefault(prefix + "coef_unreal", torch.zeros_like(state_dict[prefix + "coef_with_text"]))
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     @property
     def calibrated(self) -> bool:
-        """The head has a gate and intervals (:meth:`calibrate` ran)."""
-        return bool(torch.isfinite(self.gate_near)) and not bool(torch.isnan(self.calibration_image_only).any())
+        """The head has intervals (:meth:`calibrate` ran)."""
+        return bool(torch.isfinite(self.near_radius)) and not bool(torch.isnan(self.calibration_image_only).any())
 
     def standardize(self, image_features: torch.Tensor, text_features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The coordinates the kernel compares: z-scored image features, scaled unit-norm text features."""
@@ -138,38 +144,40 @@ class KernelRidgeHead(nn.Module):
     def forward(
         self, image_features: torch.Tensor, text_features: torch.Tensor, has_text: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """Scores ``B``: the regression, gated toward ``floor`` far from the training data."""
-        raw, nearness, _ = self.regress(image_features, text_features, has_text)
-        return self.gated(raw, nearness)
+        """Scores ``B``: the regression, blended toward ``floor`` where an input looks like the negatives."""
+        raw, _, unreal, _ = self.regress(image_features, text_features, has_text)
+        return self.gated(raw, unreal)
 
     def regress(
         self, image_features: torch.Tensor, text_features: torch.Tensor, has_text: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``(raw score, nearness, has_text)``: the kernel regression without the gate, and each input's
-        squared distance to the nearest training row per image feature dimension."""
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(raw score, nearness, unreal, has_text)``: the kernel regression without the gate, each input's
+        squared distance to the nearest stored row per image feature dimension, and its ``unreal`` regression."""
         image, text = self.standardize(image_features, text_features)
         support_image, support_text = self.support_image.float(), self.support_text.float()
         image_distance = torch.cdist(image, support_image).square()
         nearness = image_distance.min(dim=1).values / image.shape[1]
-        image_only = self.offset_image_only + torch.exp(-self.gamma_image_only * image_distance) @ self.coef_image_only
+        image_kernel = torch.exp(-self.gamma_image_only * image_distance)
+        image_only = self.offset_image_only + image_kernel @ self.coef_image_only
+        unreal = image_kernel @ self.coef_unreal
         if has_text is None:
             has_text = torch.ones(len(image), dtype=torch.bool, device=image.device)
         has_text = has_text.to(image.device)
         if not bool(has_text.any()):
-            return image_only, nearness, has_text
+            return image_only, nearness, unreal, has_text
         distance = image_distance + torch.cdist(text, support_text).square()
         with_text = self.offset_with_text + torch.exp(-self.gamma_with_text * distance) @ self.coef_with_text
-        return torch.where(has_text, with_text, image_only), nearness, has_text
+        return torch.where(has_text, with_text, image_only), nearness, unreal, has_text
 
-    def gate(self, nearness: torch.Tensor) -> torch.Tensor:
-        """1 where an input is as near the training data as held-out training images, falling to 0 at ``gate_far``."""
-        if not bool(torch.isfinite(self.gate_far)):  # no gate
-            return torch.ones_like(nearness)
-        return ((self.gate_far - nearness) / (self.gate_far - self.gate_near)).clamp(0.0, 1.0)
+    def gate(self, unreal: torch.Tensor) -> torch.Tensor:
+        """1 up to the highest ``unreal`` of held-out training images, falling to 0 at ``unreal_to``."""
+        if not bool(torch.isfinite(self.unreal_to)):  # no negatives, no gate
+            return torch.ones_like(unreal)
+        return ((self.unreal_to - unreal) / (self.unreal_to - self.unreal_from)).clamp(0.0, 1.0)
 
-    def gated(self, raw: torch.Tensor, nearness: torch.Tensor) -> torch.Tensor:
+    def gated(self, raw: torch.Tensor, unreal: torch.Tensor) -> torch.Tensor:
         """The raw regression blended toward ``floor`` as the gate closes."""
-        return self.floor + self.gate(nearness) * (raw - self.floor)
+        return self.floor + self.gate(unreal) * (raw - self.floor)
 
     def predict(
         self,
@@ -180,11 +188,11 @@ class KernelRidgeHead(nn.Module):
         level: float = 0.9,
     ) -> torch.Tensor:
         """``B x 3``: score, low and high end of its ``level`` interval (NaN ends for an uncalibrated head)."""
-        raw, nearness, has_text = self.regress(image_features, text_features, has_text)
-        score = self.gated(raw, nearness)
+        raw, nearness, unreal, has_text = self.regress(image_features, text_features, has_text)
+        score = self.gated(raw, unreal)
         half = torch.where(has_text, self.half_width(self.calibration_with_text, level),
                            self.half_width(self.calibration_image_only, level))
-        half = half * (nearness / self.gate_near).clamp_min(1.0)
+        half = half * (nearness / self.near_radius).clamp_min(1.0)
         return torch.stack([score, score - half, score + half], dim=1)
 
     @staticmethod
@@ -200,35 +208,39 @@ class KernelRidgeHead(nn.Module):
     def calibrate(
         self,
         nearness: torch.Tensor,
+        unreal: torch.Tensor,
         errors_with_text: torch.Tensor,
         errors_image_only: torch.Tensor,
         *,
         floor: float,
-        gate_quantile: float,
-        gate_width: float | None,
+        near_quantile: float,
+        unreal_width: float,
     ) -> dict[str, float]:
         """Set the gate and the intervals from out-of-fold training images (each scored by a head fitted without it).
 
         Args:
             nearness: each held-out image's nearness to the rows of the head that scored it.
+            unreal: its ``unreal`` regression by that head.
             errors_with_text: its absolute error with its description, by that head's raw regression.
             errors_image_only: the same without the description.
-            floor: the score far from the training data (below every training target).
-            gate_quantile: the share of held-out images nearer than ``gate_near``, where intervals
-                start to widen and the gate, if any, starts to close.
-            gate_width: the gate closes at ``gate_near * (1 + gate_width)``; None: no gate.
+            floor: the score of an image that looks like the negatives (below every training target).
+            near_quantile: the share of held-out images nearer than ``near_radius``, past which intervals widen.
+            unreal_width: the gate closes at the highest held-out ``unreal`` plus this (a head
+                without negatives has no gate).
 
         Returns:
-            ``gate_near``, ``gate_far`` and the 90 % half-widths.
+            ``near_radius``, ``unreal_from``, ``unreal_to`` and the 90 % half-widths.
         """
-        near = float(torch.quantile(nearness.double(), gate_quantile))
-        self.gate_near.fill_(near)
-        self.gate_far.fill_(float("inf") if gate_width is None else near * (1.0 + gate_width))
+        near = float(torch.quantile(nearness.double(), near_quantile))
+        self.near_radius.fill_(near)
+        start = float(unreal.max()) if bool(self.coef_unreal.any()) else float("inf")
+        self.unreal_from.fill_(start)
+        self.unreal_to.fill_(start + unreal_width)
         self.floor.fill_(floor)
         scale = (nearness.double() / near).clamp_min(1.0)
         for name, errors in (("with_text", errors_with_text), ("image_only", errors_image_only)):
             getattr(self, f"calibration_{name}").copy_(conformal_table(errors.double() / scale, self.LEVELS).float())
-        return {"gate_near": near, "gate_far": None if gate_width is None else float(self.gate_far), "floor": floor,
+        return {"near_radius": near, "unreal_from": start if start < float("inf") else None, "floor": floor,
                 "half_width_90_with_text": float(self.half_width(self.calibration_with_text, 0.9)),
                 "half_width_90_image_only": float(self.half_width(self.calibration_image_only, 0.9))}
 
@@ -244,8 +256,12 @@ class KernelRidgeHead(nn.Module):
         alpha: float,
         gamma_scale: float,
         text_weight: float = 1.0,
+        unreal: torch.Tensor | None = None,
+        unreal_alpha: float = 0.1,
     ) -> dict[str, float]:
-        """Solve both regressors in closed form: ``coef = (K + alpha * W^-1)^-1 (y - offset)``.
+        """Solve both regressors in closed form: ``coef = (K + alpha * W^-1)^-1 (y - offset)``, and ``unreal``.
+
+        Rows of weight 0 (negatives the score regressors leave out) get no coefficient in them.
 
         Args:
             image_features: ``N x image_dim`` training rows (sources, mirrors, degraded copies).
@@ -256,6 +272,9 @@ class KernelRidgeHead(nn.Module):
             alpha: ridge regularization.
             gamma_scale: RBF width as ``gamma = gamma_scale / feature dimension``.
             text_weight: the text block's share of the squared distance, relative to the image block's.
+            unreal: ``N`` booleans, the negative rows; ``unreal`` is fitted to 1 on them, 0 elsewhere
+                (None: no negatives, ``unreal`` is 0).
+            unreal_alpha: ridge regularization of ``unreal``.
 
         Returns:
             The training RMSE of each regressor.
@@ -269,20 +288,27 @@ class KernelRidgeHead(nn.Module):
         image, text = self.support_image.double(), self.support_text.double()
         image_distance = torch.cdist(image, image).square()
         y, w = targets.double(), weights.double()
+        used = w > 0
         errors = {}
         for name, distance, dim in (
             ("with_text", image_distance + torch.cdist(text, text).square(), image.shape[1] + text.shape[1]),
             ("image_only", image_distance, image.shape[1]),
         ):
             gamma = gamma_scale / dim
-            kernel = torch.exp(-gamma * distance)
-            offset = float((w * y).sum() / w.sum())
-            coef = torch.linalg.solve(kernel + torch.diag(alpha / w), y - offset)
+            kernel = torch.exp(-gamma * distance[used][:, used])
+            offset = float((w[used] * y[used]).sum() / w[used].sum())
+            coef = torch.zeros(len(y), dtype=torch.float64)
+            coef[used] = torch.linalg.solve(kernel + torch.diag(alpha / w[used]), y[used] - offset)
             getattr(self, f"coef_{name}").copy_(coef.float())
             getattr(self, f"gamma_{name}").fill_(gamma)
             getattr(self, f"offset_{name}").fill_(offset)
-            fitted = kernel @ coef + offset
-            errors[f"train_rmse_{name}"] = float(((fitted - y) ** 2).mean().sqrt())
+            fitted = kernel @ coef[used] + offset
+            errors[f"train_rmse_{name}"] = float(((fitted - y[used]) ** 2).mean().sqrt())
+            if name == "image_only" and unreal is not None and bool(unreal.any()):
+                # Same kernel over every row: 1 on the negatives, 0 on the training images.
+                full = torch.exp(-gamma * distance)
+                self.coef_unreal.copy_(torch.linalg.solve(full + unreal_alpha * torch.eye(len(y), dtype=full.dtype),
+                                                          unreal.double()).float())
         return errors
 
 

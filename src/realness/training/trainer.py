@@ -92,19 +92,20 @@ class TrainingConfig:
         text_tuning_learning_rate: the encoder's AdamW learning rate in that tuning.
         text_tuning_target: what the tuned text regresses: ``residual`` (MOS minus an image-only
             kernel head's out-of-fold prediction) or ``mos``.
-        negatives: kinds of :data:`realness.evaluation.degenerate.TRAINING_KINDS` (random solid colours,
-            noise, checkerboards, shuffled tiles of training images) added as rows whose target is the
-            lowest MOS minus ``floor_margin``, so that degenerate images score below every real one
-            (a kernel regressor far from its rows falls back to the average score).
+        negatives: a ``kernel_ridge`` head: kinds of :data:`realness.evaluation.degenerate.TRAINING_KINDS`
+            (random solid colours, noise, checkerboards, shuffled tiles of training images) stored as
+            rows its ``unreal`` regressor learns, so that degenerate images score below every real one
+            (a kernel regressor far from its rows falls back to the average score; see ``KernelRidgeHead``).
         negatives_per_kind: images of each kind, each made from another training image.
-        negative_weight: the weight of a negative row's squared error.
+        negative_weight: the weight of a negative row (target: the lowest MOS minus ``floor_margin``) in
+            the score regressors too; 0 leaves them to the ``unreal`` gate alone.
+        unreal_width: the gate closes at the highest out-of-fold ``unreal`` of a training image plus this.
+        unreal_alpha: ridge regularization of the ``unreal`` regressor.
         calibration_folds: a ``kernel_ridge`` head: folds of the out-of-fold scoring of the training
             images that sets its intervals and gate (0: neither; see ``KernelRidgeHead.calibrate``).
-        gate_quantile: the share of out-of-fold training images nearer to the training rows than
-            the distance at which intervals start to widen (and a gate, if any, starts to close).
-        gate_width: the gate toward the floor closes at ``(1 + gate_width)`` times that distance;
-            None: no gate (cross-validation preferred the negatives, ``benchmarks/results/gate_cv.md``).
-        floor_margin: the target of negative rows (and the gate's floor): the lowest training MOS minus this.
+        near_quantile: the share of out-of-fold training images nearer to the training rows than the
+            distance past which intervals widen.
+        floor_margin: the score of an image the gate closes on: the lowest training MOS minus this.
         device: where to train.
         precision: the encoders' forward passes: ``auto`` (bf16 autocast on CUDA, fp32 on a
             CPU), ``fp32``, ``bf16`` or ``fp16`` (see :mod:`realness.runtime.device`); the head
@@ -131,10 +132,11 @@ class TrainingConfig:
     text_tuning_target: str = "residual"
     negatives: tuple[str, ...] = ("solid colour", "uniform noise", "checkerboard", "shuffled tiles")
     negatives_per_kind: int = 16
-    negative_weight: float = 1.0
+    negative_weight: float = 0.0
+    unreal_width: float = 0.3
+    unreal_alpha: float = 0.1
     calibration_folds: int = 5
-    gate_quantile: float = 0.99
-    gate_width: float | None = None
+    near_quantile: float = 0.99
     floor_margin: float = 0.5
     device: str = "cpu"
     precision: str = "auto"
@@ -410,8 +412,11 @@ def _fit_kernel_head(model: CoreModel, features: FrozenFeatures, targets: torch.
         row_targets += [targets - config.rank_margin] * len(features.degraded)
         row_weights += [torch.full_like(targets, config.rank_weight)] * len(features.degraded)
     text = features.text.repeat(len(rows), 1)
-    if features.negatives is not None and len(features.negatives) and config.negative_weight > 0:
+    unreal = None
+    if features.negatives is not None and len(features.negatives):
         # Unreal rows: below every training image, whatever their source's description says.
+        unreal = torch.cat([torch.zeros(sum(len(block) for block in rows), dtype=torch.bool),
+                            torch.ones(len(features.negatives), dtype=torch.bool)])
         rows.append(features.negatives)
         row_targets.append(torch.full((len(features.negatives),), float(targets.min()) - config.floor_margin))
         row_weights.append(torch.full((len(features.negatives),), config.negative_weight))
@@ -421,6 +426,7 @@ def _fit_kernel_head(model: CoreModel, features: FrozenFeatures, targets: torch.
     fit = model.head.fit(
         torch.cat(rows), text, torch.cat(row_targets), torch.cat(row_weights), statistics_from=features.image[0],
         alpha=config.kernel_alpha, gamma_scale=config.kernel_gamma, text_weight=config.kernel_text_weight,
+        unreal=unreal, unreal_alpha=config.unreal_alpha,
     )
     if calibrate and config.calibration_folds >= 2:
         fit.update(_calibrate_kernel_head(model, features, targets, config))
@@ -433,18 +439,18 @@ def _fit_kernel_head(model: CoreModel, features: FrozenFeatures, targets: torch.
 def _calibrate_kernel_head(model: CoreModel, features: FrozenFeatures, targets: torch.Tensor,
                            config: TrainingConfig) -> dict[str, float]:
     """Set the fitted head's gate and intervals from out-of-fold scores of its training images (cross-conformal)."""
-    nearness, errors_with_text, errors_image_only = out_of_fold_errors(model, features, targets, config)
+    nearness, unreal, errors_with_text, errors_image_only = out_of_fold_errors(model, features, targets, config)
     floor = float(targets.min()) - config.floor_margin
-    return model.head.calibrate(nearness, errors_with_text, errors_image_only, floor=floor,
-                                gate_quantile=config.gate_quantile, gate_width=config.gate_width)
+    return model.head.calibrate(nearness, unreal, errors_with_text, errors_image_only, floor=floor,
+                                near_quantile=config.near_quantile, unreal_width=config.unreal_width)
 
 
 def out_of_fold_errors(model: CoreModel, features: FrozenFeatures, targets: torch.Tensor,
-                       config: TrainingConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(nearness, absolute error with text, absolute error image-only)`` of every training image, each
-    scored (raw regression) by a kernel head fitted without it over ``config.calibration_folds`` folds."""
+                       config: TrainingConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(nearness, unreal, absolute error with text, absolute error image-only)`` of every training image,
+    each scored (raw regression) by a kernel head fitted without it over ``config.calibration_folds`` folds."""
     n = len(targets)
-    nearness, errors = torch.zeros(n), {True: torch.zeros(n), False: torch.zeros(n)}
+    nearness, unreal, errors = torch.zeros(n), torch.zeros(n), {True: torch.zeros(n), False: torch.zeros(n)}
     for fit_idx, held_idx in kfold(n, min(config.calibration_folds, n), seed=config.seed):
         inner = CoreModel(copy.deepcopy(model.config), encoders_from=model)
         _fit_kernel_head(inner, features.subset(fit_idx), targets[fit_idx], config, fit_idx, [], calibrate=False)
@@ -452,10 +458,10 @@ def out_of_fold_errors(model: CoreModel, features: FrozenFeatures, targets: torc
         with torch.inference_mode():
             for has_text in (True, False):
                 text = held.text if has_text else held.empty_text.expand(len(held_idx), -1)
-                raw, near, _ = inner.head.regress(held.image[0], text, torch.full((len(held_idx),), has_text))
+                raw, near, unreal_held, _ = inner.head.regress(held.image[0], text, torch.full((len(held_idx),), has_text))
                 errors[has_text][index] = (raw - targets[index]).abs()
-                nearness[index] = near
-    return nearness, errors[True], errors[False]
+                nearness[index], unreal[index] = near, unreal_held
+    return nearness, unreal, errors[True], errors[False]
 
 
 @dataclass

@@ -51,5 +51,5 @@ def test_map_several_images_with_a_csv_reports_bad_ones(tmp_path, model_dir, cap
 
 def test_map_needs_a_description_source(tmp_path, model_dir, capsys):
     image = write_image(tmp_path / "gen.png")
-    assert run_map([str(image), "--model", str(model_dir)]) == 2
+    assert run_map([str(image), "--method", "dream", "--model", str(model_dir)]) == 2
     assert "--description" in capsys.readouterr().err

@@ -15,8 +15,9 @@ from realness.cli.common import (
     write_rows,
 )
 from realness.errors import SkippedItem, UsageError
+from realness.evaluation.html_report import compare_report, write_report
 from realness.io.schema import COMPARE_COLUMNS
-from realness.io.tables import check_output_path
+from realness.io.tables import check_output_path, write_text_atomic
 from realness.text.verdict import parse_verdict
 from realness.workflows.selection import compare_folders, select_best
 
@@ -34,7 +35,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "mean difference with its CI and a Wilcoxon signed-rank test ('no significant difference' when "
         "p >= 0.05). Exit status 2 when nothing pairs. --unpaired compares two folders of unrelated images "
         "(Mann-Whitney U, CI on the difference of means). --out writes every image's score as a table; "
-        "--out-dir writes the report: winners.csv, summary.csv, comparisons.csv, summary.md and summary.png.",
+        "--out-dir writes the report: winners.csv, summary.csv, comparisons.csv, summary.md, summary.png and "
+        "report.html (one self-contained page: the summary, the chart, each prompt's outputs side by side).",
     )
     parser.add_argument("folders", nargs="+", metavar="FOLDER", help="ROOT with one folder per model, or the model folders")
     parser.add_argument("--key", default="stem", choices=("stem", "name", "path"),
@@ -84,10 +86,11 @@ def run(args: argparse.Namespace) -> int:
     if args.out_dir:
         out = Path(args.out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        written = ["summary.csv", "summary.md", "summary.png"]
+        written = ["summary.csv", "summary.md", "summary.png", "report.html"]
         result.write_summary(out / "summary.csv")
-        result.write_summary(out / "summary.md")
         result.plot(out / "summary.png")
+        write_text_atomic(out / "summary.md", result.summary_markdown() + "\n\n![summary chart](summary.png)\n")
+        write_report(out / "report.html", compare_report(result, chart=out / "summary.png"))
         if not args.unpaired:
             result.write_winners_csv(out / "winners.csv")
             result.write_comparisons_csv(out / "comparisons.csv")

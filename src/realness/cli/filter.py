@@ -49,6 +49,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--all", action="store_true", help="list every image in the CSV, with a kept column, not only the kept ones")
     parser.add_argument("--export", metavar="DIR", help="copy or link the kept images into DIR, keeping their relative paths")
     parser.add_argument("--mode", choices=("copy", "symlink", "hardlink"), default="copy", help="how --export places files (default: copy)")
+    parser.add_argument("--report", metavar="HTML",
+                        help="also write one self-contained HTML page: every image ranked with its thumbnail, score, verdict "
+                        "and description, and the kept / dropped line (opens offline)")
+    parser.add_argument("--report-maps", action="store_true",
+                        help="with --report: add each image's realness map from the bundled model (one more encoder pass per image)")
     add_descriptions_arguments(parser, single=True)
     add_model_arguments(parser)
     add_resume_argument(parser, what="the scores")
@@ -80,6 +85,9 @@ def run(args: argparse.Namespace) -> int:
     check_output_path(args.out, inputs=paths + ([args.descriptions] if args.descriptions else []), what="--out", table=True,
                       rows=len(paths))
     check_export_folder(args.export)
+    if args.report_maps and not args.report:
+        raise UsageError("--report-maps", "adds maps to the HTML report: give --report PAGE.html too")
+    check_output_path(args.report, inputs=paths, what="--report")
     texts = match_descriptions("filter", args, paths)
     names = [str(path) for path in paths]
     if args.engine == "ray":
@@ -146,12 +154,36 @@ def export_ranking(command: str, result, args: argparse.Namespace, *, already: i
         in_place = len(result.kept) - len(created)
         there = f" ({in_place} already there)" if in_place else ""
         print(f"realness {command}: exported {len(created)} images -> {args.export}{there}", file=sys.stderr)
+    if args.report:
+        write_filter_report(result, args)
     failed = report_failures(command, result.skipped)
     scored = len(result.images) - failed
     where = f" -> {args.out}" if args.out else ""
     earlier = f" ({already} scored by an earlier run)" if already else ""
     print(f"realness {command}: kept {len(result.kept)} of {scored} scored images, {failed} failed{earlier}{where}", file=sys.stderr)
     return 1 if failed else 0
+
+
+def write_filter_report(result, args: argparse.Namespace) -> Path:
+    """Write ``--report``: the ranking as one self-contained HTML page, with core maps under ``--report-maps``."""
+    from realness.evaluation.html_report import filter_report, write_report
+
+    maps = {}
+    if args.report_maps:
+        from realness.dream import RealnessMapper
+
+        mapper = RealnessMapper(method="core", device=args.device)
+        scored = [str(image.path) for image in result.images if not image.error]
+        batch = mapper(scored, on_error="skip") if scored else []
+        maps = {name: found for name, found in zip(scored, batch) if found is not None}
+    rule = ", ".join(part for part in (
+        f"score >= {args.min_score:g}" if args.min_score is not None else "",
+        f"top {args.top_k}" if args.top_k is not None else "",
+        "interval above the threshold" if args.confident else "",
+    ) if part)
+    path = write_report(args.report, filter_report(result, maps=maps, rule=rule))
+    print(f"realness filter: report -> {path}", file=sys.stderr)
+    return path
 
 
 def ray_scores_folder(out: str) -> Path:

@@ -19,8 +19,10 @@ from realness.cli.common import (
     show_progress,
 )
 from realness.cli.resumable import ResumableRun, add_resume_argument, check_resume, journal_for
+from realness.core.pretrained import DEFAULT_MODEL
 from realness.dream import DEFAULT_EMBEDDER, DEFAULT_STRIDE, DEFAULT_WINDOW_SIZES, RealnessMapper
 from realness.errors import DescriptionsError, SkippedItem, UsageError
+from realness.hub import available_locally
 from realness.io.tables import check_output_path
 
 #: The journal's columns: each image, the files written for it, or why it failed.
@@ -30,10 +32,12 @@ JOURNAL_COLUMNS = ("path", "outputs", "error")
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "map",
-        help="map where images stop looking real (DREAM)",
-        description="Dense realness maps with DREAM (high = realistic). Each image needs a description "
-        "of what looks unrealistic: --description, --descriptions CSV, or --describer to write one. "
-        "Bad files are reported on stderr and skipped; the exit status is 1 if any item failed.",
+        help="map where images stop looking real (DREAM, or the bundled CORE model offline)",
+        description="Dense realness maps (high = realistic). --method dream: DREAM's windows against a "
+        "description of what looks unrealistic (--description, --descriptions CSV, or --describer to write "
+        "one) through a CLIP model; --method core: regions read by the bundled CORE model, no text and no "
+        "network needed; auto (the default): dream when a description is given and its CLIP model is on this "
+        "machine, else core. Bad files are reported on stderr and skipped; the exit status is 1 if any item failed.",
     )
     parser.add_argument("paths", nargs="+", metavar="PATH", help="image files, directories or glob patterns")
     text = parser.add_argument_group("descriptions")
@@ -49,8 +53,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--figure", action="store_true", help="also save image | overlay | per-scale maps as NAME_figure.png")
     parser.add_argument(
         "--model", default=None, metavar="NAME|DIR",
-        help="dual encoder: ORG/REPO or hf-hub:ORG/REPO, a local directory or open_clip:ARCH[:TAG] "
-        "(default: openai/clip-vit-base-patch32)",
+        help="dream: the dual encoder, ORG/REPO or hf-hub:ORG/REPO, a local directory or open_clip:ARCH[:TAG] "
+        "(default: openai/clip-vit-base-patch32); --method core: a CORE model (default: realness-core-lite)",
+    )
+    parser.add_argument(
+        "--method", choices=("auto", "core", "dream"), default="auto",
+        help="core: the bundled CORE model, offline, no description needed; dream: CLIP windows against the "
+        "description; auto (default): dream when a description is given and its CLIP is here, else core",
     )
     parser.add_argument(
         "--window-sizes", type=int, nargs="+", default=None, metavar="PX",
@@ -70,7 +79,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.description is None and args.descriptions is None and args.describer is None:
+    method, why = choose_method(args)
+    if method == "dream" and args.description is None and args.descriptions is None and args.describer is None:
         raise UsageError("--description", "each image needs a description: give --description, --descriptions or --describer")
     if args.description is not None and args.describer is not None:
         raise UsageError("--description", "give either --description TEXT or --describer NAME, not both")
@@ -88,8 +98,11 @@ def run(args: argparse.Namespace) -> int:
     journal = journal_for(
         args.out, JOURNAL_COLUMNS, args, names=names, table=False, journal=map_journal_path(args.out, several=several)
     )
+    print(f"realness map: method {method} ({why})", file=sys.stderr)
     with ResumableRun("map", names, journal) as run_:
         mapper = RealnessMapper(
+            method="core", core_model=args.model if args.method == "core" else None, device=args.device
+        ) if method == "core" else RealnessMapper(
             args.model or DEFAULT_EMBEDDER,
             window_sizes=args.window_sizes or DEFAULT_WINDOW_SIZES,
             stride=args.stride or DEFAULT_STRIDE,
@@ -100,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
             describer=build_describer_from_args(args),
             progress=show_progress(args) if not several else False,
         )
-        if isinstance(texts, list) and any(text is None for text in texts) and mapper.describer is None:
+        if method == "dream" and isinstance(texts, list) and any(text is None for text in texts) and mapper.describer is None:
             missing = [path.name for path, text in zip(paths, texts) if text is None]
             raise DescriptionsError(str(args.descriptions), f"no description for {', '.join(missing[:5])}")
         shown = several and show_progress(args) is not False
@@ -137,6 +150,18 @@ def _map_one(mapper: RealnessMapper, path: Path, text: str | None, args: argpars
     outputs = ", ".join(str(w) for w in written)
     print(f"{path}: {outputs}", file=sys.stderr)
     return {"path": str(path), "outputs": outputs, "error": None}
+
+
+def choose_method(args: argparse.Namespace) -> tuple[str, str]:
+    """The map method to run and why, in a few words; ``auto`` asks no server (see :func:`realness.hub.available_locally`)."""
+    if args.method != "auto":
+        return args.method, "--method"
+    if args.description is None and args.descriptions is None and args.describer is None:
+        return "core", f"no description given: regions read by the bundled {DEFAULT_MODEL}"
+    clip = args.model or DEFAULT_EMBEDDER
+    if str(clip).startswith("open_clip:") or available_locally(clip):  # open_clip keeps its own cache
+        return "dream", f"{clip} against the descriptions"
+    return "core", f"{clip} is not on this machine: regions read by the bundled {DEFAULT_MODEL}; --method dream downloads it"
 
 
 def map_journal_path(out: str | None, *, several: bool) -> Path | None:

@@ -120,8 +120,7 @@ class TransformersEmbedder(_ModelEmbedder):
             WeightsNotFoundError: The weights are neither local, installed, cached nor downloadable.
             BrokenDependencyError: transformers cannot import CLIP because torchvision is broken.
         """
-        from transformers import AutoTokenizer  # local: heavy (about a second), needed only to build the model
-
+        # The files first: a model that is not available fails before transformers' long import.
         directory = resolve_model_dir(
             name_or_dir,
             files=("config.json", "model.safetensors"),
@@ -129,6 +128,8 @@ class TransformersEmbedder(_ModelEmbedder):
             revision=revision,
             cache_dir=cache_dir,
         )
+        from transformers import AutoTokenizer  # local: heavy (seconds), needed only to build the model
+
         with transformers_import_guard(f"the CLIP model in {directory}"):
             model = load_transformers_model(directory)
         tokenizer = AutoTokenizer.from_pretrained(directory)

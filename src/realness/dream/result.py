@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 from PIL import Image
+from PIL.PngImagePlugin import PngInfo
 
 from realness.dream.render import FIGURE_SUFFIXES, overlay, panel_figure
 from realness.errors import SkippedItem
@@ -36,6 +37,8 @@ class RealnessMap:
         name: The input's readable name.
         image: The input as a ``3 x H x W`` float tensor in [0, 1] (for rendering).
         stride: The window stride used.
+        method: ``"dream"`` (windows against the description) or ``"core"`` (regions read by a CORE model).
+        model: The dual encoder or CORE model the map comes from (recorded in saved overlays).
     """
 
     map: np.ndarray
@@ -45,6 +48,12 @@ class RealnessMap:
     name: str
     image: torch.Tensor = field(repr=False)
     stride: int = DEFAULT_STRIDE
+    method: str = "dream"
+    model: str = ""
+
+    def metadata(self) -> dict[str, str]:
+        """What made the map, as saved in a PNG overlay's text chunks."""
+        return {"realness:method": self.method, "realness:model": self.model, "realness:description": self.description}
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -88,6 +97,11 @@ class RealnessMap:
         if suffix in FIGURE_SUFFIXES:
             return save_figure(self.figure(), path)
         image_format = Image.registered_extensions().get(suffix, "PNG")
+        if image_format == "PNG":
+            info = PngInfo()
+            for key, value in self.metadata().items():
+                info.add_itxt(key, value)
+            return write_file_atomic(path, lambda handle: self.overlay().save(handle, format="PNG", pnginfo=info))
         return write_file_atomic(path, lambda handle: self.overlay().save(handle, format=image_format))
 
     def save_figure(self, path: str | Path, *, dpi: int = DPI) -> Path:

@@ -1,0 +1,250 @@
+"""Realness maps from the bundled CORE model: one encoder pass, features pooled over regions.
+
+The CORE image features of an image are the pooled head (1280 channels) and the mean and
+standard deviation of each tapped EfficientNet-Lite stage over the whole image. Here the same
+statistics are taken over square regions instead, from box sums of each stage's feature map
+and of its square (one forward pass per image, no crops), and read by the head's image-only
+regressor. A region's feature vector mixes its own statistics with those of the rest of the
+image: ``region_weight`` 1 reads the region alone, 0 reads the image without the region (the
+region's realness is then the score it takes away). Per pixel, the scores of the regions that
+cover it are averaged per region size, the sizes are averaged, the map is upsampled to the
+input's pixels and min-max normalized to [0, 1] (high = realistic), as DREAM's maps are.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from realness.core.model import CoreModel
+from realness.core.pretrained import DEFAULT_MODEL
+from realness.dream.result import RealnessMap, RealnessMapBatch
+from realness.dream.windows import combine_scales, overlap_average
+from realness.errors import DescriptionsError, InvalidImageError, check_on_error
+from realness.io.inputs import load_images
+from realness.io.pixels import normalize, resize_image
+from realness.io.tensor_batch import load_tensor_batch
+from realness.runtime.device import DeviceLike, resolve_device
+
+#: Region sides in pixels of the encoder's input, and the weight of the region against the rest.
+#: Chosen on RAISE-TD's train photographs (benchmarks/results/localization.md).
+DEFAULT_REGION_SIZES = (128, 64)
+DEFAULT_REGION_WEIGHT = 0.5
+# Regions start on the grid of the encoder's coarsest feature map (32 input pixels).
+_GRID = 32
+
+
+@dataclass
+class CoreRegionMaps:
+    """The raw region realness of one image: per region size, an ``H x W`` map in score units."""
+
+    per_scale: dict[int, torch.Tensor]
+    combined: torch.Tensor
+
+
+class CoreRegionReader:
+    """Reads where a CORE model's image-only realness drops, region by region.
+
+    Args:
+        model: A CORE model with an ``efficientnet_lite`` image encoder and a kernel ridge head
+            (the bundled ``realness-core-lite``).
+        region_sizes: Region sides in pixels of the encoder's input (multiples of 32).
+        region_weight: Share of the region's own statistics in its feature vector (the rest
+            comes from the image without the region); 0 scores the image without the region.
+
+    Raises:
+        ValueError: The model is not of that kind, or a bad option.
+    """
+
+    def __init__(
+        self,
+        model: CoreModel,
+        *,
+        region_sizes: Sequence[int] = DEFAULT_REGION_SIZES,
+        region_weight: float = DEFAULT_REGION_WEIGHT,
+    ):
+        encoder = model.image_encoder
+        if not hasattr(encoder, "feature_maps") or not hasattr(model.head, "image_only"):
+            raise ValueError(
+                "the core map needs an EfficientNet-Lite image encoder and a kernel ridge head "
+                f"(the bundled model); this model has {type(encoder).__name__} and {type(model.head).__name__}"
+            )
+        sizes = tuple(sorted({int(size) for size in region_sizes}, reverse=True))
+        if not sizes or any(size < _GRID or size % _GRID for size in sizes):
+            raise ValueError(f"region sizes must be positive multiples of {_GRID} px, got {tuple(region_sizes)}")
+        if not 0.0 <= region_weight <= 1.0:
+            raise ValueError(f"region_weight must be in [0, 1], got {region_weight}")
+        self.model = model
+        self.region_sizes = sizes
+        self.region_weight = float(region_weight)
+
+    def input_shape(self, height: int, width: int) -> tuple[int, int]:
+        """The encoder input for an image: scaled to fit the model's input, aspect kept, sides multiples of 32."""
+        target_height, target_width = self.model.image_encoder.config.input_shape
+        scale = min(target_height / height, target_width / width)
+        return (max(_GRID, round(height * scale / _GRID) * _GRID), max(_GRID, round(width * scale / _GRID) * _GRID))
+
+    @torch.inference_mode()
+    def __call__(self, image: torch.Tensor) -> CoreRegionMaps:
+        """Raw region realness of one ``3 x H x W`` image in [0, 1] (on the model's device)."""
+        maps, shape = self.feature_maps(image)
+        return self.read(maps, shape, tuple(image.shape[-2:]))
+
+    @torch.inference_mode()
+    def feature_maps(self, image: torch.Tensor) -> tuple[list[torch.Tensor], tuple[int, int]]:
+        """The encoder's feature maps of one image (one forward pass), and the input shape they come from."""
+        config = self.model.image_encoder.config
+        shape = self.input_shape(*image.shape[-2:])
+        pixels = normalize(resize_image(image, shape, resize="squash", interpolation=config.interpolation), config.mean, config.std)
+        device = next(self.model.head.buffers()).device
+        return self.model.image_encoder.feature_maps(pixels.unsqueeze(0).to(device)), shape
+
+    @torch.inference_mode()
+    def read(self, maps: list[torch.Tensor], shape: tuple[int, int], size_out: tuple[int, int]) -> CoreRegionMaps:
+        """Region realness from :meth:`feature_maps`' output, upsampled to ``size_out`` pixels."""
+        per_scale = {}
+        for size in [size for size in self.region_sizes if size <= min(shape)] or [min(shape)]:
+            scores, tops, lefts = self.region_scores(maps, shape, size)
+            per_scale[size] = overlap_average(scores, tops, lefts, size, *shape)
+        combined = torch.stack(list(per_scale.values())).mean(0)
+
+        def upsample(raw: torch.Tensor) -> torch.Tensor:
+            return F.interpolate(raw[None, None], size=size_out, mode="bilinear", align_corners=False)[0, 0]
+
+        return CoreRegionMaps({size: upsample(raw) for size, raw in per_scale.items()}, upsample(combined))
+
+    def region_scores(
+        self, maps: list[torch.Tensor], shape: tuple[int, int], size: int
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Realness of the ``size``-pixel regions on the 32-pixel grid: (rows x columns, tops, lefts)."""
+        features, tops, lefts = self.region_features(maps, shape, size)
+        scores = self.model.head.image_only(features).view(len(tops), len(lefts))
+        if self.region_weight == 0:
+            scores = -scores  # the image without a real region scores lower: its realness is what it removes
+        return scores, tops, lefts
+
+    def region_features(
+        self, maps: list[torch.Tensor], shape: tuple[int, int], size: int
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """CORE image features of the ``size``-pixel regions on the 32-pixel grid: (N x D, tops, lefts).
+
+        Each region's statistics are ``region_weight`` times its own plus the rest times those of
+        the image without it, in the order the encoder pools them (head mean, then each stage's
+        mean and standard deviation).
+        """
+        height = shape[0]
+        a = self.region_weight
+        features = []
+        for index, feature in enumerate(maps):
+            feature = feature.float()
+            stride = height // feature.shape[-2]
+            kernel, step = size // stride, _GRID // stride
+            mean = F.avg_pool2d(feature, kernel, step)[0]  # C x rows x columns
+            square = F.avg_pool2d(feature.square(), kernel, step)[0]
+            inside, outside = kernel * kernel, max(feature.shape[-2] * feature.shape[-1] - kernel * kernel, 1)
+            rest_mean = (feature[0].sum((1, 2))[:, None, None] - mean * inside) / outside
+            rest_square = (feature[0].square().sum((1, 2))[:, None, None] - square * inside) / outside
+            mixed_mean = a * mean + (1 - a) * rest_mean
+            features.append(mixed_mean)
+            if index > 0:  # stages add their standard deviation; the head (first) only its mean
+                mixed_square = a * square + (1 - a) * rest_square
+                features.append((mixed_square - mixed_mean.square()).clamp_min(0).sqrt())
+        stacked = torch.cat(features, dim=0)  # D x rows x columns
+        rows, columns = stacked.shape[1:]
+        device = stacked.device
+        tops = torch.arange(rows, device=device) * _GRID
+        lefts = torch.arange(columns, device=device) * _GRID
+        return stacked.flatten(1).T, tops, lefts
+
+
+def normalized_map(maps: CoreRegionMaps) -> torch.Tensor:
+    """The combined raw map min-max normalized to [0, 1] (a constant map is all ones)."""
+    return combine_scales([maps.combined])
+
+
+#: The method name recorded in maps made here (DREAM's are ``"dream"``).
+METHOD = "core"
+
+
+class CoreMapper:
+    """``RealnessMapper(method="core")``: maps of one image or a batch from a CORE model, no text needed.
+
+    Args:
+        model: A loaded :class:`CoreModel` or a name for :meth:`CoreModel.from_pretrained`
+            (default: the bundled ``realness-core-lite``).
+        device: Where to run (default: CUDA when available).
+        region_sizes: See :class:`CoreRegionReader`.
+        region_weight: See :class:`CoreRegionReader`.
+    """
+
+    def __init__(
+        self,
+        model: CoreModel | str | os.PathLike = DEFAULT_MODEL,
+        *,
+        device: DeviceLike = None,
+        region_sizes: Sequence[int] = DEFAULT_REGION_SIZES,
+        region_weight: float = DEFAULT_REGION_WEIGHT,
+    ):
+        self.device = resolve_device(device)
+        self.model_name = str(model) if isinstance(model, (str, os.PathLike)) else "a CoreModel"
+        if isinstance(model, (str, os.PathLike)):
+            model = CoreModel.from_pretrained(model)
+        self.reader = CoreRegionReader(model.to(self.device).eval(), region_sizes=region_sizes, region_weight=region_weight)
+
+    def __call__(self, images: Any, descriptions: Any = None, *, on_error: str = "raise") -> RealnessMap | RealnessMapBatch:
+        """Map one image or a batch (any form ``load_images`` accepts); descriptions are kept, not needed.
+
+        Raises:
+            InvalidImageError: A bad image (``on_error="raise"``, or a single image).
+            DescriptionsError: ``descriptions`` is a sequence of another length than the images.
+        """
+        check_on_error(on_error)
+        batch = load_tensor_batch(images, on_error=on_error)
+        if batch is None:
+            batch = load_images(images, on_error=on_error, min_size=self.reader.model.image_encoder.config.min_size)
+        texts = _texts(descriptions, len(batch))
+        maps: list[RealnessMap | None] = []
+        for index, image in enumerate(batch.tensors):
+            if image is None:
+                maps.append(None)
+                continue
+            region_maps = self.reader(image.float())
+            maps.append(
+                RealnessMap(
+                    map=normalized_map(region_maps).cpu().numpy(),
+                    per_scale={size: scale.cpu().numpy() for size, scale in region_maps.per_scale.items()},
+                    raw=region_maps.combined.cpu().numpy(),
+                    description=texts[index],
+                    name=batch.names[index],
+                    image=image,
+                    stride=_GRID,
+                    method=METHOD,
+                    model=self.model_name,
+                )
+            )
+        if batch.single:
+            if maps[0] is None:
+                reason = batch.skipped[0].reason if batch.skipped else "not mapped"
+                raise InvalidImageError(batch.names[0], reason)
+            return maps[0]
+        return RealnessMapBatch(maps=maps, names=batch.names, skipped=sorted(batch.skipped, key=lambda item: item.index))
+
+
+def _texts(descriptions: Any, count: int) -> list[str]:
+    """One text per image ("" where none): the core map does not read them, the result keeps them."""
+    if descriptions is None:
+        return [""] * count
+    if isinstance(descriptions, str):
+        return [descriptions] * count
+    texts = ["" if text is None else str(text) for text in descriptions]
+    if len(texts) != count:
+        raise DescriptionsError("descriptions", f"{len(texts)} descriptions for {count} images")
+    return texts
+
+
+__all__ = ["CoreMapper", "CoreRegionReader", "DEFAULT_REGION_SIZES", "DEFAULT_REGION_WEIGHT"]

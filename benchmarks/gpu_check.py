@@ -4,7 +4,9 @@
     python benchmarks/gpu_check.py --smoke --out-dir DIR    # tiny sizes, any device (the tests run it on CPU)
 
 Writes ``gpu_check.json`` and ``gpu_check.md`` (command, date, hardware beside the figures) into
-``--out-dir`` (default: benchmarks/results). Nothing is downloaded (``HF_HUB_OFFLINE=1``):
+``--out-dir`` (default: benchmarks/results; benchmarks/results/smoke for ``--smoke``). A smoke run
+or one without CUDA is recorded as partial and never replaces a full GPU result. Nothing is
+downloaded (``HF_HUB_OFFLINE=1``):
 
 DREAM, paper configuration (windows 128/64/32, stride 4, a 512x384 image: 26,227 windows), on a
 CLIP ViT-B/32 with random weights (they time as trained ones do; the checkout cannot carry the
@@ -49,8 +51,8 @@ from realness.core import DEFAULT_MODEL, CoreModel, RealnessScorer
 from realness.core.model import read_config, read_weights
 from realness.core.pretrained import CONFIG_NAME, WEIGHTS_NAME, resolve_core_dir
 from realness.dream import RealnessMapper
-from realness.errors import MissingDependencyError, RealnessError, WeightsNotFoundError
-from realness.evaluation.reporting import write_results
+from realness.errors import MissingDependencyError, OutputError, RealnessError, WeightsNotFoundError
+from realness.evaluation.reporting import check_partial_result, write_results
 from realness.io.inputs import load_image
 from realness.runtime.device import autocast, compute_dtype, resolve_device
 
@@ -240,11 +242,23 @@ def core_figures(device: torch.device, sizes: Sizes) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--smoke", action="store_true", help="tiny sizes (seconds, any device)")
-    parser.add_argument("--out-dir", type=Path, default=RESULTS, help="where gpu_check.{json,md} go")
+    parser.add_argument(
+        "--out-dir", type=Path, default=None,
+        help="where gpu_check.{json,md} go (default: benchmarks/results; --smoke: benchmarks/results/smoke)",
+    )
     parser.add_argument("--device", default=None, help="default: cuda when available, else cpu")
     args = parser.parse_args()
     device = resolve_device(args.device)
     sizes = SMOKE if args.smoke else FULL
+    # A smoke or CPU run stands in for nothing: it never replaces recorded GPU figures.
+    partial = args.smoke or device.type != "cuda"
+    out_dir = args.out_dir or (RESULTS / "smoke" if args.smoke else RESULTS)
+    try:
+        if partial:
+            check_partial_result(out_dir, "gpu_check")  # before minutes of work, not after
+    except OutputError as error:
+        print(f"gpu_check: {error}", file=sys.stderr)
+        return 2
     if device.type != "cuda" and not args.smoke:
         print("gpu_check: no CUDA device; the figures below are CPU figures", file=sys.stderr)
     started = time.perf_counter()
@@ -254,7 +268,7 @@ def main() -> int:
     figures.update(core_figures(device, sizes))
     figures["seconds_total"] = time.perf_counter() - started
     command = " ".join(["python", "benchmarks/gpu_check.py", *sys.argv[1:]])
-    json_path, _ = write_results(args.out_dir, "gpu_check", figures, command=command)
+    json_path, _ = write_results(out_dir, "gpu_check", figures, command=command, partial=partial)
     print(json_path.read_text())
     return 0
 

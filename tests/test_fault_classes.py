@@ -231,7 +231,7 @@ def test_a_descriptions_csv_without_a_description_column_is_one_line_exit_2(tiny
 
 @pytest.mark.parametrize("suffix", [".csv", ".json", ".jsonl", ".parquet"])
 def test_a_file_name_that_is_not_utf8_is_written_losslessly_in_every_table_format(tiny_model_dir, tmp_path, capsys,
-                                                                                  suffix):
+                                                                                  suffix, monkeypatch):
     if suffix == ".parquet":
         pytest.importorskip("pyarrow")
     folder = tmp_path / "gen"
@@ -248,10 +248,21 @@ def test_a_file_name_that_is_not_utf8_is_written_losslessly_in_every_table_forma
     assert len(paths) == 2 and str(folder / "\\xff\\xfe.png") in paths
     assert sorted(os.fsencode(unescape_undecodable(path)) for path in paths) == sorted(
         [odd, os.fsencode(folder / "fine.png")])
-    # --resume reads the escaped name back as the same image: nothing is scored twice.
+    # The journal keeps the undecodable name exactly: --resume after an interruption redoes neither image.
+    real_iter_batches = RealnessScorer.iter_batches
+
+    def interrupted_after_both(self, *args, **kwargs):
+        yield from real_iter_batches(self, *args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(RealnessScorer, "iter_batches", interrupted_after_both)
+    out.unlink()
+    assert main(command) == 130
+    monkeypatch.undo()
+    capsys.readouterr()
     assert main([*command, "--resume"]) == 0
     assert len(read_table(out).rows) == 2
-    assert "0 scored" in capsys.readouterr().err
+    assert "0 scored, 0 failed, 2 already there" in capsys.readouterr().err
 
 
 def test_an_escaped_name_in_a_descriptions_table_finds_its_file(tiny_model_dir, tmp_path, capsys, monkeypatch):

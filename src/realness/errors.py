@@ -105,6 +105,14 @@ class OutputError(RealnessError, ValueError):
     """An output path that would destroy an input or cannot be written; refused before any work."""
 
 
+class OutputWriteError(RealnessError, OSError):
+    """An output that could not be written after the work was done (disk full, permission, immutable); names the file and why."""
+
+
+class OutputBusyError(OutputError):
+    """An output another run is writing at this moment; the message names that run (pid, start time)."""
+
+
 class BrokenDependencyError(RealnessError, ImportError):
     """An installed package fails to import and takes a needed one down with it; the message says which and what to do."""
 

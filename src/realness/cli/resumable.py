@@ -6,18 +6,25 @@ does only the rest. ``score`` and ``describe`` journal the rows of their ``--out
 interrupted, ``--out`` holds the rows done so far. ``filter`` journals the scores it ranks
 and ``map`` the maps it wrote: their outputs need the whole run, so interrupted, the
 journal (``<out>.partial``, ``DIR/maps.partial``) keeps the work until ``--resume``.
+
+The journal records the run's :func:`run_fingerprint`: ``--resume`` keeps its rows only for
+the same images, model and settings, and never keeps rows a table holds without a journal.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
+import os
 import signal
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from realness.errors import UsageError
+from realness import __version__
+from realness.errors import OutputWriteError, UsageError
 from realness.io.tables import RowJournal, write_csv_rows
 
 
@@ -81,6 +88,12 @@ class ResumableRun:
         self.journal = journal
         self.stdout_columns = stdout_columns
         self._done_before = journal.done() if journal is not None else set()
+        if journal is not None and journal.untrusted_out:
+            print(
+                f"realness {command}: --resume: {journal.out} has no journal ({journal.journal_path.name}) proving its "
+                f"rows are this run's; doing all {len(self.names)} again",
+                file=sys.stderr,
+            )
         self.todo = [index for index, name in enumerate(self.names) if name not in self._done_before]
         self.kept = len(self.names) - len(self.todo)
         self.interrupted = False
@@ -119,9 +132,13 @@ class ResumableRun:
 
     def _settle(self, *, stopped: bool) -> None:
         journal = self.journal
-        if stopped and not self.new_rows():
+        if stopped:
+            if self.new_rows() and journal.out is not None:
+                # --out shows the rows done so far; the journal stays, proving them this run's for --resume.
+                with contextlib.suppress(OutputWriteError):  # a full disk: the journal still holds them
+                    journal.write_out(order=self.names)
             # Nothing new: --out and any leftover journal stay exactly as they were.
-            journal.close()
+            journal.release()
         elif journal.out is None:
             # The command makes its outputs from the whole run; the journal holds the work till then.
             journal.close()
@@ -150,15 +167,64 @@ class ResumableRun:
         )
 
 
-def journal_for(out: str | Path | None, columns: Sequence[str], args, *, table: bool = True, journal: Path | None = None):
+def journal_for(
+    out: str | Path | None,
+    columns: Sequence[str],
+    args,
+    *,
+    names: Sequence[str],
+    table: bool = True,
+    journal: Path | None = None,
+):
     """The :class:`RowJournal` of a run writing ``out`` (None without ``--out``).
 
     Args:
+        names: the run's inputs, as given (with ``args``, they make its :func:`run_fingerprint`).
         table: ``out`` is the journal's own table (``score``, ``describe``); else the rows
             only live in the journal (``journal``, default ``<out>.partial``).
     """
     if not out:
         return None
+    fingerprint = run_fingerprint(args, names)
     if table:
-        return RowJournal(out, columns, resume=args.resume)
-    return RowJournal(None, columns, resume=args.resume, journal=journal or Path(f"{out}.partial"))
+        return RowJournal(out, columns, resume=args.resume, fingerprint=fingerprint)
+    return RowJournal(None, columns, resume=args.resume, journal=journal or Path(f"{out}.partial"), fingerprint=fingerprint)
+
+
+#: Options that change how a run goes, not what its rows say: a resumed run may change them.
+NOT_IN_FINGERPRINT = frozenset({
+    "run", "paths", "out", "resume", "no_progress", "quiet", "batch_size", "device", "engine", "ray_address",
+    "actors", "cpus_per_actor", "retry_failed", "requests_per_minute", "concurrency", "timeout", "max_retries",
+    "budget", "description_cache", "no_description_cache", "min_score", "top_k", "all", "export", "mode",
+})
+
+
+def run_fingerprint(args, names: Sequence[str]) -> str:
+    """What a run's rows depend on, hashed: the command, each input file and every option that changes a row.
+
+    An input counts by path, size and modification time (a rewritten image is another
+    input); an option naming a file or folder (``--descriptions``, a ``--model`` directory)
+    counts by its files the same way. Options of :data:`NOT_IN_FINGERPRINT` (progress,
+    devices, batch sizes, ranking) do not count: a resumed run may change them.
+    """
+    settings = {
+        name: _identity(value) if isinstance(value, str) and os.path.exists(value) else value
+        for name, value in sorted(vars(args).items())
+        if name not in NOT_IN_FINGERPRINT and not callable(value)
+    }
+    record = {"version": __version__, "settings": settings, "inputs": [_identity(name) for name in names]}
+    text = json.dumps(record, sort_keys=True, default=str, ensure_ascii=True)
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _identity(path: str) -> list:
+    """A file as ``[path, size, mtime_ns]``; a folder as its files', one level down."""
+    try:
+        status = os.stat(path)
+    except OSError:
+        return [path, None, None]
+    if os.path.isdir(path):
+        with contextlib.suppress(OSError):
+            return [path, [_identity(os.path.join(path, name)) for name in sorted(os.listdir(path))
+                           if os.path.isfile(os.path.join(path, name))]]
+    return [path, status.st_size, status.st_mtime_ns]

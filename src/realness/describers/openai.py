@@ -15,7 +15,7 @@ import os
 import random
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -50,7 +50,8 @@ class OpenAIDescriber(BaseDescriber):
     Requests run ``concurrency`` at a time. 429s, 5xx, timeouts, connection errors and
     malformed or truncated response bodies are retried up to ``max_retries`` times, waiting what ``Retry-After`` asks or else an
     exponential backoff ``backoff_base * 2**attempt`` (capped at ``backoff_max``) with
-    full jitter. A refusal, an empty reply, a non-retryable 4xx, or a response still
+    full jitter. ``time_budget`` bounds the whole of one image (attempts and waits): a server
+    that accepts the connection and never answers fails each image by name within it. A refusal, an empty reply, a non-retryable 4xx, or a response still
     malformed after the last retry fails that image only; a refusal is never retried nor
     turned into a description. Bad credentials or an unknown model raise at once.
 
@@ -63,8 +64,12 @@ class OpenAIDescriber(BaseDescriber):
             None for OpenAI's own API.
         api_key: Default ``$OPENAI_API_KEY``; with a ``base_url`` and no key, a placeholder.
         prompt: The question asked about each image.
-        timeout: Seconds one request may take.
+        timeout: Seconds one request may wait for the server (each read; connecting too).
         max_retries: Retries per image after the first attempt.
+        time_budget: Seconds one image may take in all, retries and waits included (None: no
+            bound but ``timeout`` and ``max_retries``).
+        on_retry: Called as ``on_retry(name, problem, wait_seconds)`` before each retry (from
+            the request threads), e.g. to show retries on a progress line.
         backoff_base: First backoff in seconds (doubles each retry).
         backoff_max: Longest wait between attempts, ``Retry-After`` included.
         concurrency: Requests in flight at once.
@@ -90,6 +95,8 @@ class OpenAIDescriber(BaseDescriber):
         prompt: Prompt = DEFAULT_PROMPT,
         timeout: float = 60.0,
         max_retries: int = 6,
+        time_budget: float | None = None,
+        on_retry: Callable[[str, str, float], None] | None = None,
         backoff_base: float = 1.0,
         backoff_max: float = 60.0,
         concurrency: int = 8,
@@ -102,6 +109,12 @@ class OpenAIDescriber(BaseDescriber):
         openai = _import_openai()
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, not {concurrency}")
+        if not timeout > 0:
+            raise ValueError(f"timeout must be a number of seconds above 0, not {timeout!r}")
+        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+            raise ValueError(f"max_retries must be an integer of at least 0, not {max_retries!r}")
+        if time_budget is not None and not time_budget > 0:
+            raise ValueError(f"time_budget must be a number of seconds above 0, not {time_budget!r}")
         api_key = api_key or os.environ.get("OPENAI_API_KEY")
         if not api_key:
             if base_url is None:
@@ -110,6 +123,8 @@ class OpenAIDescriber(BaseDescriber):
         self.base_url = base_url
         self.timeout = timeout
         self.max_retries = max_retries
+        self.time_budget = time_budget
+        self.on_retry = on_retry
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
         self.concurrency = concurrency
@@ -171,7 +186,14 @@ class OpenAIDescriber(BaseDescriber):
         if self.temperature is not None:
             options["temperature"] = self.temperature
         openai = self._openai
+        deadline = None if self.time_budget is None else time.monotonic() + self.time_budget
+        problem = "no attempt finished"
         for attempt in range(self.max_retries + 1):
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return _Reply(error=self._over_budget(attempt, problem))
+                options["timeout"] = min(self.timeout, left)
             try:
                 with self._request_lock:
                     self.requests_sent += 1
@@ -193,13 +215,20 @@ class OpenAIDescriber(BaseDescriber):
                 if attempt == self.max_retries:
                     return _Reply(error=f"gave up after {attempt + 1} attempts: {problem}")
                 wait = self._wait_before_retry(attempt, error)
+                if deadline is not None and time.monotonic() + wait >= deadline:
+                    return _Reply(error=self._over_budget(attempt + 1, problem))
                 logger.info("%s: %s; retrying in %.2f s", name, problem, wait)
+                if self.on_retry is not None:
+                    self.on_retry(name, problem, wait)
                 time.sleep(wait)
             except openai.APIStatusError as error:
                 return _Reply(error=f"not retried: {error.message}")
             else:
                 return _read_reply(response)
         raise AssertionError("unreachable: the last attempt returns")
+
+    def _over_budget(self, attempts: int, problem: str) -> str:
+        return f"no answer within the time budget of {self.time_budget:g} s ({attempts} attempts; last: {problem})"
 
     def _wait_before_retry(self, attempt: int, error: Exception) -> float:
         response = getattr(error, "response", None)

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from realness.errors import OutputError
 from realness.evaluation import stats
 from realness.evaluation.plotting import COLORS, save_figure, styled_figure
 from realness.io.tables import write_text_atomic
@@ -110,8 +111,13 @@ def write_results(
     *,
     command: str,
     hardware: str | None = None,
+    partial: bool = False,
 ) -> tuple[Path, Path]:
     """Write ``{name}.json`` and ``{name}.md`` with the command, UTC date and hardware.
+
+    A ``partial`` result (a smoke run, a subset, the wrong device) is recorded as such and
+    never replaces a full one: the first full figures of a benchmark may be scarce (a GPU is
+    lent to few sessions).
 
     The markdown shows ``results["rows"]`` (a list of mappings, e.g. one per model) as a
     table with ``results["columns"]`` as its columns when given, and every other scalar
@@ -125,11 +131,18 @@ def write_results(
         command: the command line that produced them.
         hardware: a short description (e.g. "2-core CPU VM"); the detected
             :func:`hardware_summary` is recorded as well.
+        partial: these figures are not the benchmark's full run.
 
     Returns:
         ``(json_path, markdown_path)``.
+
+    Raises:
+        OutputError: ``partial`` and ``{name}.json`` holds a full result.
     """
     folder = Path(out_dir)
+    json_path = folder / f"{name}.json"
+    if partial:
+        check_partial_result(folder, name)
     folder.mkdir(parents=True, exist_ok=True)
     detected = hardware_summary()
     described = hardware or _describe(detected)
@@ -140,9 +153,9 @@ def write_results(
         "date_utc": date,
         "hardware": described,
         "hardware_details": detected,
+        "partial": partial,
         "results": _jsonable(results),
     }
-    json_path = folder / f"{name}.json"
     write_text_atomic(json_path, json.dumps(record, indent=2, allow_nan=False) + "\n")
 
     parts = [f"# {name}\n", f"- command: `{command}`", f"- date (UTC): {date}", f"- hardware: {described}\n"]
@@ -159,6 +172,30 @@ def write_results(
     markdown_path = folder / f"{name}.md"
     write_text_atomic(markdown_path, "\n".join(parts))
     return json_path, markdown_path
+
+
+def check_partial_result(out_dir: str | Path, name: str) -> None:
+    """Refuse, before the work, a partial run whose figures would replace the full ones of ``name`` in ``out_dir``.
+
+    Raises:
+        OutputError: ``{name}.json`` there holds a full result.
+    """
+    json_path = Path(out_dir) / f"{name}.json"
+    if _is_full_record(json_path):
+        raise OutputError(
+            f"{json_path}: holds a full recorded result; a smoke or partial run does not replace it "
+            "(write it elsewhere with --out-dir DIR)"
+        )
+
+
+def _is_full_record(path: Path) -> bool:
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    results = record.get("results") if isinstance(record, dict) else None
+    smoke = isinstance(results, dict) and results.get("smoke") is True
+    return not record.get("partial", False) and not smoke
 
 
 def _is_scalar(value: Any) -> bool:

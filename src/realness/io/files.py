@@ -8,19 +8,35 @@ from __future__ import annotations
 
 import glob
 import os
+import stat
 from collections.abc import Sequence
 from pathlib import Path
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
 
 
+def special_file_reason(mode: int) -> str | None:
+    """Why a file of this ``st_mode`` is no image file (a FIFO, socket or device), or None for a regular file or folder.
+
+    Opening such a file for reading can block forever (a FIFO without a writer) or read
+    without end (``/dev/zero``), so they are refused from their mode alone, never opened.
+    """
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe), not an image file; left unopened"
+    if stat.S_ISSOCK(mode):
+        return "a socket, not an image file; left unopened"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device, not an image file; left unopened"
+    return None
+
+
 def expand_image_paths(patterns: Sequence[str], skipped: list[tuple[str, str]] | None = None) -> list[Path]:
     """Directories (recursively, image suffixes only), globs and plain files, in a stable order.
 
     Folder scans follow symbolic links to files and folders; a folder reached a second time
-    (a link loop, or two links to one folder) is scanned once, and broken links and
-    unreadable folders are left out. Each such case is appended to ``skipped`` as
-    ``(path, reason)`` so the caller can report it.
+    (a link loop, or two links to one folder) is scanned once, and broken links, unreadable
+    folders and special files (FIFOs, sockets, devices: never opened) are left out. Each such
+    case is appended to ``skipped`` as ``(path, reason)`` so the caller can report it.
 
     A plain path that does not exist is kept, so the caller reports it as a bad item
     instead of silently dropping it.
@@ -31,7 +47,12 @@ def expand_image_paths(patterns: Sequence[str], skipped: list[tuple[str, str]] |
         if path.is_dir():
             paths.extend(_scan_folder(path, skipped if skipped is not None else []))
         elif glob.has_magic(pattern):
-            paths.extend(sorted(Path(p) for p in glob.glob(pattern, recursive=True) if Path(p).is_file()))
+            for match in sorted(Path(p) for p in glob.glob(pattern, recursive=True)):
+                reason = _left_out(match)
+                if reason is None:
+                    paths.append(match)
+                elif reason and skipped is not None:
+                    skipped.append((str(match), reason))
         else:
             paths.append(path)
     return paths
@@ -66,8 +87,21 @@ def _scan_folder(root: Path, skipped: list[tuple[str, str]]) -> list[Path]:
             elif is_file:
                 if child.suffix.lower() in IMAGE_SUFFIXES:
                     found.append(child)
-            elif entry.is_symlink():
-                skipped.append((str(child), "broken symbolic link"))
+            else:
+                skipped.append((str(child), _left_out(child) or "not a regular file"))
 
     visit(root)
     return found
+
+
+def _left_out(path: Path) -> str | None:
+    """Why a glob match or folder entry that is not a folder is left out: "" for a folder, None to keep it."""
+    try:
+        mode = os.stat(path).st_mode  # follows links, opens nothing
+    except FileNotFoundError:
+        return "broken symbolic link" if os.path.islink(path) else "vanished during the scan"
+    except OSError as error:
+        return f"cannot read it ({error.strerror or error})"
+    if stat.S_ISDIR(mode):
+        return ""
+    return special_file_reason(mode)

@@ -53,6 +53,7 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from realness.errors import InvalidImageError, SkippedItem, check_on_error
+from realness.io.files import special_file_reason
 
 __all__ = [
     "FLOAT_TOLERANCE",
@@ -245,7 +246,11 @@ def _decode_file(path: Path, name: str, max_pixels: int) -> torch.Tensor:
         if not path.exists():
             hint = "; URLs are not fetched, download the file first" if "://" in name else ""
             raise InvalidImageError(name, f"file not found{hint}")
-        if path.stat().st_size == 0:
+        status = path.stat()
+        special = special_file_reason(status.st_mode)
+        if special is not None:
+            raise InvalidImageError(name, special)
+        if status.st_size == 0:
             raise InvalidImageError(name, "empty file (0 bytes)")
         with _open_with_own_limit(path, name) as image:
             return _pil_to_tensor(image, name, max_pixels)

@@ -133,7 +133,7 @@ class TrainingConfig:
     negatives: tuple[str, ...] = ("solid colour", "uniform noise", "checkerboard", "shuffled tiles")
     negatives_per_kind: int = 16
     negative_weight: float = 0.0
-    unreal_width: float = 0.3
+    unreal_width: float = 0.1
     unreal_alpha: float = 0.1
     calibration_folds: int = 5
     near_quantile: float = 0.99

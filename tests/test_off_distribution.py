@@ -1,0 +1,182 @@
+"""Issue 30: degenerate images score lowest, and every score carries a calibrated interval."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import REPO_ROOT
+from realness.cli import main as realness_cli
+from realness.core import DEFAULT_MODEL, CoreModel, RealnessScorer
+from realness.core.head import KernelRidgeHead, conformal_table
+from realness.evaluation.degenerate import NAMED_KINDS, OTHER_KINDS, degenerate_image
+from realness.io.inputs import load_image
+
+EXAMPLES = REPO_ROOT / "examples" / "images"
+PHOTOGRAPHS = ("astronaut.png", "chelsea.png", "coffee.png")
+
+
+@pytest.fixture(scope="module")
+def bundled() -> RealnessScorer:
+    return RealnessScorer(CoreModel.from_pretrained(DEFAULT_MODEL), device="cpu")
+
+
+def _score(scorer, images, text=None):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # image-only scoring is what some of these measure
+        return scorer(images, None if text is None else [text] * len(images), progress=False)
+
+
+@pytest.mark.parametrize("text", [None, "No."], ids=["image only", "No."])
+def test_degenerate_images_score_below_every_real_photograph(bundled, text):
+    """Blank frames, noise, a checkerboard, shuffled tiles (and kinds never chosen on) read as unreal, not average."""
+    photos = [load_image(EXAMPLES / name) for name in PHOTOGRAPHS]
+    lowest_photograph = float(_score(bundled, photos, text).scores.min())
+    kinds = [*NAMED_KINDS, "stripes", "salt and pepper", "upscaled tiny noise", "shuffled tiles 4x4"]
+    assert set(kinds) - set(NAMED_KINDS) <= set(OTHER_KINDS)
+    images = [degenerate_image(kind, photos[1]) for kind in kinds]
+    scores = _score(bundled, images, text).scores
+    above = {kind: round(float(s), 3) for kind, s in zip(kinds, scores) if s >= lowest_photograph}
+    assert not above, f"above the lowest photograph ({lowest_photograph:.3f}): {above}"
+
+
+def test_every_score_carries_an_ordered_interval_that_widens_with_its_level(bundled):
+    images = [EXAMPLES / name for name in PHOTOGRAPHS]
+    result = _score(bundled, images)
+    assert result.interval.shape == (3, 2) and torch.isfinite(result.interval).all()
+    low, high = result.interval.unbind(1)
+    assert (low < result.scores).all() and (result.scores < high).all()
+    assert bundled.interval_level == 0.9
+    narrower = RealnessScorer(bundled.model, device="cpu", interval_level=0.5)
+    half = _score(narrower, images).interval
+    assert ((half[:, 1] - half[:, 0]) < (high - low)).all()
+    rows = result.to_rows()
+    assert all(row["score_low"] < row["score"] < row["score_high"] for row in rows)
+    # Far from the training data the interval is wider than for a photograph.
+    blank = _score(bundled, [degenerate_image("gray", load_image(images[0]))]).interval[0]
+    assert float(blank[1] - blank[0]) > float((high - low).max())
+    with pytest.raises(ValueError, match="interval_level"):
+        RealnessScorer(bundled.model, device="cpu", interval_level=1.0)
+
+
+def _cli(*args: str) -> int:
+    return realness_cli(list(args))
+
+
+@pytest.mark.parametrize("with_descriptions", [False, True], ids=["image only", "descriptions"])
+def test_cli_ranks_the_edited_cat_below_the_untouched_cat(tmp_path, with_descriptions):
+    out = tmp_path / "scores.csv"
+    extra = ("--descriptions", str(REPO_ROOT / "examples" / "descriptions.csv")) if with_descriptions else ()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert _cli("score", str(EXAMPLES), *extra, "--out", str(out), "--quiet") == 0
+    rows = {Path(row["path"]).name: row for row in csv.DictReader(open(out))}
+    assert float(rows["chelsea_edited.png"]["score"]) < float(rows["chelsea.png"]["score"]), rows
+    for row in rows.values():
+        assert float(row["score_low"]) < float(row["score"]) < float(row["score_high"])
+
+
+def test_filter_confident_keeps_only_images_whose_low_end_clears_the_threshold(tmp_path, bundled, capsys):
+    result = _score(bundled, sorted(EXAMPLES.glob("*.png")))
+    best = int(result.scores.argmax())
+    # A threshold the best score clears but its interval's low end does not.
+    threshold = float(result.interval[best, 0] + result.scores[best]) / 2
+    plain, confident = tmp_path / "plain.json", tmp_path / "confident.json"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert _cli("filter", str(EXAMPLES), "--min-score", str(threshold), "--out", str(plain), "--quiet") == 0
+        assert _cli("filter", str(EXAMPLES), "--min-score", str(threshold), "--confident", "--out", str(confident),
+                    "--quiet") == 0
+    kept_plain, kept_confident = json.loads(plain.read_text()), json.loads(confident.read_text())
+    assert len(kept_plain) >= 1 and all(row["score"] >= threshold for row in kept_plain)
+    assert all(row["score_low"] >= threshold for row in kept_confident)
+    assert len(kept_confident) < len(kept_plain)
+    capsys.readouterr()
+    assert _cli("filter", str(EXAMPLES), "--confident") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--min-score" in err[0] and "Traceback" not in err[0]
+
+
+def test_metric_reports_the_mean_interval(bundled):
+    pytest.importorskip("torchmetrics")
+    from realness.metrics import Realness
+
+    metric = Realness(bundled, interval=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        metric.update([EXAMPLES / name for name in PHOTOGRAPHS])
+    out = metric.compute()
+    low, high = out["interval"].tolist()
+    assert low < float(out["mean"]) < high
+
+
+def _clustered_head(seed: int = 0, negatives: bool = True):
+    """A kernel head fitted on a cluster of 5-d features (target: the first feature), with negatives far from it."""
+    g = torch.Generator().manual_seed(seed)
+    image = 0.5 * torch.randn(60, 5, generator=g)
+    target = image[:, 0] + 0.1 * torch.randn(60, generator=g)
+    unreal = torch.zeros(60, dtype=torch.bool)
+    if negatives:  # ten rows around (4, 4, 4, 4, 4): the unreal regressor learns them, the score regressors leave them
+        image = torch.cat([image, 4.0 + 0.3 * torch.randn(10, 5, generator=g)])
+        target = torch.cat([target, torch.full((10,), -9.0)])
+        unreal = torch.cat([unreal, torch.ones(10, dtype=torch.bool)])
+    weights = torch.where(unreal, 0.0, 1.0)
+    head = KernelRidgeHead(5, 2, len(image))
+    head.fit(image, torch.zeros(len(image), 2), target, weights, statistics_from=image[:60], alpha=0.1,
+             gamma_scale=0.5, unreal=unreal)
+    return head, image[:60], torch.zeros(60, 2), target[:60]
+
+
+def test_unreal_gate_keeps_training_like_scores_and_sends_negative_like_ones_to_the_floor():
+    head, image, text, target = _clustered_head()
+    flags = torch.zeros(60, dtype=torch.bool)
+    raw, nearness, unreal, _ = head.regress(image, text, flags)
+    head.calibrate(nearness + 0.05, unreal, torch.rand(60) * 0.3, torch.rand(60) * 0.3, floor=-3.0,
+                   near_quantile=0.99, unreal_width=0.3)
+    assert float(head.unreal_from) == pytest.approx(float(unreal.max()))
+    torch.testing.assert_close(head(image, text, flags), raw)  # every training image below unreal_from: untouched
+    like_negatives = torch.full((2, 5), 4.0)
+    out = head.predict(like_negatives, torch.zeros(2, 2), torch.zeros(2, dtype=torch.bool))
+    torch.testing.assert_close(out[:, 0], torch.full((2,), -3.0))
+    assert (out[:, 1] < out[:, 0]).all() and (out[:, 0] < out[:, 2]).all()
+    near = head.predict(image[:2], text[:2], flags[:2])
+    assert ((out[:, 2] - out[:, 1]) > (near[:, 2] - near[:, 1])).all()  # wider off the training data
+    raw_far, _, unreal_far, _ = head.regress(like_negatives, torch.zeros(2, 2), torch.zeros(2, dtype=torch.bool))
+    assert (unreal_far > head.unreal_to).all() and (raw_far > -3.0).all()  # the raw regression does not see the gate
+    # Without negatives there is no gate, however far an input is.
+    plain, *_ = _clustered_head(negatives=False)
+    plain.calibrate(nearness + 0.05, torch.zeros(60), torch.rand(60), torch.rand(60), floor=-3.0,
+                    near_quantile=0.99, unreal_width=0.3)
+    far = plain.regress(like_negatives, torch.zeros(2, 2), torch.zeros(2, dtype=torch.bool))[0]
+    torch.testing.assert_close(plain(like_negatives, torch.zeros(2, 2), torch.zeros(2, dtype=torch.bool)), far)
+
+
+def test_conformal_table_gives_at_least_its_coverage():
+    scores = torch.rand(4999, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    table = conformal_table(scores, 101)
+    assert torch.all(table[1:] >= table[:-1])
+    new = torch.rand(20000, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    for level in (0.5, 0.8, 0.9, 0.95):
+        coverage = float((new <= table[round(level * 100)]).double().mean())
+        assert abs(coverage - level) < 0.02  # one calibration draw of 4999: within about 3 standard errors
+    few = conformal_table(torch.arange(9, dtype=torch.float64), 101)  # (9 + 1) * 0.9 = 9: the largest
+    assert float(few[90]) == 8.0 and float(few[50]) == 4.0
+
+
+def test_a_head_saved_before_calibration_loads_without_gate_or_interval():
+    head, image, text, _ = _clustered_head(negatives=False)
+    saved = ("near_radius", "unreal_", "floor", "calibration_", "coef_unreal")
+    old = {k: v for k, v in head.state_dict().items() if not k.startswith(saved)}
+    loaded = KernelRidgeHead(5, 2, 60)
+    loaded.load_state_dict(old)
+    assert not loaded.calibrated
+    out = loaded.predict(image[:3], text[:3], torch.zeros(3, dtype=torch.bool))
+    torch.testing.assert_close(out[:, 0], head(image[:3], text[:3], torch.zeros(3, dtype=torch.bool)))
+    assert torch.isnan(out[:, 1:]).all()
+    assert math.isinf(float(loaded.near_radius))

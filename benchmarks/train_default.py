@@ -78,16 +78,24 @@ def main() -> int:
 
 
 def refit_on_stored_rows(root: str, out: str) -> int:
-    """``realness train``'s defaults fitted on the training features the bundled head stores; the model into ``out``."""
+    """``realness train``'s defaults fitted on the training features the bundled head stores (the negatives
+    encoded again, as ``realness train`` makes them); the model into ``out``."""
+    import dataclasses
+
+    import torch
+
     sys.path.insert(0, str(Path(__file__).parent))
     from core_features import features_from_head
 
     from realness.core import CoreConfig, CoreModel
-    from realness.training.trainer import TrainingConfig, save_training_outputs, train_core
+    from realness.training.trainer import TrainingConfig, _encode_negatives, save_training_outputs, train_core
 
     bundled = CoreModel.from_pretrained(DEFAULT_MODEL)
     features, data = features_from_head(bundled, root)
     config = TrainingConfig()
+    with torch.inference_mode():
+        negatives, sources = _encode_negatives(bundled.image_encoder, data.paths, config, torch.device("cpu"), True)
+    features = dataclasses.replace(features, negatives=negatives, negative_sources=sources)
     run = train_core(CoreConfig.lite(), data.paths, data.mos, list(data.descriptions), config=config,
                      encoders_from=bundled, features=features, progress=False)
     save_training_outputs(run, out, config=config)

@@ -324,6 +324,8 @@ def test_network_flags_refuse_a_describer_that_calls_no_server(tmp_path, capsys)
                                             f"(openai:...), not static:{table}")
     code = main(["describe", str(image), "--describer", "openai:m@http://127.0.0.1:9/v1", "--timeout", "0"])
     assert one_line_error(capsys, code) == "realness describe: --timeout: must be above 0, not 0"
+    code = main(["describe", str(image), "--engine", "ray", "--budget", "5", "--out", str(tmp_path / "d.parquet")])
+    assert one_line_error(capsys, code) == "realness describe: --budget: not with --engine ray yet; use --engine local"
 
 
 # --- benchmarks: a smoke run never replaces a full result ------------------------------------------
@@ -385,6 +387,7 @@ def test_troubleshooting_lists_every_message_of_these_faults():
         "has no journal (FILE.partial) proving its rows are this run's; doing all N again",
         "no answer within the time budget of S s",
         "only for describers that call a server (openai:...)",
+        "not with --engine ray yet; use --engine local",
         "N retries; last: IMAGE: PROBLEM",
     ]
     assert [message for message in messages if message not in page] == []

@@ -11,6 +11,7 @@ import sys
 
 from realness.core.pretrained import DEFAULT_MODEL
 from realness.distributed import describe_dataset, score_dataset
+from realness.errors import UsageError
 
 ENGINES = ("local", "ray")
 
@@ -97,6 +98,9 @@ def run_describe_on_ray(args: argparse.Namespace) -> int:
     """``realness describe ... --engine ray``: exit 0, 1 when some rows failed, 2 on a user error."""
     if _needs_out("describe", args):
         return 2
+    for flag, value in (("--timeout", args.timeout), ("--max-retries", args.max_retries), ("--budget", args.budget)):
+        if value is not None:  # the actors build their own describers: refused rather than silently ignored
+            raise UsageError(flag, "not with --engine ray yet; use --engine local")
     summary = describe_dataset(
         _source(args),
         describer=args.describer,

@@ -196,6 +196,7 @@ NOT_IN_FINGERPRINT = frozenset({
     "run", "paths", "out", "resume", "no_progress", "quiet", "batch_size", "device", "engine", "ray_address",
     "actors", "cpus_per_actor", "retry_failed", "requests_per_minute", "concurrency", "timeout", "max_retries",
     "budget", "description_cache", "no_description_cache", "min_score", "top_k", "all", "export", "mode",
+    "confident", "report", "report_maps",  # filter: how the scores are ranked and shown, not the scores
 })
 
 

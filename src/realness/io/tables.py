@@ -353,7 +353,7 @@ def _json_value(value: Any) -> Any:
 #: The longest name made beside an output: ``.NAME.partial.XXXXXXXX.tmp``, the journal's temporary file.
 SIBLING_NAME_EXTRA = len("..partial.XXXXXXXX.tmp")
 #: Bytes an output row may take, journal and temporary copy included, for the free-space check.
-ROW_BYTES = 2048
+ROW_BYTES = 1024
 
 
 def check_output_path(

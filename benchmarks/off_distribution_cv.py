@@ -51,7 +51,9 @@ from realness.io.inputs import load_image  # noqa: E402
 from realness.training.trainer import TrainingConfig, _encode_negatives, out_of_fold_errors, train_core  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
-PHOTOS = 4  # training photographs each degenerate kind is made from (shuffled tiles differ per photo)
+PHOTOS = 4  # training photographs each content-free degenerate kind is made from
+PER_FOLD = 5  # held-out real photographs per fold that the kinds made from a photograph are made from
+PHOTO_KINDS = ("shuffled tiles 8x8", "shuffled tiles 4x4", "shuffled tiles 16x16", "shuffled pixels")
 
 
 def is_real_photograph(path) -> bool:
@@ -87,6 +89,24 @@ def negative_features(model: CoreModel, data, config: TrainingConfig, cache: Pat
     return saved["negatives"], saved["sources"]
 
 
+def held_out_photo_features(model: CoreModel, data, mos, cache: Path = CACHE) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """kind -> (features, source image) of :data:`PHOTO_KINDS` made from ``PER_FOLD`` real photographs of each
+    held-out fold (5-fold, seed 0): a fold's head never saw the photograph its tiles come from."""
+    path = cache / "core-lite-degenerate-held-out-photos.pt"
+    if path.exists():
+        return torch.load(path, weights_only=True)
+    sources = [i for _, held in kfold(len(mos), 5, seed=0) for i in [j for j in held if is_real_photograph(data.paths[j])][:PER_FOLD]]
+    encoder, out = model.image_encoder.eval(), {}
+    with torch.inference_mode():
+        photos = [load_image(data.paths[i]) for i in sources]
+        for kind in PHOTO_KINDS:
+            shown = [degenerate_image(kind, photo, seed=k) for k, photo in enumerate(photos)]
+            out[kind] = (torch.cat([encoder(encoder.preprocess(x).unsqueeze(0)) for x in shown]).float(), torch.as_tensor(sources))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(out, path)
+    return out
+
+
 def candidates() -> dict[str, TrainingConfig]:
     base = dataclasses.replace(TrainingConfig(), negatives=())
     rows = {"no_gate": base}
@@ -94,6 +114,11 @@ def candidates() -> dict[str, TrainingConfig]:
     for width in (0.1, 0.3, 0.6):
         for weight in (0.0, 0.3):
             rows[f"unreal_u{width}_w{weight}"] = dataclasses.replace(negatives, unreal_width=width, negative_weight=weight)
+    # Kinds made from a photograph, from held-out photographs (the rows above made them from training photographs).
+    for per_kind in (16, 48):
+        for width in (0.05, 0.1, 0.3):
+            rows[f"unreal_u{width}_w0.0_n{per_kind}_heldout"] = dataclasses.replace(
+                negatives, unreal_width=width, negatives_per_kind=per_kind)
     # The negatives in the score regressors alone (their unreal regressor left out: an infinite width).
     negatives = dataclasses.replace(negatives, unreal_width=float("inf"))
     for weight in (0.3, 1.0, 3.0):
@@ -150,6 +175,8 @@ def run_candidate(config, folds, features, mos, real, degenerate, no_text) -> li
                     worst = -np.inf
                     for kind in kinds:
                         x = degenerate[kind]
+                        if isinstance(x, tuple):  # made from photographs: only those of this held-out fold
+                            x = x[0][torch.isin(x[1], torch.as_tensor(held_idx))]
                         t = (no_text if flag else held.empty_text).expand(len(x), -1)
                         worst = max(worst, float(head(x, t, torch.full((len(x),), flag)).max()))
                     # > 0: every degenerate image of the group scores below the lowest held-out real photograph
@@ -170,6 +197,7 @@ def main() -> None:
     mos = np.asarray(data.mos, dtype=np.float32)
     real = np.asarray([is_real_photograph(p) for p in data.paths])
     degenerate = degenerate_features(model, data)
+    held_out_photos = None
     with torch.inference_mode():
         no_text = model.encode_texts(["No."]).float()
     out_json = RESULTS / "off_distribution_cv.json"
@@ -185,6 +213,9 @@ def main() -> None:
             negatives, sources = negative_features(model, data, config)
             features = dataclasses.replace(stored, negatives=negatives, negative_sources=sources)
         started = time.time()
+        if name.endswith("_heldout"):
+            held_out_photos = held_out_photos or held_out_photo_features(model, data, mos)
+            degenerate = {**degenerate, **held_out_photos}
         if fit_key(config) not in fitted:
             fitted[fit_key(config)] = fold_heads(config, model, features, mos, range(args.repeats))
         rows = run_candidate(config, fitted[fit_key(config)], features, mos, real, degenerate, no_text)

@@ -34,7 +34,7 @@ import torch.nn.functional as F
 
 from realness.core.model import CoreModel
 from realness.data import load_raise_td
-from realness.dream.core_map import CoreRegionReader
+from realness.dream.core_map import CoreRegionReader, feature_contrast
 from realness.dream.windows import combine_scales, overlap_average
 from realness.errors import DatasetNotFoundError
 from realness.evaluation.reporting import write_results
@@ -115,16 +115,15 @@ def planted_set(split: str, count: int, kinds: list[str], root: str | None, seed
 
 
 def anomaly_raw(
-    reader: CoreRegionReader, maps: list[torch.Tensor], shape: tuple[int, int], size_out: tuple[int, int], *, stages_only: bool = False
+    reader: CoreRegionReader, maps: list[torch.Tensor], shape: tuple[int, int], size_out: tuple[int, int], *, stages_only: bool = False,
+    self_scaled: bool = False,
 ) -> torch.Tensor:
     """Per pixel, minus how far its regions' standardized features lie from the image's median region."""
-    head = reader.model.head
     skip = maps[0].shape[1] if stages_only else 0  # the pooled head's channels come first
     per_scale = []
     for size in [size for size in reader.region_sizes if size <= min(shape)]:
         features, tops, lefts = reader.region_features(maps, shape, size)
-        z = ((features - head.image_mean) / head.image_std)[:, skip:]
-        distance = (z - z.median(0).values).square().mean(1).sqrt()
+        distance = feature_contrast(features, reader.model.head, skip=skip, self_scaled=self_scaled)
         per_scale.append(overlap_average(-distance.view(len(tops), len(lefts)), tops, lefts, size, *shape))
     combined = torch.stack(per_scale).mean(0)
     return F.interpolate(combined[None, None], size=size_out, mode="bilinear", align_corners=False)[0, 0]
@@ -138,23 +137,25 @@ def candidates(model: CoreModel) -> dict[str, Callable]:
     """label -> reading(maps, shape, size_out) -> raw map (higher = more real)."""
     readings: dict[str, Callable] = {}
     for weight in (0.0, 0.5, 1.0):
-        reader = CoreRegionReader(model, region_sizes=(128, 64), region_weight=weight)
+        reader = CoreRegionReader(model, region_sizes=(128, 64), reading="head", region_weight=weight)
         readings[f"head, region weight {weight:g}, regions 128/64"] = lambda m, s, o, r=reader: r.read(m, s, o).combined
     for sizes in ((128, 64), (64, 32)):
         label = "/".join(map(str, sizes))
-        plain = CoreRegionReader(model, region_sizes=sizes, region_weight=1.0)
+        plain = CoreRegionReader(model, region_sizes=sizes, reading="head")
         readings[f"feature anomaly, regions {label}"] = lambda m, s, o, r=plain: anomaly_raw(r, m, s, o)
         readings[f"stage-feature anomaly, regions {label}"] = lambda m, s, o, r=plain: anomaly_raw(r, m, s, o, stages_only=True)
-    plain = CoreRegionReader(model, region_sizes=(64, 32), region_weight=1.0)
+    plain = CoreRegionReader(model, region_sizes=(64, 32), reading="head")
     readings["head (weight 1) + anomaly, regions 64/32"] = lambda m, s, o, r=plain: standardized(
         r.read(m, s, o).combined
     ) + standardized(anomaly_raw(r, m, s, o))
+    readings["self-scaled stage anomaly, regions 64/32"] = lambda m, s, o, p=plain: anomaly_raw(p, m, s, o, stages_only=True, self_scaled=True)
+    readings["self-scaled feature anomaly, regions 64/32"] = lambda m, s, o, p=plain: anomaly_raw(p, m, s, o, self_scaled=True)
     return readings
 
 
-def evaluate_candidates(model: CoreModel, items: list, progress: bool) -> dict[str, list[dict]]:
-    """Every candidate reading on every item, from one encoder pass per item."""
-    readings = candidates(model)
+def evaluate_candidates(model: CoreModel, items: list, progress: bool, only: list[str] | None = None) -> dict[str, list[dict]]:
+    """Every candidate reading (or those ``only`` names) on every item, from one encoder pass per item."""
+    readings = {label: read for label, read in candidates(model).items() if only is None or label in only}
     encoder = CoreRegionReader(model)
     rows: dict[str, list[dict]] = {label: [] for label in readings}
     for number, (name, kind, image, mask) in enumerate(items):
@@ -217,6 +218,7 @@ def main() -> int:
     parser.add_argument("--root", default=None, help="RAISE-TD folder")
     parser.add_argument("--clip", default=None, metavar="DIR", help="a local CLIP directory: adds DREAM with it")
     parser.add_argument("--candidates", action="store_true", help="compare the candidate readings (train split)")
+    parser.add_argument("--only", nargs="+", default=None, metavar="LABEL", help="with --candidates: only these readings")
     parser.add_argument("--name", default=None, help="results file stem")
     parser.add_argument("--progress", action="store_true")
     args = parser.parse_args()
@@ -230,7 +232,7 @@ def main() -> int:
     model = CoreModel.from_pretrained("realness-core-lite")
     skipped = {}
     if args.candidates:
-        per_image = evaluate_candidates(model, items, args.progress)
+        per_image = evaluate_candidates(model, items, args.progress, only=args.only)
     else:
         methods = {"core": core_method()}
         if args.clip:

@@ -289,3 +289,41 @@ def test_cached_files_are_not_decoded_again(tmp_path, monkeypatch):
     assert decoded == [paths[0]] and Counting.calls == 3
 
 
+
+
+
+def test_describe_keeps_a_failed_image_row_and_resume_asks_again(tmp_path, monkeypatch):
+    import realness.cli.describe as describe_cli
+
+    images = tmp_path / "images"
+    images.mkdir()
+    for index in range(3):
+        Image.fromarray(np.full((40, 48, 3), 60 * index, dtype=np.uint8)).save(images / f"img{index}.png")
+    texts = tmp_path / "texts.csv"
+    texts.write_text("filename,description\nimg0.png,No.\nimg1.png,Yes. The wall melts.\nimg2.png,No.\n")
+    real_build = describe_cli.build_describer_from_args
+
+    class FlakyThenInterrupted:
+        """img1's server fails once; Ctrl-C comes while img2 is asked."""
+
+        def __init__(self, inner):
+            self.inner = inner
+
+        def describe(self, items, on_error="raise"):
+            if Path(items[0]).name == "img2.png":
+                raise KeyboardInterrupt
+            described = self.inner.describe(items, on_error=on_error)
+            if Path(items[0]).name == "img1.png":
+                return [Description.failure(items[0], "server error 503", self.inner.model, self.inner.prompt.id)]
+            return described
+
+    monkeypatch.setattr(describe_cli, "build_describer_from_args", lambda args, **o: FlakyThenInterrupted(real_build(args, **o)))
+    out = tmp_path / "described.csv"
+    argv = [str(images), "--describer", f"static:{texts}", "--no-description-cache", "--no-progress", "--batch-size", "1",
+            "--out", str(out)]
+    assert run_describe_cli(argv) == 130
+    monkeypatch.setattr(describe_cli, "build_describer_from_args", real_build)
+    assert run_describe_cli([*argv, "--resume"]) == 0
+    rows = {Path(row["path"]).name: row for row in csv.DictReader(out.open())}
+    assert [rows[f"img{i}.png"]["description"] for i in range(3)] == ["No.", "Yes. The wall melts.", "No."]
+    assert all(not row["error"] for row in rows.values())

@@ -10,7 +10,7 @@ from realness.core.pretrained import DEFAULT_MODEL
 from realness.describers.factory import DESCRIBER_SPECS, build_describer
 from realness.errors import UsageError
 from realness.io.files import IMAGE_SUFFIXES, expand_image_paths  # noqa: F401 - the subcommands import them from here
-from realness.io.tables import TABLE_FORMATS, name_list, write_table
+from realness.io.tables import TABLE_FORMATS, escape_undecodable, name_list, write_table
 from realness.runtime import device as runtime_device
 from realness.runtime.device import PRECISIONS
 from realness.text.descriptions import resolve_descriptions
@@ -40,7 +40,7 @@ def report_failures(command: str, failures: Iterable) -> int:
 
 def report_image_only(command: str, rows: Sequence[dict], args) -> None:
     """One warning line naming the images scored without a description (failed ones have no score to doubt)."""
-    names = [str(row["path"]) for row in rows if not row.get("error") and not row.get("description")]
+    names = [escape_undecodable(str(row["path"])) for row in rows if not row.get("error") and not row.get("description")]
     if names and not getattr(args, "quiet", False):
         print(
             f"realness {command}: warning: {len(names)} of {len(rows)} images scored without a description "

@@ -106,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
     # Keyed by the path as given, so two folders' img.png never share a row when scored later.
     names = [str(path) for path in paths]
     results, given = [], []
-    with ResumableRun("describe", names, journal_for(args.out, COLUMNS, args, names=names), COLUMNS) as run_:
+    with ResumableRun("describe", names, journal_for(args.out, COLUMNS, args, names=names), COLUMNS, retry_failed=True) as run_:
         given = [{"path": names[i], "description": known[i], "verdict": parse_verdict(known[i])} for i in run_.todo if known[i]]
         if given:
             run_.save(given)

@@ -73,6 +73,8 @@ class ResumableRun:
         journal: where the rows go; None keeps them in memory for this run only.
         stdout_columns: without a journal, also print the rows as CSV with these columns on
             stdout as they come, so a pipe sees each batch at once (``score``, ``describe``).
+        retry_failed: a kept row with an ``error`` is done again (``describe``: a server's
+            failure is often passing, a corrupt file's is not).
 
     Attributes:
         todo: positions in ``names`` of the items still to do.
@@ -81,13 +83,20 @@ class ResumableRun:
     """
 
     def __init__(
-        self, command: str, names: Sequence[str], journal: RowJournal | None, stdout_columns: Sequence[str] | None = None
+        self,
+        command: str,
+        names: Sequence[str],
+        journal: RowJournal | None,
+        stdout_columns: Sequence[str] | None = None,
+        *,
+        retry_failed: bool = False,
     ):
         self.command = command
         self.names = [str(name) for name in names]
         self.journal = journal
         self.stdout_columns = stdout_columns
-        self._done_before = journal.done() if journal is not None else set()
+        done = journal.done() if journal is not None else set()
+        self._done_before = {key for key in done if not (retry_failed and journal.rows[key].get("error"))}
         if journal is not None and journal.untrusted_out:
             print(
                 f"realness {command}: --resume: {journal.out} has no journal ({journal.journal_path.name}) proving its "

@@ -131,9 +131,9 @@ class TrainingConfig:
     text_tuning_learning_rate: float = 5e-5
     text_tuning_target: str = "residual"
     negatives: tuple[str, ...] = ("solid colour", "uniform noise", "checkerboard", "shuffled tiles")
-    negatives_per_kind: int = 16
+    negatives_per_kind: int = 48
     negative_weight: float = 0.0
-    unreal_width: float = 0.1
+    unreal_width: float = 0.05
     unreal_alpha: float = 0.1
     calibration_folds: int = 5
     near_quantile: float = 0.99

@@ -1,0 +1,141 @@
+"""Realness maps from the bundled CORE model (``RealnessMapper(method="core")``, ``realness map``)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from realness.core.model import CoreModel
+from realness.core.pretrained import DEFAULT_MODEL
+from realness.dream import RealnessMapper
+from realness.dream.core_map import CoreRegionReader
+from realness.hub import available_locally
+from realness.io.inputs import load_image
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "images"
+# The pasted patch of the edited cat: rows 90-149, columns 160-239.
+PATCH = (slice(90, 150), slice(160, 240))
+
+
+@pytest.fixture(scope="module")
+def lite_model() -> CoreModel:
+    return CoreModel.from_pretrained(DEFAULT_MODEL)
+
+
+def closed_port() -> int:
+    """A loopback port nobody listens on (bound, then released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def run_cli(args: list[str], env: dict[str, str], cwd: Path) -> tuple[subprocess.CompletedProcess, float]:
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "realness.cli", *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=120)
+    return done, time.perf_counter() - started
+
+
+def offline_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "TRANSFORMERS_"))}
+    env.update(HF_HOME=str(tmp_path / "empty-hf-home"), HF_HUB_DISABLE_TELEMETRY="1", **extra)
+    return env
+
+
+def test_region_features_of_the_whole_image_are_the_encoders_features(lite_model):
+    """One region covering the whole (square) input is the global feature vector the head was trained on."""
+    image = load_image(EXAMPLES / "chelsea_edited.png")[:, :256, :256]
+    reader = CoreRegionReader(lite_model, region_sizes=(384,), region_weight=1.0)
+    maps, shape = reader.feature_maps(image)
+    assert shape == (384, 384)
+    features, tops, lefts = reader.region_features(maps, shape, 384)
+    assert features.shape == (1, lite_model.config.image_dim) and tops.tolist() == [0] and lefts.tolist() == [0]
+    config = lite_model.image_encoder.config
+    from realness.io.pixels import normalize, resize_image
+
+    pixels = normalize(resize_image(image, shape, resize="squash", interpolation=config.interpolation), config.mean, config.std)
+    with torch.inference_mode():
+        expected = lite_model.image_encoder(pixels.unsqueeze(0))
+    # The encoder's std is the unbiased one: equal up to sqrt(n / (n - 1)) on the smallest map (12 x 12 cells).
+    assert torch.allclose(features, expected, rtol=1e-2, atol=1e-3)
+
+
+def test_core_maps_of_a_batch_skip_a_bad_item_and_say_how_they_were_made(lite_model, tmp_path):
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"not a png")
+    mapper = RealnessMapper(method="core", core_model=lite_model, device="cpu")
+    batch = mapper([EXAMPLES / "chelsea_edited.png", bad, EXAMPLES / "coffee.png"], on_error="skip")
+    assert batch[1] is None and batch.skipped[0].index == 1 and "broken.png" in batch.skipped[0].item
+    for result, name in ((batch[0], "chelsea_edited.png"), (batch[2], "coffee.png")):
+        size = Image.open(EXAMPLES / name).size
+        assert result.shape == (size[1], size[0]) and result.map.min() == 0.0 and result.map.max() == 1.0
+        assert result.method == "core" and result.description == ""
+    overlay = batch[0].save(tmp_path / "cat_map.png")
+    assert Image.open(overlay).text["realness:method"] == "core"
+
+
+def test_map_cli_offline_without_flags_finds_the_pasted_patch(tmp_path):
+    """The done-when check: HF_HUB_OFFLINE=1, nothing but --out: the core method, the patch below the 25th percentile."""
+    out = tmp_path / "chelsea_map.npy"
+    done, _ = run_cli(["map", str(EXAMPLES / "chelsea_edited.png"), "--out", str(out)], offline_env(tmp_path, HF_HUB_OFFLINE="1"), tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "realness map: method core" in done.stderr and "Traceback" not in done.stderr
+    realness = np.load(out)
+    assert realness.shape == (300, 451)
+    assert realness[PATCH].mean() < np.percentile(realness, 25)
+
+
+def test_map_cli_never_waits_on_an_unreachable_hub(tmp_path):
+    """No HF_HUB_OFFLINE, the Hub endpoint a closed port: auto maps with the bundled model at once, dream fails at once.
+
+    Waiting is what the unreachable Hub adds: the same command with HF_HUB_OFFLINE=1 (which asks
+    nothing) is the reference, so a busy machine's slow start and compute are not counted.
+    """
+    env = offline_env(tmp_path, HF_ENDPOINT=f"http://127.0.0.1:{closed_port()}")
+    image = str(EXAMPLES / "chelsea_edited.png")
+    argv = ["map", image, "--description", "Yes. A pasted patch.", "--out", str(tmp_path / "a.png")]
+    reference, offline_seconds = run_cli(argv, {**env, "HF_HUB_OFFLINE": "1"}, tmp_path)
+    auto, seconds = run_cli(argv, env, tmp_path)
+    assert reference.returncode == 0 and auto.returncode == 0, auto.stderr
+    assert "method core" in auto.stderr and "is not on this machine" in auto.stderr
+    assert seconds - offline_seconds < 15, f"{seconds:.1f} s, {offline_seconds:.1f} s with HF_HUB_OFFLINE=1"
+    baseline = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "import torch, realness.cli"], env=env, check=True, timeout=120)
+    startup = time.perf_counter() - baseline
+    dream, seconds = run_cli(
+        ["map", image, "--method", "dream", "--description", "Yes.", "--out", str(tmp_path / "d.png")], env, tmp_path
+    )
+    assert dream.returncode == 2 and "the Hub is unreachable" in dream.stderr and "Traceback" not in dream.stderr
+    assert "Retrying" not in dream.stderr
+    assert seconds - startup < 15, f"{seconds:.1f} s (starting Python and torch: {startup:.1f} s)"
+
+
+def test_available_locally_looks_without_asking(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{closed_port()}")
+    folder = tmp_path / "clip"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    assert not available_locally(folder)  # no weights
+    (folder / "model.safetensors").write_bytes(b"")
+    assert available_locally(folder)
+    assert not available_locally("openai/clip-vit-base-patch32")  # not in this empty cache
+    assert not available_locally(tmp_path / "missing")
+    # An installed offline package counts: the bundled text encoder ships in one.
+    assert available_locally("sentence-transformers/all-MiniLM-L6-v2")
+
+
+def test_core_method_refuses_a_model_it_cannot_read(tiny_model):
+    with pytest.raises(ValueError, match="EfficientNet-Lite"):
+        RealnessMapper(method="core", core_model=tiny_model, device="cpu")
+    with pytest.raises(ValueError, match="method must be one of"):
+        RealnessMapper(method="crops")

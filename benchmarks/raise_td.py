@@ -18,6 +18,8 @@ import time
 import warnings
 from pathlib import Path
 
+import numpy as np
+
 from realness.core import RealnessScorer
 from realness.core.pretrained import DEFAULT_MODEL
 from realness.data import load_raise_td
@@ -51,8 +53,13 @@ def main() -> int:
     for slug, name, descriptions in variants:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # image-only is what this row measures
-            scores = scorer(test.paths, descriptions, progress=False).scores.numpy()
-        rows.append({"method": f"{label}, {name}", **_row(evaluate(scores, test.mos))})
+            result = scorer(test.paths, descriptions, progress=False)
+        scores, (low, high) = result.scores.numpy(), result.interval.numpy().T
+        mos = np.asarray(test.mos)
+        # The share of test images whose MOS lies in the 90 % interval (calibrated on train only).
+        interval = {"coverage_90": round(float(np.mean((low <= mos) & (mos <= high))), 4),
+                    "width_90": round(float(np.mean(high - low)), 4)}
+        rows.append({"method": f"{label}, {name}", **_row(evaluate(scores, test.mos)), **interval})
         scatter_plot(scores, test.mos, RESULTS / f"{args.name}_{slug}.png", title=f"RAISE-TD test: {label}, {name}")
     text_scores = text_only_scores(args.root, test.descriptions)
     rows.append({"method": "text only: frozen all-MiniLM-L6-v2 + verdict, ridge fit on train", **_row(evaluate(text_scores, test.mos))})
@@ -61,7 +68,7 @@ def main() -> int:
         args.name,
         {
             "split": "official RAISE-TD split: test 90 (the model never saw it; recipe chosen by CV on train 510)",
-            "columns": ["method", "srocc", "srocc_ci", "krcc", "plcc", "plcc_fitted", "rmse"],
+            "columns": ["method", "srocc", "srocc_ci", "krcc", "plcc", "plcc_fitted", "rmse", "coverage_90", "width_90"],
             "rows": rows + PAPER_ROWS,
             "minutes": round((time.time() - started) / 60, 2),
         },

@@ -48,6 +48,8 @@ class Realness(_MetricBase):
         model: a bundled model name, a local model directory, a Hub id, a loaded
             :class:`~realness.core.model.CoreModel` or a :class:`~realness.core.scorer.RealnessScorer`.
         keep_scores: also keep every per-image score, returned by :meth:`compute`.
+        interval: also report the mean of the scores' interval ends (``ScoreResult.interval``,
+            at the scorer's ``interval_level``): how far the mean could be from the truth.
         on_error: ``raise`` stops at a bad image; ``skip`` leaves it out of the mean and
             counts it in the ``skipped`` state.
         precision: ``auto``, ``fp32``, ``bf16`` or ``fp16``.
@@ -70,6 +72,7 @@ class Realness(_MetricBase):
         model: Any = DEFAULT_MODEL,
         *,
         keep_scores: bool = False,
+        interval: bool = False,
         on_error: str = "raise",
         precision: str = "auto",
         batch_size: int = 32,
@@ -82,6 +85,7 @@ class Realness(_MetricBase):
         super().__init__(**kwargs)
         check_on_error(on_error)
         self.keep_scores = keep_scores
+        self.interval = interval
         self.on_error = on_error
         self.progress = progress
         self.scorer = as_scorer(model, device=self.device, precision=precision, batch_size=batch_size, describer=describer)
@@ -90,6 +94,9 @@ class Realness(_MetricBase):
         self.add_state("skipped", default=torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
         if keep_scores:
             self.add_state("scores", default=[], dist_reduce_fx="cat")
+        if interval:
+            self.add_state("total_low", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
+            self.add_state("total_high", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
 
     def update(self, images: Any, descriptions: Any = None) -> None:
         """Score a batch of images and add their scores to the running mean.
@@ -106,9 +113,13 @@ class Realness(_MetricBase):
         """
         # A tensor batch is scored on its device; its scores reach the host in one copy, and the
         # sums below are taken there, so that the states grow without a wait on the device.
-        scores = self.scorer(images, descriptions, on_error=self.on_error, progress=self.progress).scores
+        result = self.scorer(images, descriptions, on_error=self.on_error, progress=self.progress)
+        scores = result.scores
         scored = ~torch.isnan(scores)
         self.total += float(scores[scored].double().sum())
+        if self.interval:  # a model without intervals gives NaN ends, and so a NaN mean interval
+            self.total_low += float(result.interval[scored, 0].double().sum())
+            self.total_high += float(result.interval[scored, 1].double().sum())
         self.count += int(scored.sum())
         self.skipped += int((~scored).sum())
         if self.keep_scores:
@@ -118,18 +129,27 @@ class Realness(_MetricBase):
         """The mean score (NaN before any image was scored); with ``keep_scores``, also every score.
 
         Returns:
-            A 0-d float tensor, the mean over all scored images; with ``keep_scores=True``
-            a dict ``{"mean": ..., "scores": 1-d tensor of every scored image}``
-            (under DDP the scores of rank 0 come first, then rank 1, ...; torchmetrics squeezes a
-            one-element result to 0-d).
+            A 0-d float tensor, the mean over all scored images; with ``keep_scores=True`` or
+            ``interval=True`` a dict ``{"mean": ...}`` with ``"scores"``, a 1-d tensor of every
+            scored image (under DDP the scores of rank 0 come first, then rank 1, ...;
+            torchmetrics squeezes a one-element result to 0-d), and ``"interval"``, the mean low
+            and high end (a 2-element tensor).
         """
-        mean = (self.total / self.count).float() if self.count > 0 else torch.tensor(float("nan"), device=self.device)
-        if not self.keep_scores:
+        mean = self._mean(self.total)
+        if not (self.keep_scores or self.interval):
             return mean
-        scores = self.scores
-        if isinstance(scores, list):
-            scores = torch.cat(scores) if scores else torch.empty(0, device=self.device)
-        return {"mean": mean, "scores": scores}
+        out = {"mean": mean}
+        if self.keep_scores:
+            scores = self.scores
+            if isinstance(scores, list):
+                scores = torch.cat(scores) if scores else torch.empty(0, device=self.device)
+            out["scores"] = scores
+        if self.interval:
+            out["interval"] = torch.stack([self._mean(self.total_low), self._mean(self.total_high)])
+        return out
+
+    def _mean(self, total: torch.Tensor) -> torch.Tensor:
+        return (total / self.count).float() if self.count > 0 else torch.tensor(float("nan"), device=self.device)
 
     def _apply(self, fn: Any, exclude_state: Any = "") -> Any:
         this = super()._apply(fn, exclude_state)

@@ -24,6 +24,8 @@ class ScoreResult:
             (``yes`` means the describer saw something unrealistic), or None.
         skipped: the items left out under ``on_error="skip"``, with the reason.
         single: the input was one image rather than a batch.
+        interval: ``B x 2`` float32, the low and high end of each score's interval at the scorer's
+            ``interval_level`` (90 % by default); NaN where skipped, or for a model without intervals.
     """
 
     scores: torch.Tensor
@@ -32,6 +34,11 @@ class ScoreResult:
     verdicts: list[Verdict | None]
     skipped: list[SkippedItem] = field(default_factory=list)
     single: bool = False
+    interval: torch.Tensor | None = None
+
+    def __post_init__(self) -> None:
+        if self.interval is None:
+            self.interval = torch.full((len(self.scores), 2), float("nan"), dtype=torch.float32)
 
     def __len__(self) -> int:
         return len(self.names)
@@ -47,7 +54,7 @@ class ScoreResult:
         return ~torch.isnan(self.scores)
 
     def to_rows(self) -> list[dict]:
-        """One dict per item (``path, score, verdict, description, error``) for CSV / JSON / Parquet.
+        """One dict per item (``path, score, score_low, score_high, verdict, description, error``) for CSV / JSON / Parquet.
 
         ``path`` is the item's name: the path as given, or ``item <i>`` for an in-memory image.
         """
@@ -55,10 +62,13 @@ class ScoreResult:
         rows = []
         for index, name in enumerate(self.names):
             value = float(self.scores[index])
+            low, high = (float(end) for end in self.interval[index])
             rows.append(
                 {
                     "path": name,
                     "score": None if math.isnan(value) else round(value, 6),
+                    "score_low": None if math.isnan(low) else round(low, 6),
+                    "score_high": None if math.isnan(high) else round(high, 6),
                     "verdict": self.verdicts[index],
                     "description": self.descriptions[index],
                     "error": reasons.get(index),

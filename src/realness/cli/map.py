@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from tqdm import tqdm
@@ -27,6 +28,8 @@ from realness.io.tables import check_output_path
 
 #: The journal's columns: each image, the files written for it, or why it failed.
 JOURNAL_COLUMNS = ("path", "outputs", "error")
+#: Images the core method sends through the encoder together (a few: each map is saved right after).
+CORE_IMAGES_PER_PASS = 8
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -118,10 +121,14 @@ def run(args: argparse.Namespace) -> int:
             raise DescriptionsError(str(args.descriptions), f"no description for {', '.join(missing[:5])}")
         shown = several and show_progress(args) is not False
         with tqdm(total=len(run_.todo), unit="image", disable=not shown, file=sys.stderr) as progress:
-            # One image at a time: each map is saved (and journaled) before the next one starts.
-            for index in run_.todo:
-                run_.save([_map_one(mapper, paths[index], texts[index] if texts else None, args, several=several)])
-                progress.update()
+            # DREAM: one image at a time; core: a few through the encoder together. Each map is saved
+            # (and journaled) before the next ones start.
+            step = CORE_IMAGES_PER_PASS if method == "core" else 1
+            for start in range(0, len(run_.todo), step):
+                chunk = run_.todo[start : start + step]
+                for row in _map_some(mapper, [paths[i] for i in chunk], [texts[i] if texts else None for i in chunk], args, several=several):
+                    run_.save([row])
+                    progress.update()
     new = run_.new_rows()
     failed = sum(1 for row in new if row.get("error"))
     if run_.interrupted:
@@ -133,13 +140,22 @@ def run(args: argparse.Namespace) -> int:
     return 1 if any(row.get("error") for row in run_.all_rows()) else 0
 
 
-def _map_one(mapper: RealnessMapper, path: Path, text: str | None, args: argparse.Namespace, *, several: bool) -> dict:
-    """Map one image and save its outputs; returns its journal row (the files written, or why it failed)."""
-    batch = mapper([str(path)], None if text is None else [text], on_error="skip")
-    result = batch[0]
-    if result is None:
-        report_failures("map", [SkippedItem(0, str(path), item.reason) for item in batch.skipped])
-        return {"path": str(path), "outputs": None, "error": batch.skipped[0].reason}
+def _map_some(
+    mapper: RealnessMapper, paths: list[Path], texts: list[str | None], args: argparse.Namespace, *, several: bool
+) -> Iterator[dict]:
+    """Map images and save each one's outputs; yields their journal rows (the files written, or why it failed)."""
+    batch = mapper([str(path) for path in paths], None if all(text is None for text in texts) else texts, on_error="skip")
+    reasons = {item.index: item.reason for item in batch.skipped}
+    for index, (path, result) in enumerate(zip(paths, batch)):
+        if result is None:
+            report_failures("map", [SkippedItem(0, str(path), reasons.get(index, "not mapped"))])
+            yield {"path": str(path), "outputs": None, "error": reasons.get(index, "not mapped")}
+        else:
+            yield _save_map(result, path, args, several=several)
+
+
+def _save_map(result, path: Path, args: argparse.Namespace, *, several: bool) -> dict:
+    """Save one map's outputs; returns its journal row."""
     target = _overlay_path(path, args.out, several=several)
     result.save(target)
     written = [target]

@@ -127,6 +127,26 @@ class CoreRegionReader:
         return self.model.image_encoder.feature_maps(pixels.unsqueeze(0).to(device)), shape
 
     @torch.inference_mode()
+    def feature_maps_of(self, images: Sequence[torch.Tensor], batch_size: int = 8) -> list[tuple[list[torch.Tensor], tuple[int, int]]]:
+        """:meth:`feature_maps` of several images, those of one input shape through the encoder together."""
+        config = self.model.image_encoder.config
+        device = next(self.model.head.buffers()).device
+        shapes = [self.input_shape(*image.shape[-2:]) for image in images]
+        found: list[Any] = [None] * len(images)
+        for shape in dict.fromkeys(shapes):
+            same = [i for i, other in enumerate(shapes) if other == shape]
+            for start in range(0, len(same), batch_size):
+                chunk = same[start : start + batch_size]
+                pixels = torch.stack([
+                    normalize(resize_image(images[i], shape, resize="squash", interpolation=config.interpolation), config.mean, config.std)
+                    for i in chunk
+                ])
+                maps = self.model.image_encoder.feature_maps(pixels.to(device))
+                for row, index in enumerate(chunk):
+                    found[index] = ([feature[row : row + 1] for feature in maps], shape)
+        return found
+
+    @torch.inference_mode()
     def read(self, maps: list[torch.Tensor], shape: tuple[int, int], size_out: tuple[int, int]) -> CoreRegionMaps:
         """Region realness from :meth:`feature_maps`' output, upsampled to ``size_out`` pixels."""
         per_scale = {}
@@ -169,15 +189,17 @@ class CoreRegionReader:
             feature = feature.float()
             stride = height // feature.shape[-2]
             kernel, step = size // stride, _GRID // stride
-            mean = F.avg_pool2d(feature, kernel, step)[0]  # C x rows x columns
-            square = F.avg_pool2d(feature.square(), kernel, step)[0]
-            inside, outside = kernel * kernel, max(feature.shape[-2] * feature.shape[-1] - kernel * kernel, 1)
-            rest_mean = (feature[0].sum((1, 2))[:, None, None] - mean * inside) / outside
-            rest_square = (feature[0].square().sum((1, 2))[:, None, None] - square * inside) / outside
-            mixed_mean = a * mean + (1 - a) * rest_mean
+            mixed_mean = F.avg_pool2d(feature, kernel, step)[0]  # C x rows x columns
+            mixed_square = F.avg_pool2d(feature.square(), kernel, step)[0] if index > 0 else None
+            if a < 1:  # mix in the image without the region (from the whole image's sums)
+                inside, outside = kernel * kernel, max(feature.shape[-2] * feature.shape[-1] - kernel * kernel, 1)
+                rest_mean = (feature[0].sum((1, 2))[:, None, None] - mixed_mean * inside) / outside
+                mixed_mean = a * mixed_mean + (1 - a) * rest_mean
+                if mixed_square is not None:
+                    rest_square = (feature[0].square().sum((1, 2))[:, None, None] - mixed_square * inside) / outside
+                    mixed_square = a * mixed_square + (1 - a) * rest_square
             features.append(mixed_mean)
-            if index > 0:  # stages add their standard deviation; the head (first) only its mean
-                mixed_square = a * square + (1 - a) * rest_square
+            if mixed_square is not None:  # stages add their standard deviation; the head (first) only its mean
                 features.append((mixed_square - mixed_mean.square()).clamp_min(0).sqrt())
         stacked = torch.cat(features, dim=0)  # D x rows x columns
         rows, columns = stacked.shape[1:]
@@ -259,12 +281,14 @@ class CoreMapper:
         if batch is None:
             batch = load_images(images, on_error=on_error, min_size=self.reader.model.image_encoder.config.min_size)
         texts = _texts(descriptions, len(batch))
+        wanted = [i for i, image in enumerate(batch.tensors) if image is not None]
+        encoded = dict(zip(wanted, self.reader.feature_maps_of([batch.tensors[i].float() for i in wanted])))
         maps: list[RealnessMap | None] = []
         for index, image in enumerate(batch.tensors):
             if image is None:
                 maps.append(None)
                 continue
-            region_maps = self.reader(image.float())
+            region_maps = self.reader.read(*encoded[index], tuple(image.shape[-2:]))
             maps.append(
                 RealnessMap(
                     map=normalized_map(region_maps).cpu().numpy(),

@@ -139,3 +139,16 @@ def test_core_method_refuses_a_model_it_cannot_read(tiny_model):
         RealnessMapper(method="core", core_model=tiny_model, device="cpu")
     with pytest.raises(ValueError, match="method must be one of"):
         RealnessMapper(method="crops")
+
+
+def test_map_cli_core_folder_saves_every_good_image_and_reports_the_bad_one(tmp_path):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for name in ("chelsea.png", "coffee.png"):
+        (folder / name).write_bytes((EXAMPLES / name).read_bytes())
+    (folder / "broken.png").write_bytes(b"not a png")
+    out = tmp_path / "maps"
+    done, _ = run_cli(["map", str(folder), "--method", "core", "--out", str(out), "--npy", "--no-progress"], offline_env(tmp_path), tmp_path)
+    assert done.returncode == 1 and "broken.png" in done.stderr and "Traceback" not in done.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["chelsea_map.npy", "chelsea_map.png", "coffee_map.npy", "coffee_map.png"]
+    assert np.load(out / "coffee_map.npy").shape == Image.open(EXAMPLES / "coffee.png").size[::-1]

@@ -21,6 +21,7 @@ from realness.cli.common import (
 )
 from realness.cli.resumable import ResumableRun, add_resume_argument, check_resume, journal_for
 from realness.core.pretrained import DEFAULT_MODEL
+from realness.describers.factory import DESCRIBERS
 from realness.dream import DEFAULT_EMBEDDER, DEFAULT_STRIDE, DEFAULT_WINDOW_SIZES, RealnessMapper
 from realness.errors import DescriptionsError, SkippedItem, UsageError
 from realness.hub import available_locally
@@ -82,11 +83,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.description is not None and args.describer is not None:
+        raise UsageError("--description", "give either --description TEXT or --describer NAME, not both")
+    if args.describer:
+        DESCRIBERS.parse(args.describer)  # a mistyped name is refused whichever method runs
     method, why = choose_method(args)
     if method == "dream" and args.description is None and args.descriptions is None and args.describer is None:
         raise UsageError("--description", "each image needs a description: give --description, --descriptions or --describer")
-    if args.description is not None and args.describer is not None:
-        raise UsageError("--description", "give either --description TEXT or --describer NAME, not both")
     check_resume(args, needs="--out, the file or folder to continue")
     paths = expand_image_paths(args.paths)
     if not paths:

@@ -119,7 +119,8 @@ def test_kernel_ridge_head_learns_a_planted_signal_and_ranks_degraded_copies_low
     config = TrainingConfig(validation_fraction=0.0, augmented_views=2, degradations=("noise",),
                             rank_weight=0.3, rank_margin=0.5, kernel_alpha=0.1, kernel_gamma=0.5, seed=0)
     run = train_core(tiny_core_config, images, mos, descriptions, config=config, progress=False)
-    assert run.model.config.kernel_support == 40 * 3  # two views and one degraded copy per image
+    # two views and one degraded copy per image, and the degenerate negatives (4 kinds x 48)
+    assert run.model.config.kernel_support == 40 * 3 + 4 * 48
     test_images, test_mos, test_descriptions = _planted_dataset(24, seed=1)
     scorer = RealnessScorer(run.model, device="cpu")
     with_text = scorer(test_images, test_descriptions).scores.numpy()

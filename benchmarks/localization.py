@@ -150,6 +150,8 @@ def candidates(model: CoreModel) -> dict[str, Callable]:
     ) + standardized(anomaly_raw(r, m, s, o))
     readings["self-scaled stage anomaly, regions 64/32"] = lambda m, s, o, p=plain: anomaly_raw(p, m, s, o, stages_only=True, self_scaled=True)
     readings["self-scaled feature anomaly, regions 64/32"] = lambda m, s, o, p=plain: anomaly_raw(p, m, s, o, self_scaled=True)
+    detail = CoreRegionReader(model, region_sizes=(64, 32), reading="contrast_detail")
+    readings["self-scaled stage anomaly + detail surprise, regions 64/32"] = lambda m, s, o, r=detail: r.read(m, s, o).combined
     return readings
 
 

@@ -152,3 +152,18 @@ def test_map_cli_core_folder_saves_every_good_image_and_reports_the_bad_one(tmp_
     assert done.returncode == 1 and "broken.png" in done.stderr and "Traceback" not in done.stderr
     assert sorted(p.name for p in out.iterdir()) == ["chelsea_map.npy", "chelsea_map.png", "coffee_map.npy", "coffee_map.png"]
     assert np.load(out / "coffee_map.npy").shape == Image.open(EXAMPLES / "coffee.png").size[::-1]
+
+
+@pytest.mark.parametrize("kind", ["blur", "noise"])
+def test_contrast_detail_map_finds_a_blurred_or_noised_square(lite_model, kind):
+    """The shipped reading: a 128-px square of coffee.png blurred or noised lies below the map's 25th percentile."""
+    from realness.training.degrade import gaussian_blur, gaussian_noise
+
+    image = load_image(EXAMPLES / "coffee.png")
+    height, width = image.shape[-2:]
+    square = (slice(height // 2 - 64, height // 2 + 64), slice(width // 2 - 64, width // 2 + 64))
+    altered = gaussian_blur(image, 3.0) if kind == "blur" else gaussian_noise(image, 20.0, torch.Generator().manual_seed(0))
+    planted = image.clone()
+    planted[:, square[0], square[1]] = altered[:, square[0], square[1]]
+    realness = RealnessMapper(method="core", core_model=lite_model, device="cpu")(planted).map
+    assert realness[square].mean() < np.percentile(realness, 25)

@@ -42,9 +42,9 @@ from realness.io.tensor_batch import load_tensor_batch
 from realness.runtime.device import DeviceLike, resolve_device
 
 #: How regions are read (see the module's docstring).
-READINGS = ("contrast", "head")
+READINGS = ("contrast_detail", "contrast", "head")
 #: The shipped settings, chosen on RAISE-TD's train photographs (benchmarks/results/localization_train.md).
-DEFAULT_READING = "contrast"
+DEFAULT_READING = "contrast_detail"
 DEFAULT_REGION_SIZES = (64, 32)
 DEFAULT_REGION_WEIGHT = 1.0
 # Regions start on the grid of the encoder's coarsest feature map (32 input pixels).
@@ -52,6 +52,8 @@ _GRID = 32
 # Floor of a feature's spread over an image's regions (standardized units): a feature that is
 # flat over the image does not turn its smallest wobble into a large deviation.
 _SPREAD_FLOOR = 0.1
+# The fine stages whose detail is predicted from the coarse ones (``contrast_detail``).
+_FINE_STAGES = (0, 1)
 
 
 @dataclass
@@ -153,6 +155,9 @@ class CoreRegionReader:
         for size in [size for size in self.region_sizes if size <= min(shape)] or [min(shape)]:
             scores, tops, lefts = self.region_scores(maps, shape, size)
             per_scale[size] = overlap_average(scores, tops, lefts, size, *shape)
+            if self.reading == "contrast_detail":  # two cues in the units of their own spread over the image
+                detail = sum(robust_standardized(detail_surprise(maps, shape, size, kind)) for kind in ("magnitude", "spread"))
+                per_scale[size] = robust_standardized(per_scale[size]) - detail / 2
         combined = torch.stack(list(per_scale.values())).mean(0)
 
         def upsample(raw: torch.Tensor) -> torch.Tensor:
@@ -165,7 +170,7 @@ class CoreRegionReader:
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Realness of the ``size``-pixel regions on the 32-pixel grid: (rows x columns, tops, lefts)."""
         features, tops, lefts = self.region_features(maps, shape, size)
-        if self.reading == "contrast":
+        if self.reading != "head":
             scores = -feature_contrast(features, self.model.head, skip=maps[0].shape[1])
         else:
             scores = self.model.head.image_only(features)
@@ -229,6 +234,56 @@ def feature_contrast(features: torch.Tensor, head: Any, *, skip: int = 0, self_s
     if self_scaled:
         deviation = deviation / (deviation.abs().median(0).values * 1.4826 + _SPREAD_FLOOR)
     return deviation.square().mean(1).sqrt()
+
+
+def stage_activity(maps: list[torch.Tensor], shape: tuple[int, int], size: int, kind: str) -> torch.Tensor:
+    """Log activity of each stage around each point of a ``size / 2``-pixel grid: ``stages x rows x columns``.
+
+    ``kind`` ``magnitude``: the mean absolute activation over a ``size``-pixel window;
+    ``spread``: its standard deviation over the window (both averaged over the stage's channels).
+    """
+    step = max(size // 2, 1)
+    grid = (max(shape[0] // step, 1), max(shape[1] // step, 1))
+    activity = []
+    for feature in maps[1:]:  # the stages (the head's map comes first)
+        feature = feature.float()
+        kernel = max(1, size // (shape[0] // feature.shape[-2]))
+        box = {"kernel_size": kernel, "stride": 1, "padding": kernel // 2, "count_include_pad": False}
+        if kind == "spread" and kernel > 1:
+            mean = F.avg_pool2d(feature, **box)
+            level = (F.avg_pool2d(feature.square(), **box) - mean.square()).clamp_min(0).sqrt()
+        else:  # a window of one feature cell has no spread: its magnitude stands in
+            level = F.avg_pool2d(feature.abs(), **box)
+        activity.append(F.interpolate(level.mean(1, keepdim=True), size=grid, mode="bilinear", align_corners=False)[0, 0])
+    return torch.log(torch.stack(activity) + 1e-4)
+
+
+def detail_surprise(maps: list[torch.Tensor], shape: tuple[int, int], size: int, kind: str) -> torch.Tensor:
+    """How far the fine stages' activity departs from what the coarse stages predict, per pixel (``H x W``).
+
+    Blur takes fine detail away and noise adds it while the coarse stages still see the same
+    content, so across one image's regions the fine activity follows the coarse one except
+    where a region was altered. A least-squares fit over the image's own regions predicts the
+    log activity of the first stages from that of the later ones; the residuals, in units of
+    their spread (MAD) over the image, signed and averaged over the fine stages, are the surprise.
+    """
+    activity = stage_activity(maps, shape, size, kind)
+    rows, columns = activity.shape[1:]
+    fine = activity[list(_FINE_STAGES)].flatten(1).T
+    coarse = activity[len(_FINE_STAGES) :].flatten(1).T
+    coarse = torch.cat([coarse, torch.ones(len(coarse), 1, device=coarse.device)], 1)
+    ridge = 1e-2 * torch.eye(coarse.shape[1], device=coarse.device)
+    residual = fine - coarse @ torch.linalg.solve(coarse.T @ coarse + ridge, coarse.T @ fine)
+    residual = residual - residual.median(0).values
+    residual = residual / (residual.abs().median(0).values * 1.4826 + 1e-3)
+    surprise = residual.mean(1).abs() if kind == "magnitude" else residual.square().mean(1).sqrt()
+    return F.interpolate(surprise.view(1, 1, rows, columns), size=shape, mode="bilinear", align_corners=False)[0, 0]
+
+
+def robust_standardized(values: torch.Tensor) -> torch.Tensor:
+    """``values`` less their median, in units of their spread (MAD), so cues of different scales can be added."""
+    centre = values.median()
+    return (values - centre) / ((values - centre).abs().median() * 1.4826 + 1e-6)
 
 
 def normalized_map(maps: CoreRegionMaps) -> torch.Tensor:

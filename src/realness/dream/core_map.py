@@ -247,8 +247,9 @@ def stage_activity(maps: list[torch.Tensor], shape: tuple[int, int], size: int, 
     activity = []
     for feature in maps[1:]:  # the stages (the head's map comes first)
         feature = feature.float()
-        kernel = max(1, size // (shape[0] // feature.shape[-2]))
-        box = {"kernel_size": kernel, "stride": 1, "padding": kernel // 2, "count_include_pad": False}
+        stride = shape[0] // feature.shape[-2]
+        kernel = max(1, size // stride)
+        box = {"kernel_size": kernel, "stride": max(1, step // stride), "padding": kernel // 2, "count_include_pad": False}
         if kind == "spread" and kernel > 1:
             mean = F.avg_pool2d(feature, **box)
             level = (F.avg_pool2d(feature.square(), **box) - mean.square()).clamp_min(0).sqrt()

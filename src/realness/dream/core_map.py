@@ -3,9 +3,14 @@
 The CORE image features of an image are the pooled head (1280 channels) and the mean and
 standard deviation of each tapped EfficientNet-Lite stage over the whole image. Here the same
 statistics are taken over square regions instead, from box sums of each stage's feature map
-and of its square (one forward pass per image, no crops). Two readings of them:
+and of its square (one forward pass per image, no crops). Three readings of them:
 
-- ``contrast`` (the default): how far each region's stage statistics, standardized as the
+- ``contrast_detail`` (the default): ``contrast``, less the detail surprise of the region: how
+  far the activity of the first two stages departs from what the later stages' activity
+  predicts across the image's regions (blur removes fine detail the coarse stages say is
+  there, noise adds detail they do not explain). Each cue is in units of its own spread over
+  the image before they are added.
+- ``contrast``: how far each region's stage statistics, standardized as the
   model's head standardizes them, stand out from the image's typical region, each feature in
   units of its own spread over the image's regions. A spliced, blurred or noisy region stands
   out from the rest of its image; low = stands out.
@@ -13,7 +18,7 @@ and of its square (one forward pass per image, no crops). Two readings of them:
   region's own statistics with those of the rest of the image (``region_weight`` 1: the region
   alone; 0: the image without the region, whose realness is then the score it takes away).
 
-The contrast reading was chosen over the head readings by cross-validation on RAISE-TD's train
+The contrast reading was chosen over the head readings, and the detail surprise added to it (issue 29), by cross-validation on RAISE-TD's train
 photographs with planted regions, and it finds the pasted patch of the edited example cat,
 which every head reading misses (``benchmarks/results/localization_train.md``). Per pixel, the
 values of the regions that cover it are averaged per region size, the sizes are averaged, the
@@ -71,7 +76,7 @@ class CoreRegionReader:
         model: A CORE model with an ``efficientnet_lite`` image encoder and a kernel ridge head
             (the bundled ``realness-core-lite``).
         region_sizes: Region sides in pixels of the encoder's input (multiples of 32).
-        reading: ``contrast`` or ``head``.
+        reading: ``contrast_detail``, ``contrast`` or ``head``.
         region_weight: ``head`` reading: share of the region's own statistics in its feature
             vector (the rest comes from the image without the region); 0 scores the image
             without the region.
@@ -266,7 +271,8 @@ def detail_surprise(maps: list[torch.Tensor], shape: tuple[int, int], size: int,
     content, so across one image's regions the fine activity follows the coarse one except
     where a region was altered. A least-squares fit over the image's own regions predicts the
     log activity of the first stages from that of the later ones; the residuals, in units of
-    their spread (MAD) over the image, signed and averaged over the fine stages, are the surprise.
+    their spread (MAD) over the image, give the surprise: for ``magnitude`` the absolute value of
+    their mean over the fine stages, for ``spread`` their root mean square.
     """
     activity = stage_activity(maps, shape, size, kind)
     rows, columns = activity.shape[1:]

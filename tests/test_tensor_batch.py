@@ -95,8 +95,8 @@ def test_scoring_a_tensor_batch_copies_only_its_scores_to_the_host(tiny_model):
     images = _batch()
     with HostTransfers(images) as recorder:
         result = RealnessScorer(tiny_model, device="cpu", batch_size=2)(images, TEXTS)
-    # Three forward batches, one copy: each image's score beside its value check (count, min, max).
-    assert recorder.transfers == [("cpu", (5, 4))]
+    # Three forward batches, one copy: each image's score and interval beside its value check (count, min, max).
+    assert recorder.transfers == [("cpu", (5, 6))]
     assert torch.isfinite(result.scores).all()
 
 
@@ -125,7 +125,7 @@ def test_a_lone_image_tensor_takes_the_tensor_path(tiny_model):
     image = _batch(1)[0]
     with HostTransfers(image) as recorder:
         lone = RealnessScorer(tiny_model, device="cpu")(image, "No.")
-    assert lone.single and recorder.transfers == [("cpu", (1, 4))]
+    assert lone.single and recorder.transfers == [("cpu", (1, 6))]
     assert float(lone) == pytest.approx(float(RealnessScorer(tiny_model, device="cpu")(image.numpy().transpose(1, 2, 0), "No.")), abs=SCORE_TOLERANCE)
 
 
@@ -174,7 +174,7 @@ def test_the_metric_updates_from_one_copy_of_the_scores(tiny_model_dir):
     metric = Realness(model=tiny_model_dir, keep_scores=True, batch_size=2)
     with HostTransfers(images) as recorder:
         metric.update(images, TEXTS)
-    assert recorder.transfers == [("cpu", (5, 4))]
+    assert recorder.transfers == [("cpu", (5, 6))]
     expected = RealnessScorer(metric.scorer.model, device="cpu")([image.permute(1, 2, 0).numpy() for image in images], TEXTS).scores
     torch.testing.assert_close(metric.compute()["scores"], expected, atol=SCORE_TOLERANCE, rtol=0)
 

@@ -17,7 +17,8 @@ from realness.cli import main
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _save(path: Path, seed: int) -> Path:
+def save_noise_png(path: Path, seed: int) -> Path:
+    """A 40 x 48 random RGB PNG at ``path`` (folders made as needed)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(np.random.default_rng(seed).integers(0, 256, (40, 48, 3), dtype=np.uint8)).save(path)
     return path
@@ -26,7 +27,7 @@ def _save(path: Path, seed: int) -> Path:
 @pytest.fixture
 def images(tmp_path) -> Path:
     for index in range(3):
-        _save(tmp_path / "images" / f"img{index}.png", index)
+        save_noise_png(tmp_path / "images" / f"img{index}.png", index)
     return tmp_path / "images"
 
 
@@ -66,7 +67,7 @@ def test_the_image_only_warning_speaks_flags_and_names_only_scored_images_withou
 def test_compare_lists_pairs_in_the_order_of_its_summary(tmp_path, tiny_model_dir):
     for generator, offset in (("alpha", 0), ("beta", 10), ("gamma", 20)):
         for index in range(4):
-            _save(tmp_path / "outputs" / generator / f"p{index}.png", index + offset)
+            save_noise_png(tmp_path / "outputs" / generator / f"p{index}.png", index + offset)
     report = tmp_path / "report"
     assert main(["compare", str(tmp_path / "outputs"), "--model", str(tiny_model_dir), "--device", "cpu", "--quiet",
                  "--bootstrap", "100", "--out-dir", str(report)]) == 0

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 
 from realness.cli import main
 from realness.io.tables import read_table
+from test_cli_seams import save_noise_png
 from test_distributed import local_ray  # noqa: F401 - the Ray fixture of that module, shared
 
 # The schema, written out here (not imported) so a writer that drifts from it fails.
@@ -23,16 +22,10 @@ RAY_DESCRIBE = ["path", "image_sha256", "description", "verdict", "error", "desc
 RETIRED = {"model", "model_version", "MOS"}
 
 
-def _save(path: Path, seed: int) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.random.default_rng(seed).integers(0, 256, (40, 48, 3), dtype=np.uint8)).save(path)
-    return path
-
-
 @pytest.fixture
 def folder(tmp_path) -> Path:
     for index in range(3):
-        _save(tmp_path / "images" / f"img{index}.png", index)
+        save_noise_png(tmp_path / "images" / f"img{index}.png", index)
     (tmp_path / "descriptions.csv").write_text("path,description\nimg0.png,No.\nimg1.png,Yes. A smeared sky.\nimg2.png,No.\n")
     return tmp_path
 
@@ -50,7 +43,7 @@ def test_local_writers_share_the_schema(folder, tiny_model_dir):
     assert main(["describe", str(images), "--describer", describer, "--no-progress", "--out", str(folder / "d.csv")]) == 0
     for model in ("gen-a", "gen-b"):
         for index in range(3):
-            _save(folder / "outputs" / model / f"p{index}.png", index + (10 if model == "gen-b" else 0))
+            save_noise_png(folder / "outputs" / model / f"p{index}.png", index + (10 if model == "gen-b" else 0))
     assert main(["compare", str(folder / "outputs"), *common, "--out", str(folder / "c.csv")]) == 0
     written = {name: _columns(folder / name) for name in ("s.csv", "f.csv", "d.csv", "c.csv")}
     assert written == {"s.csv": SCORE, "f.csv": FILTER, "d.csv": DESCRIBE, "c.csv": COMPARE}

@@ -276,7 +276,7 @@ def filter_images(
         verdicts=result.verdicts,
         descriptions=result.descriptions,
         errors={item.index: item.reason for item in result.skipped},
-        intervals=[(row["score_low"], row["score_high"]) for row in result.to_rows()],
+        intervals=result.interval.tolist(),
         confident=confident,
     )
 
@@ -341,6 +341,7 @@ def rank_images(
     scored = sorted((i for i in range(len(files)) if i not in errors and not math.isnan(scores[i])), key=lambda i: -scores[i])
     check_confident(confident, min_score)
     if confident:
+        # None or NaN (no interval) is never confidently above anything.
         passing = [i for i in scored if intervals[i][0] is not None and intervals[i][0] >= min_score]
     else:
         passing = [i for i in scored if min_score is None or scores[i] >= min_score]

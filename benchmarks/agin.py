@@ -22,7 +22,7 @@ import numpy as np
 from realness.core import CoreConfig
 from realness.data import load_agin
 from realness.evaluation.reporting import write_results
-from realness.io.tables import read_descriptions
+from realness.io.description_table import read_descriptions
 from realness.training.trainer import TrainingConfig, cross_validate
 
 RESULTS = Path(__file__).resolve().parent / "results"

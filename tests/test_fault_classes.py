@@ -26,7 +26,8 @@ from realness.core import RealnessScorer
 from realness.describers import StaticDescriber
 from realness.describers.cache import DescriptionCache
 from realness.errors import InvalidImageError
-from realness.io.tables import read_table, unescape_undecodable
+from realness.io.names import unescape_undecodable
+from realness.io.tables import read_table
 
 
 def write_image(path: Path, size: tuple[int, int] = (40, 40), seed: int = 0) -> Path:

@@ -23,7 +23,8 @@ import pytest
 
 from realness.cli import main
 from realness.evaluation.reporting import write_results
-from realness.io.tables import RowJournal, read_table
+from realness.io.journal import RowJournal
+from realness.io.tables import read_table
 from test_user_files import one_line_error, quiet_env, write_image
 
 SCORE_COLUMNS = ("path", "score", "verdict", "description", "error")
@@ -162,7 +163,7 @@ print(json.dumps({{"full": full, "after_full": after_full, "left": left, "resume
 
 def test_a_failed_journal_write_names_the_file_and_keeps_the_rows_saved_before(tiny_model_dir, tmp_path, capsys,
                                                                               monkeypatch):
-    import realness.io.tables as tables
+    import realness.io.journal as journal
 
     images = [write_image(tmp_path / f"img{i}.png", seed=i) for i in range(6)]
     out = tmp_path / "scores.csv"
@@ -174,11 +175,11 @@ def test_a_failed_journal_write_names_the_file_and_keeps_the_rows_saved_before(t
             raise OSError(28, "No space left on device")
         real_fsync(descriptor)
 
-    monkeypatch.setattr(tables.os, "fsync", disk_fills)
+    monkeypatch.setattr(journal.os, "fsync", disk_fills)
     code = main(score_argv(images, tiny_model_dir, out, "--batch-size", "2"))
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 1 and err[-1] == f"realness score: {out}.partial: cannot write it (No space left on device)", err
-    monkeypatch.setattr(tables.os, "fsync", real_fsync)
+    monkeypatch.setattr(journal.os, "fsync", real_fsync)
     assert len(read_table(out).rows) == 2  # the batch saved before the disk filled
     assert main(score_argv(images, tiny_model_dir, out, "--batch-size", "2", "--resume")) == 0
     # Resumed from the journal: its rows (the batch whose sync failed may be there whole) are not redone.

@@ -13,13 +13,11 @@ import pytest
 from PIL import Image
 
 from realness.cli import main
-from realness.io.tables import (
-    TableError,
-    atomic_output,
-    name_list,
-    read_descriptions,
-    write_table,
-)
+from realness.errors import TableError
+from realness.io.atomic import atomic_output
+from realness.io.description_table import read_descriptions
+from realness.io.names import name_list
+from realness.io.tables import write_table
 
 
 def write_image(path, seed=0, size=(40, 40)):
@@ -156,7 +154,7 @@ def test_a_read_only_cache_degrades_to_uncached_with_one_warning(tmp_path, monke
 
 
 def test_a_writer_failing_halfway_leaves_the_previous_figure(tmp_path):
-    from realness.io.tables import write_file_atomic
+    from realness.io.atomic import write_file_atomic
 
     target = tmp_path / "summary.png"
     target.write_bytes(b"previous figure")

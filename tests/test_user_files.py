@@ -21,10 +21,8 @@ import pytest
 from PIL import Image
 
 from realness.cli import main
-from realness.io.tables import (
-    DescriptionsWarning,
-    read_table,
-)
+from realness.errors import DescriptionsWarning
+from realness.io.tables import read_table
 
 
 def write_image(path: Path, seed: int = 0, size: tuple[int, int] = (40, 40)) -> Path:

@@ -10,7 +10,8 @@ from realness.core.pretrained import DEFAULT_MODEL
 from realness.describers.factory import DESCRIBER_SPECS, build_describer
 from realness.errors import UsageError
 from realness.io.files import IMAGE_SUFFIXES, expand_image_paths  # noqa: F401 - the subcommands import them from here
-from realness.io.tables import TABLE_FORMATS, escape_undecodable, name_list, write_table
+from realness.io.names import escape_undecodable, name_list
+from realness.io.tables import TABLE_FORMATS, write_table
 from realness.runtime import device as runtime_device
 from realness.runtime.device import PRECISIONS
 from realness.text.descriptions import resolve_descriptions
@@ -82,7 +83,7 @@ def match_descriptions(command: str, args, paths: Sequence[Path]) -> list | None
 
     Raises:
         realness.errors.UsageError: both flags, or ``--description`` for several images.
-        realness.io.tables.TableError: the table is missing, unreadable or contradicts itself.
+        realness.errors.TableError: the table is missing, unreadable or contradicts itself.
     """
     text = getattr(args, "description", None)
     if text is not None:

@@ -24,9 +24,9 @@ from realness.cli.common import (
 from realness.cli.engine import add_engine_arguments, score_on_ray
 from realness.cli.resumable import ResumableRun, add_resume_argument, check_resume, journal_for
 from realness.core import RealnessScorer
-from realness.errors import UsageError
+from realness.errors import TableError, UsageError
 from realness.io.schema import FILTER_COLUMNS, SCORE_COLUMNS
-from realness.io.tables import TableError, check_output_path
+from realness.io.tables import check_output_path
 from realness.workflows.filtering import ExportError, check_top_k, rank_images
 
 
@@ -198,7 +198,7 @@ def filter_on_ray(args: argparse.Namespace, names: list[str], texts: list | None
     scoring runs on the actors, so both engines keep and export the same images.
 
     Raises:
-        realness.io.tables.TableError: a scores folder left by an interrupted run, without ``--resume``.
+        realness.errors.TableError: a scores folder left by an interrupted run, without ``--resume``.
     """
     from realness.distributed import ParquetOutput, score_schema  # optional: the ray extra
 

@@ -1,6 +1,6 @@
 """Saved progress for the long subcommands (``score``, ``describe``, ``filter``, ``map``).
 
-Each batch's rows are journaled as it finishes (:class:`~realness.io.tables.RowJournal`), so
+Each batch's rows are journaled as it finishes (:class:`~realness.io.journal.RowJournal`), so
 Ctrl-C stops the run within one batch and keeps every row already done, and ``--resume``
 does only the rest. ``score`` and ``describe`` journal the rows of their ``--out`` table:
 interrupted, ``--out`` holds the rows done so far. ``filter`` journals the scores it ranks
@@ -25,7 +25,8 @@ from typing import Any
 
 from realness import __version__
 from realness.errors import OutputWriteError, UsageError
-from realness.io.tables import RowJournal, write_csv_rows
+from realness.io.journal import RowJournal
+from realness.io.tables import write_csv_rows
 
 
 def add_resume_argument(parser, *, what: str) -> None:

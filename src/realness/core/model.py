@@ -25,7 +25,7 @@ from realness.core.encoders import build_image_encoder, build_text_encoder
 from realness.core.head import FusionHead, KernelRidgeHead
 from realness.core.pretrained import CONFIG_NAME, WEIGHTS_NAME, resolve_core_dir
 from realness.errors import RealnessError, UntrainedModelError
-from realness.io.tables import atomic_directory
+from realness.io.atomic import atomic_directory
 from realness.runtime.imports import transformers_import_guard
 from realness.text.verdict import VERDICTS, verdict_features
 

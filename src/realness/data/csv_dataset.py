@@ -13,7 +13,8 @@ from realness.data.dataset import (
     Sample,
     check_images_exist,
 )
-from realness.io.tables import TableError, read_table
+from realness.errors import TableError
+from realness.io.tables import read_table
 
 IMAGE_COLUMN_CANDIDATES = ("filename", "image", "image_path", "path", "file")
 

@@ -7,15 +7,15 @@ from pathlib import Path
 from typing import Any
 
 from realness.describers.base import DEFAULT_PROMPT, BaseDescriber, Description, Prompt
-from realness.io.tables import (
+from realness.io.description_table import (
     DESCRIPTION_COLUMN_ALIASES,
     IMAGE_COLUMN_ALIASES,
     DescriptionTable,
-    name_list,
     normalize_key,
     read_descriptions,
-    read_table,
 )
+from realness.io.names import name_list
+from realness.io.tables import read_table
 
 
 class StaticDescriber(BaseDescriber):

@@ -2,7 +2,7 @@
 
 Ray's own ``write_parquet`` writes files in place, so a killed job can leave a truncated
 file that makes the whole folder unreadable. Here the driver writes every finished block
-as its own file, through a temporary name and a rename (:func:`realness.io.tables.atomic_output`),
+as its own file, through a temporary name and a rename (:func:`realness.io.atomic.atomic_output`),
 so a file either is complete or does not exist. A re-run over the same folder:
 
 * deletes temporary files a killed run left behind,
@@ -28,7 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from realness.io.tables import OutputError, atomic_output
+from realness.errors import OutputError
+from realness.io.atomic import atomic_output
 
 # pyarrow is optional (the ray extra): the methods that read or write Parquet import it.
 if TYPE_CHECKING:

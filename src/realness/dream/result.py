@@ -15,7 +15,7 @@ from PIL.PngImagePlugin import PngInfo
 from realness.dream.render import FIGURE_SUFFIXES, overlay, panel_figure
 from realness.errors import SkippedItem
 from realness.evaluation.plotting import CMAP, DPI, save_figure
-from realness.io.tables import write_file_atomic
+from realness.io.atomic import write_file_atomic
 
 if TYPE_CHECKING:  # annotations only: matplotlib loads when a figure is drawn
     from matplotlib.figure import Figure

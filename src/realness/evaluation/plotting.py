@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from realness.io.tables import write_file_atomic
+from realness.io.atomic import write_file_atomic
 
 if TYPE_CHECKING:  # annotations only (see the module docstring)
     from matplotlib.figure import Figure

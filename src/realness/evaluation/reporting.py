@@ -21,7 +21,7 @@ import torch
 from realness.errors import OutputError
 from realness.evaluation import stats
 from realness.evaluation.plotting import COLORS, save_figure, styled_figure
-from realness.io.tables import write_text_atomic
+from realness.io.atomic import write_text_atomic
 
 
 def hardware_summary() -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 ``descriptions`` has one meaning everywhere, read by :func:`resolve_descriptions`: None, one
 string for one image, a sequence aligned with the images (None entries allowed), a table keyed
-by image path (a ``{path: text}`` mapping, a :class:`~realness.io.tables.DescriptionTable`, or a
+by image path (a ``{path: text}`` mapping, a :class:`~realness.io.description_table.DescriptionTable`, or a
 ``pathlib.Path`` to a CSV / JSON / JSON Lines / Parquet file), or a describer (an object with
 ``describe``, or a describer name such as ``"openai:gpt-4.1"``) that writes them. A string is
 never a file name. A missing description is written by the describer when there is one. Without a describer, the one rule is: an image without a
@@ -23,7 +23,8 @@ from typing import Any
 
 from realness.describers.factory import build_describer, is_describer_name
 from realness.errors import DescriptionsError, ImageOnlyWarning, SkippedItem, UsageError
-from realness.io.tables import DescriptionMatch, DescriptionTable, name_list, read_descriptions
+from realness.io.description_table import DescriptionMatch, DescriptionTable, read_descriptions
+from realness.io.names import name_list
 
 #: None, one text, texts aligned with the images, a table keyed by path, or a describer (object or name: hence ``Any``).
 DescriptionsLike = None | str | Sequence[str | None] | Mapping[str, str] | DescriptionTable | os.PathLike | Any

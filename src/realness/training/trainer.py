@@ -45,8 +45,8 @@ from realness.core.model import CoreModel
 from realness.data.splits import kfold, train_val_split
 from realness.evaluation.plotting import COLORS, save_figure, styled_figure
 from realness.evaluation.stats import plcc, srocc
+from realness.io.atomic import atomic_output
 from realness.io.inputs import load_image
-from realness.io.tables import atomic_output
 from realness.runtime.device import autocast
 from realness.training.augment import Augmentation
 from realness.training.degrade import random_degradation

@@ -22,9 +22,11 @@ from typing import Any, Literal, Union
 
 from realness.core.pretrained import DEFAULT_MODEL
 from realness.errors import ExportError, SkippedItem
+from realness.io.description_table import DescriptionTable
 from realness.io.files import expand_image_paths
+from realness.io.names import name_list
 from realness.io.schema import FILTER_COLUMNS
-from realness.io.tables import DescriptionTable, name_list, write_table
+from realness.io.tables import write_table
 from realness.text.descriptions import resolve_descriptions
 from realness.workflows.scoring import ModelLike, as_scorer, optional_float
 
@@ -230,7 +232,7 @@ def filter_images(
             ``descriptions_root``, to the table's folder or to the current directory; a bare
             file name matches only when one image has that name. Images without one are
             described by ``describer`` or scored image-only; mismatches are warned about
-            (:class:`~realness.io.tables.DescriptionsWarning`), naming the images. As everywhere,
+            (:class:`~realness.errors.DescriptionsWarning`), naming the images. As everywhere,
             also one string for one image, a sequence aligned with the images found (in their
             sorted order), or a describer (object or name such as ``"openai"``) that writes them.
         device: where to run (default: CUDA if available).

@@ -30,8 +30,8 @@ from typing import Any
 from realness import __version__
 from realness.core.pretrained import DEFAULT_MODEL
 from realness.core.scorer import RealnessScorer
+from realness.io.atomic import write_text_atomic
 from realness.io.inputs import split_batch
-from realness.io.tables import write_text_atomic
 from realness.workflows.scoring import ModelLike, as_scorer, model_label
 
 BASELINE_FORMAT = 1

@@ -54,8 +54,10 @@ from realness.core.pretrained import DEFAULT_MODEL
 from realness.errors import NothingPairedError, UnpairedItemsWarning, UsageError
 from realness.evaluation import stats
 from realness.evaluation.plotting import COLORS, save_figure, styled_figure
+from realness.io.atomic import write_text_atomic
+from realness.io.description_table import DESCRIPTION_COLUMN_ALIASES, IMAGE_COLUMN_ALIASES
 from realness.io.files import IMAGE_SUFFIXES, expand_image_paths
-from realness.io.tables import DESCRIPTION_COLUMN_ALIASES, IMAGE_COLUMN_ALIASES, read_table, write_table, write_text_atomic
+from realness.io.tables import read_table, write_table
 from realness.runtime.device import resolve_device
 from realness.text.descriptions import is_describer
 from realness.workflows.scoring import ModelLike, as_scorer, optional_float

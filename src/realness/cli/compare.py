@@ -15,11 +15,11 @@ from realness.cli.common import (
     write_rows,
 )
 from realness.errors import SkippedItem, UsageError
-from realness.evaluation.html_report import compare_report, write_report
 from realness.io.atomic import write_text_atomic
 from realness.io.schema import COMPARE_COLUMNS
 from realness.io.tables import check_output_path
 from realness.text.verdict import parse_verdict
+from realness.workflows.report import compare_report, write_report
 from realness.workflows.selection import compare_folders, select_best
 
 #: ``--out``: one row per image compared.

@@ -166,7 +166,7 @@ def export_ranking(command: str, result, args: argparse.Namespace, *, already: i
 
 def write_filter_report(result, args: argparse.Namespace) -> Path:
     """Write ``--report``: the ranking as one self-contained HTML page, with core maps under ``--report-maps``."""
-    from realness.evaluation.html_report import filter_report, write_report
+    from realness.workflows.report import filter_report, write_report
 
     maps = {}
     if args.report_maps:

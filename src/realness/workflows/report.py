@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
-from realness.io.tables import write_text_atomic
+from realness.io.atomic import write_text_atomic
 
 if TYPE_CHECKING:  # annotations only
     from realness.dream.result import RealnessMap

@@ -19,7 +19,9 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from realness.cli import main
 from realness.evaluation.reporting import write_results
@@ -292,19 +294,21 @@ class SilentServer:
             connection.close()
 
 
-def test_a_hung_describer_server_costs_at_most_the_budget_per_image(tmp_path, capsys):
+def test_a_failing_describer_server_costs_at_most_the_budget_per_image(tmp_path, capsys):
+    # A server that answers every request with a 500 (one that never answers at all is stopped
+    # sooner: test_run_faults_round4).
     pytest.importorskip("openai")
+    from fake_openai import FakeOpenAIServer, image_key
+
     images = [write_image(tmp_path / f"img{i}.png", seed=i, size=(48, 48)) for i in range(2)]
     out = tmp_path / "descriptions.csv"
-    server = SilentServer()
-    try:
+    plan = {image_key(np.asarray(Image.open(image).convert("RGB"))): ["500"] * 100 for image in images}
+    with FakeOpenAIServer(plan=plan) as server:
         started = time.monotonic()
-        code = main(["describe", *map(str, images), "--describer", f"openai:fake-vlm@http://127.0.0.1:{server.port}/v1",
+        code = main(["describe", *map(str, images), "--describer", f"openai:fake-vlm@{server.base_url}",
                      "--timeout", "0.5", "--max-retries", "20", "--budget", "2", "--no-description-cache",
                      "--out", str(out)])
         elapsed = time.monotonic() - started
-    finally:
-        server.close()
     err = capsys.readouterr().err
     assert code == 1, err
     assert elapsed < 2 + 3, elapsed  # both images at once, each within its budget of 2 s (20 retries would be 10 s+)

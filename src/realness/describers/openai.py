@@ -23,7 +23,7 @@ from typing import Any
 from PIL import Image
 
 from realness.describers.base import DEFAULT_PROMPT, BaseDescriber, Description, Prompt, to_pil_image
-from realness.errors import MissingDependencyError, RealnessError
+from realness.errors import DescriberError, MissingDependencyError, RealnessError
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +32,9 @@ DEFAULT_OPENAI_MODEL = "gpt-4.1"
 MAX_IMAGE_BYTES = 20 * 1024 * 1024
 #: Local OpenAI-compatible servers ignore the key but the SDK insists on one.
 LOCAL_SERVER_API_KEY = "not-needed"
+#: Requests in a row that time out with no answer at all before the run stops: a server that
+#: accepts connections and never answers would otherwise hold it for every retry of every image.
+SILENT_TIMEOUTS_TO_STOP = 3
 
 
 @dataclass(frozen=True)
@@ -53,7 +56,9 @@ class OpenAIDescriber(BaseDescriber):
     full jitter. ``time_budget`` bounds the whole of one image (attempts and waits): a server
     that accepts the connection and never answers fails each image by name within it. A refusal, an empty reply, a non-retryable 4xx, or a response still
     malformed after the last retry fails that image only; a refusal is never retried nor
-    turned into a description. Bad credentials or an unknown model raise at once.
+    turned into a description. Bad credentials or an unknown model raise at once, and so does a
+    server that lets ``SILENT_TIMEOUTS_TO_STOP`` requests in a row time out without a byte of
+    answer, whatever ``max_retries`` and ``time_budget`` allow.
 
     The API key is handed to the SDK client and kept nowhere else: it is not an attribute,
     not in ``repr``, not logged and not cached.
@@ -136,6 +141,8 @@ class OpenAIDescriber(BaseDescriber):
         self._client = openai.OpenAI(api_key=api_key, base_url=base_url, timeout=timeout, max_retries=0)
         self._request_lock = threading.Lock()
         self.requests_sent = 0
+        self._silent_timeouts = 0
+        self._server_silent = threading.Event()  # set: every request thread stops at once
 
     def __repr__(self) -> str:
         return f"OpenAIDescriber(model={self.model!r}, base_url={self.base_url!r}, prompt={self.prompt.id!r})"
@@ -152,9 +159,12 @@ class OpenAIDescriber(BaseDescriber):
 
         Raises:
             RealnessError: The server rejected the credentials or does not know the model.
+            DescriberError: The server let several requests in a row time out without answering.
         """
         if not images:
             return []
+        self._server_silent.clear()
+        self._silent_timeouts = 0
         with ThreadPoolExecutor(max_workers=min(self.concurrency, len(images))) as pool:
             futures = [pool.submit(self._describe_one, image, name) for image, name in zip(images, names)]
             try:
@@ -189,6 +199,8 @@ class OpenAIDescriber(BaseDescriber):
         deadline = None if self.time_budget is None else time.monotonic() + self.time_budget
         problem = "no attempt finished"
         for attempt in range(self.max_retries + 1):
+            if self._server_silent.is_set():
+                return _Reply(error=f"not sent: {self._server_name()} does not answer")
             if deadline is not None:
                 left = deadline - time.monotonic()
                 if left <= 0:
@@ -209,6 +221,8 @@ class OpenAIDescriber(BaseDescriber):
                 openai.APIResponseValidationError,
                 ValueError,
             ) as error:
+                self._track_silence(answered=not isinstance(error, openai.APIConnectionError),
+                                    timed_out=isinstance(error, openai.APITimeoutError))
                 problem = _error_text(error)
                 if isinstance(error, (ValueError, openai.APIResponseValidationError)):
                     problem = f"malformed response: {problem}"
@@ -217,15 +231,38 @@ class OpenAIDescriber(BaseDescriber):
                 wait = self._wait_before_retry(attempt, error)
                 if deadline is not None and time.monotonic() + wait >= deadline:
                     return _Reply(error=self._over_budget(attempt + 1, problem))
-                logger.info("%s: %s; retrying in %.2f s", name, problem, wait)
-                if self.on_retry is not None:
-                    self.on_retry(name, problem, wait)
-                time.sleep(wait)
+                self._before_retry(name, problem, wait)
             except openai.APIStatusError as error:
+                self._track_silence(answered=True)
                 return _Reply(error=f"not retried: {error.message}")
             else:
+                self._track_silence(answered=True)
                 return _read_reply(response)
         raise AssertionError("unreachable: the last attempt returns")
+
+    def _before_retry(self, name: str, problem: str, wait: float) -> None:
+        logger.info("%s: %s; retrying in %.2f s", name, problem, wait)
+        if self.on_retry is not None:
+            self.on_retry(name, problem, wait)
+        self._server_silent.wait(wait)  # a sleep that ends early once the server is declared silent
+
+    def _track_silence(self, *, answered: bool, timed_out: bool = False) -> None:
+        """Count the requests in a row that timed out without an answer (any answer, an error status
+        included, starts the count again); raise once there are ``SILENT_TIMEOUTS_TO_STOP``."""
+        with self._request_lock:
+            if answered:
+                self._silent_timeouts = 0
+            elif timed_out:
+                self._silent_timeouts += 1
+            silent = self._silent_timeouts >= SILENT_TIMEOUTS_TO_STOP
+        if silent:
+            self._server_silent.set()
+            raise DescriberError(
+                self.base_url or "the OpenAI API",
+                f"{SILENT_TIMEOUTS_TO_STOP} requests in a row got no answer within the timeout of {self.timeout:g} s; "
+                "the server accepts connections but does not answer: check that it is running and not overloaded, "
+                "or give it a longer timeout",
+            )
 
     def _over_budget(self, attempts: int, problem: str) -> str:
         return f"no answer within the time budget of {self.time_budget:g} s ({attempts} attempts; last: {problem})"

@@ -20,7 +20,14 @@ from realness.core.result import ScoreResult
 from realness.errors import InvalidImageError, SkippedItem, check_on_error
 from realness.io.inputs import ImagePathsDataset, collate_decoded, item_name, split_batch
 from realness.io.tensor_batch import TensorBatch, as_tensor_batch, fault_reasons
-from realness.runtime.device import DeviceLike, autocast, check_batch_size, check_precision, resolve_device
+from realness.runtime.device import (
+    DeviceLike,
+    autocast,
+    check_batch_size,
+    check_precision,
+    describe_precision,
+    resolve_device,
+)
 from realness.text.descriptions import (
     DescriptionsLike,
     as_describer,
@@ -57,6 +64,10 @@ class RealnessScorer:
         interval_level: the coverage of each score's interval (``ScoreResult.interval``), calibrated
             on the model's training data: 0.9 means 9 in 10 images' true scores fall inside.
 
+    Attributes:
+        model_name: the name or folder the model was loaded from (shown by ``repr``, with the
+            device, the precision and the head).
+
     Example:
         >>> scorer = RealnessScorer.from_pretrained()                      # doctest: +SKIP
         >>> scorer(["a.png", "b.png"], descriptions=["No.", "Yes. Six fingers."]).scores  # doctest: +SKIP
@@ -80,7 +91,10 @@ class RealnessScorer:
         self.device = resolve_device(device)  # before loading: a bad device fails fast
         check_batch_size(batch_size)
         if isinstance(model, (str, os.PathLike)):
+            self.model_name = str(model)
             model = CoreModel.from_pretrained(model)
+        else:  # a model object has no name of its own: its encoders say what it is
+            self.model_name = f"CoreModel(image={model.config.image_encoder.name}, text={model.config.text_encoder.name})"
         self.model = model.to(self.device).eval()
         self.batch_size = batch_size
         self.describer = as_describer(describer)
@@ -114,7 +128,14 @@ class RealnessScorer:
         """
         resolve_device(device)  # a bad device fails before the weights load
         model = CoreModel.from_pretrained(name_or_path, revision=revision, cache_dir=cache_dir)
-        return cls(model, device=device, precision=precision, **kwargs)
+        scorer = cls(model, device=device, precision=precision, **kwargs)
+        scorer.model_name = str(name_or_path)
+        return scorer
+
+    def __repr__(self) -> str:
+        precision = describe_precision(self.precision, self.device)
+        return (f"RealnessScorer(model={self.model_name!r}, device={str(self.device)!r}, precision={precision!r}, "
+                f"head={self.model.config.head!r}, batch_size={self.batch_size})")
 
     def with_batch_size(self, batch_size: int) -> RealnessScorer:
         """This scorer (same model object, no copy of the weights) with another batch size."""

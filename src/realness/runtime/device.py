@@ -89,6 +89,13 @@ def compute_dtype(precision: str, device: torch.device) -> torch.dtype:
     return torch.bfloat16 if precision == "bf16" else torch.float16
 
 
+def describe_precision(precision: str, device: torch.device) -> str:
+    """``precision`` as a person reads it, ``auto`` with what it means on ``device``: ``"auto (bf16)"``."""
+    if precision != "auto":
+        return precision
+    return f"auto ({_DTYPE_NAMES[compute_dtype(precision, device)]})"
+
+
 def autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
     """The autocast context of ``precision`` on ``device`` (a no-op for fp32).
 

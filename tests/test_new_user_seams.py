@@ -1,0 +1,24 @@
+"""The seams a new user hit on 0.2.0 (issue 36), each through the face the user meets it by.
+
+The CLI ones go through ``realness.cli.main`` and check one line naming the item and the fix,
+exit 2, and that no file is written where the next run would read it back.
+"""
+
+from __future__ import annotations
+
+from realness import RealnessScorer
+
+# --- Python: the scorer says what it is -----------------------------------------------------
+
+
+def test_scorer_repr_names_model_device_precision_and_head(tiny_model_dir, tiny_model):
+    scorer = RealnessScorer(tiny_model_dir, device="cpu", batch_size=4)
+    assert repr(scorer) == (f"RealnessScorer(model={str(tiny_model_dir)!r}, device='cpu', precision='auto (fp32)', "
+                            "head='mlp', batch_size=4)")
+    loaded = RealnessScorer.from_pretrained(tiny_model_dir, device="cpu", precision="bf16")
+    assert repr(loaded).startswith(f"RealnessScorer(model={str(tiny_model_dir)!r}, device='cpu', precision='bf16', ")
+    # A model object has no name of its own: its encoders say what it is.
+    built = RealnessScorer(tiny_model, device="cpu", precision="fp32")
+    image, text = tiny_model.config.image_encoder.name, tiny_model.config.text_encoder.name
+    assert repr(built) == (f"RealnessScorer(model='CoreModel(image={image}, text={text})', device='cpu', "
+                           "precision='fp32', head='mlp', batch_size=32)")

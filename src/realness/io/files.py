@@ -12,6 +12,8 @@ import stat
 from collections.abc import Sequence
 from pathlib import Path
 
+from realness.errors import UsageError
+
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
 
 
@@ -38,8 +40,12 @@ def expand_image_paths(patterns: Sequence[str], skipped: list[tuple[str, str]] |
     folders and special files (FIFOs, sockets, devices: never opened) are left out. Each such
     case is appended to ``skipped`` as ``(path, reason)`` so the caller can report it.
 
-    A plain path that does not exist is kept, so the caller reports it as a bad item
-    instead of silently dropping it.
+    A plain path that does not exist is kept when it names an image file, so the caller
+    reports it as a bad item instead of silently dropping it; without an image suffix it is
+    most likely a misspelled folder, refused before any work.
+
+    Raises:
+        UsageError: a plain path without an image suffix that does not exist.
     """
     paths: list[Path] = []
     for pattern in patterns:
@@ -54,6 +60,8 @@ def expand_image_paths(patterns: Sequence[str], skipped: list[tuple[str, str]] |
                 elif reason and skipped is not None:
                     skipped.append((str(match), reason))
         else:
+            if path.suffix.lower() not in IMAGE_SUFFIXES and not os.path.lexists(path):
+                raise UsageError(pattern, "no such folder or file; check the spelling")
             paths.append(path)
     return paths
 

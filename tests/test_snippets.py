@@ -361,7 +361,7 @@ class World:
         """The local Ray that stands in for ``ray start``, started by realness' own ``connect`` (which forwards the env)."""
         import ray
 
-        from realness.distributed.engine import connect
+        from realness.distributed.cluster import connect
 
         if not ray.is_initialized():
             connect(num_cpus=2)

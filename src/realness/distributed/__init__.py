@@ -9,17 +9,10 @@ does not import ray; the functions that need it fail in one line naming the extr
 """
 
 from realness.distributed.batches import DescribeBatches, PixelHashBatches, RequestSlots, ScoreBatches, weights_version
-from realness.distributed.engine import (
-    ActorPlan,
-    RunSummary,
-    connect,
-    describe_dataset,
-    list_source_paths,
-    plan_actors,
-    require_ray,
-    score_dataset,
-)
+from realness.distributed.cluster import ActorPlan, connect, plan_actors, require_ray
+from realness.distributed.engine import describe_dataset, score_dataset
 from realness.distributed.output import ParquetOutput, ResumeState
+from realness.distributed.runs import RunSummary
 from realness.distributed.schema import (
     DESCRIPTION_COLUMNS,
     SCORE_COLUMNS,
@@ -27,6 +20,7 @@ from realness.distributed.schema import (
     pixel_hash_schema,
     score_schema,
 )
+from realness.distributed.sources import list_source_paths
 
 __all__ = [
     "DESCRIPTION_COLUMNS",

@@ -8,15 +8,10 @@ actors (:mod:`realness.distributed.batches`) do the decoding and the model work.
 
 from __future__ import annotations
 
-import contextlib
-import logging
-import math
 import os
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any
 
 from realness.describers.cache import DescriptionCache
 from realness.describers.factory import build_describer
@@ -28,324 +23,16 @@ from realness.distributed.batches import (
     describe_rows_from_texts,
     weights_version,
 )
+from realness.distributed.cluster import connect, plan_actors, require_ray
 from realness.distributed.output import ParquetOutput
+from realness.distributed.runs import RunSummary, configured, keep_undone, naming_stalls, rows_dataset, stream_into
 from realness.distributed.schema import description_schema, rows_to_table, score_schema
-from realness.errors import MissingDependencyError, RealnessError
-from realness.io.files import expand_image_paths
+from realness.distributed.sources import Source, description_texts, is_ray_dataset, list_source_paths
+from realness.errors import RealnessError
 from realness.runtime.device import check_batch_size, check_precision
-from realness.text.descriptions import resolve_descriptions
 
 if TYPE_CHECKING:
     import ray.data
-
-logger = logging.getLogger(__name__)
-
-#: Seconds a stage may go without moving a block before the run fails naming it. Model
-#: loading in new actors counts as no progress, so this is generous.
-DEFAULT_STALL_TIMEOUT_S = 600.0
-#: Environment variables handed to every worker (``runtime_env``): on a cluster a worker
-#: sees none of the driver's environment otherwise.
-FORWARDED_ENV_PREFIXES = ("HF_", "REALNESS_", "OPENAI_", "TRANSFORMERS_", "TORCH_HOME")
-#: Manifest files (a table with a path column) by suffix.
-MANIFEST_SUFFIXES = (".csv", ".parquet", ".pq")
-#: Path column names looked for in a manifest, in order.
-PATH_COLUMN_ALIASES = ("path", "file", "filename", "file_name", "image", "image_path", "uri")
-
-Source = Union[str, "os.PathLike[str]", Sequence[Union[str, "os.PathLike[str]"]], Any]
-
-
-def require_ray():
-    """Import ray (and Ray Data), or fail in one line naming the extra to install.
-
-    Raises:
-        MissingDependencyError: ray is not installed.
-    """
-    try:  # optional: the ray extra
-        import ray
-        import ray.data  # noqa: F401  (the part this engine uses; missing in a bare "ray" install)
-    except ImportError as error:
-        raise MissingDependencyError("ray[data]", "ray", "the ray engine (scaling out)") from error
-    return ray
-
-
-def connect(address: str | None = None, *, num_cpus: int | None = None) -> None:
-    """Join the Ray cluster at ``address`` (``auto``, ``ray://host:10001``), or start a local one.
-
-    Does nothing when this process is already connected (e.g. after your own ``ray.init``).
-    Environment variables whose names start with :data:`FORWARDED_ENV_PREFIXES` reach
-    the workers through ``runtime_env``.
-    """
-    ray = require_ray()
-    if ray.is_initialized():
-        return
-    forwarded = {name: value for name, value in os.environ.items() if name.startswith(FORWARDED_ENV_PREFIXES)}
-    try:
-        ray.init(
-            address=address,
-            num_cpus=num_cpus if address is None else None,
-            runtime_env={"env_vars": forwarded} if forwarded else None,
-            include_dashboard=False,
-            logging_level=logging.WARNING,
-        )
-    except (ConnectionError, RuntimeError, ValueError) as error:
-        raise RealnessError(f"--ray-address {address}: cannot connect ({error})") from error
-
-
-@dataclass(frozen=True)
-class ActorPlan:
-    """How many actors a stage runs and what each holds.
-
-    Attributes:
-        actors: actors in the pool.
-        cpus_per_actor: Ray ``num_cpus`` of each (fractions allowed).
-        gpus_per_actor: Ray ``num_gpus`` of each (0 on a CPU cluster).
-        threads: torch threads per actor (the whole CPUs it holds, at least 1).
-    """
-
-    actors: int
-    cpus_per_actor: float
-    gpus_per_actor: float
-    threads: int
-
-
-def plan_actors(
-    stage: str,
-    *,
-    actors: int | None = None,
-    cpus_per_actor: float | None = None,
-    gpus_per_actor: float | None = None,
-    resources: Mapping[str, float] | None = None,
-    light: bool = False,
-) -> ActorPlan:
-    """Choose (or check) the actor pool of a stage against the cluster's resources, before starting.
-
-    One whole CPU is always left free: Ray Data needs it to read and hand out blocks, and
-    when actors hold every CPU the pipeline hangs without an error.
-
-    Args:
-        stage: the stage's name, for messages (``score``, ``describe``).
-        actors: pool size (default: one per GPU, else one per spare CPU; 2 for light stages).
-        cpus_per_actor: CPUs each actor holds (default: the spare CPUs shared out, at most 1
-            for light stages, whole CPUs where they go round).
-        gpus_per_actor: GPUs each actor holds (default: 1 when the cluster has GPUs and the
-            stage is not light, else 0).
-        resources: the cluster's resources (default: ``ray.cluster_resources()``).
-        light: a stage of cheap actors waiting on the network (describing).
-
-    Returns:
-        The :class:`ActorPlan`.
-
-    Raises:
-        RealnessError: the cluster cannot hold that pool with one CPU to spare.
-    """
-    if resources is None:
-        resources = require_ray().cluster_resources()
-    total_cpus = float(resources.get("CPU", 0))
-    total_gpus = float(resources.get("GPU", 0))
-    spare = total_cpus - 1
-    if actors is not None and actors < 1:
-        raise RealnessError(f"--actors: must be at least 1, not {actors}")
-    if spare <= 0:
-        raise RealnessError(
-            f"the {stage} stage needs a Ray cluster with at least 2 CPUs (one stays free for reading); "
-            f"this one has {total_cpus:g}"
-        )
-    if gpus_per_actor is None:
-        gpus_per_actor = 1.0 if total_gpus >= 1 and not light else 0.0
-    if actors is None:
-        if gpus_per_actor:
-            actors = max(1, int(total_gpus // gpus_per_actor))
-        elif light:
-            actors = 2
-        else:
-            actors = max(1, int(spare // (cpus_per_actor or 1)))
-    if cpus_per_actor is None:
-        share = spare / actors
-        cpus_per_actor = min(share, 1.0) if light else (float(math.floor(share)) if share >= 1 else share)
-    needed_cpus = actors * cpus_per_actor + 1
-    if needed_cpus > total_cpus + 1e-9:
-        raise RealnessError(
-            f"the {stage} stage needs {actors} actors x {cpus_per_actor:g} CPUs + 1 CPU left free = "
-            f"{needed_cpus:g} CPUs, but the Ray cluster has {total_cpus:g}: lower --actors or --cpus-per-actor "
-            "(with no CPU free, Ray Data hangs instead of failing)"
-        )
-    if actors * gpus_per_actor > total_gpus + 1e-9:
-        raise RealnessError(
-            f"the {stage} stage needs {actors} actors x {gpus_per_actor:g} GPUs, but the Ray cluster has "
-            f"{total_gpus:g}: lower --actors"
-        )
-    return ActorPlan(actors, cpus_per_actor, gpus_per_actor, max(1, int(cpus_per_actor)))
-
-
-# --- sources ------------------------------------------------------------------------------
-
-
-def _is_ray_dataset(source: Any) -> bool:
-    return type(source).__module__.startswith("ray.data") and hasattr(source, "map_batches")
-
-
-def list_source_paths(source: Source, *, path_column: str | None = None) -> list[str]:
-    """The image paths of a folder (recursive), a manifest CSV/Parquet, one file, or a list of them.
-
-    A manifest's relative paths start from the manifest's folder; URIs (``s3://...``) are
-    kept as they are and read by the workers through ``pyarrow.fs``.
-
-    Raises:
-        RealnessError: a manifest without a path column, or a source that does not exist.
-    """
-    if isinstance(source, (str, os.PathLike)):
-        text = os.fspath(source)
-        if text.lower().endswith(MANIFEST_SUFFIXES) and (Path(text).is_file() or "://" in text):
-            return _manifest_paths(text, path_column)
-        if not Path(text).exists() and "://" not in text and not any(c in text for c in "*?["):
-            raise RealnessError(f"{text}: no such file or folder")
-        return [str(path) for path in expand_image_paths([text])]
-    return [str(path) for path in expand_image_paths([os.fspath(item) for item in source])]
-
-
-def _manifest_paths(manifest: str, path_column: str | None) -> list[str]:
-    # optional: pyarrow comes with the ray extra (as ray itself, below: require_ray, _rows_dataset, ...)
-    import pyarrow.csv
-    import pyarrow.parquet as pq
-
-    try:
-        table = pq.read_table(manifest) if not manifest.lower().endswith(".csv") else pyarrow.csv.read_csv(manifest)
-    except Exception as error:  # pyarrow: ArrowInvalid, OSError...
-        raise RealnessError(f"{manifest}: cannot read the manifest ({type(error).__name__}: {error})") from error
-    by_lower = {name.lower(): name for name in table.column_names}
-    aliases = (path_column,) if path_column else PATH_COLUMN_ALIASES
-    column = next((by_lower[a.lower()] for a in aliases if a.lower() in by_lower), None)
-    if column is None:
-        raise RealnessError(
-            f"{manifest}: no path column (looked for {', '.join(aliases)}); found: {', '.join(table.column_names)}"
-        )
-    root = Path(manifest).parent if "://" not in manifest else None
-    paths = []
-    for value in table.column(column).to_pylist():
-        if value is None or not str(value).strip():
-            continue
-        value = str(value).strip()
-        relative = root is not None and "://" not in value and not os.path.isabs(value)
-        paths.append(str(root / value) if relative else value)
-    return paths
-
-
-def _description_texts(descriptions: Any, paths: Sequence[str], roots: Sequence[str]) -> list[str | None]:
-    """One description (or None) per path from a CSV, a mapping, a table or a describe output folder."""
-    if descriptions is None:
-        return [None] * len(paths)
-    if isinstance(descriptions, (str, os.PathLike)) and Path(descriptions).is_dir():
-        described = ParquetOutput(descriptions, description_schema()).read().to_pydict()
-        descriptions = {p: t for p, t in zip(described["path"], described["description"]) if t is not None}
-    elif isinstance(descriptions, str):
-        descriptions = Path(descriptions)  # here a string names a table: there is no one-image text to give
-    resolved = resolve_descriptions(descriptions, paths, roots=roots)
-    if resolved.match is not None:
-        resolved.match.warn()
-    return resolved.texts
-
-
-# --- running ------------------------------------------------------------------------------
-
-
-@dataclass
-class RunSummary:
-    """What one run did (the CLI prints it).
-
-    Attributes:
-        stage: ``score`` or ``describe``.
-        out: the output folder.
-        written: rows written this run.
-        failed: of those, rows with an error.
-        already_done: inputs skipped because the output held them.
-        set_aside: files moved aside as unreadable (their rows were redone).
-        cached: (describe) rows answered without a request: from earlier runs, the sqlite
-            cache, or a copy of an image described this run.
-        seconds: wall time of the run, Ray start-up included.
-        startup_seconds: time to connect to or start Ray.
-    """
-
-    stage: str
-    out: str
-    written: int = 0
-    failed: int = 0
-    already_done: int = 0
-    set_aside: list = field(default_factory=list)
-    cached: int = 0
-    seconds: float = 0.0
-    startup_seconds: float = 0.0
-
-    @property
-    def images_per_second(self) -> float:
-        """Rows written per second of the run after Ray start-up."""
-        busy = self.seconds - self.startup_seconds
-        return self.written / busy if busy > 0 else 0.0
-
-    def __str__(self) -> str:
-        verb = "scored" if self.stage == "score" else "described"
-        done = self.written - self.failed
-        extra = f" ({self.cached} without a request)" if self.cached else ""
-        aside = f", {len(self.set_aside)} damaged files set aside and redone" if self.set_aside else ""
-        return (
-            f"{done} {verb}{extra}, {self.failed} failed, {self.already_done} already in {self.out}{aside}; "
-            f"{self.images_per_second:.2f} images/s ({self.seconds:.1f} s, Ray start-up {self.startup_seconds:.1f} s)"
-        )
-
-
-def _configured(dataset, stall_timeout: float | None, progress: bool):
-    """``dataset`` with this run's stall limit and progress bars, set on its own context (not Ray's global one)."""
-    if stall_timeout is None:
-        # An explicit RAY_DATA_EXECUTION_NO_PROGRESS_TIMEOUT_S wins; Ray's own default is 30 minutes.
-        stall_timeout = float(os.environ.get("RAY_DATA_EXECUTION_NO_PROGRESS_TIMEOUT_S", DEFAULT_STALL_TIMEOUT_S))
-    dataset.context.execution_no_progress_timeout_s = stall_timeout
-    dataset.context.enable_progress_bars = progress
-    return dataset
-
-
-def _stream_into(dataset, output, stage: str, summary: RunSummary, on_table=None) -> None:
-    """Pull the finished blocks of ``dataset`` and write each as one atomic file."""
-    with _naming_stalls(stage):
-        for table in dataset.iter_batches(batch_size=None, batch_format="pyarrow"):
-            if table.num_rows == 0:
-                continue
-            if on_table is not None:
-                table = on_table(table)
-            output.write(table)
-            succeeded = table.column("error").null_count
-            summary.written += table.num_rows
-            summary.failed += table.num_rows - succeeded
-
-
-@contextlib.contextmanager
-def _naming_stalls(stage: str) -> Iterator[None]:
-    """Turn Ray Data's no-progress error into a one-line :class:`RealnessError` naming ``stage``."""
-    try:
-        yield
-    except Exception as error:
-        message = str(error)
-        if "made no progress" not in message:
-            raise
-        first = next(line for line in message.splitlines() if "made no progress" in line).strip()
-        raise RealnessError(
-            f"the {stage} stage stalled: {first} (the stages still running are in the log above; raise "
-            "the limit with RAY_DATA_EXECUTION_NO_PROGRESS_TIMEOUT_S)"
-        ) from error
-
-
-def _rows_dataset(rows: list[dict], batch_size: int):
-    import ray.data  # optional: the ray extra (require_ray has already named it when missing)
-
-    # About one batch per block: a single block would leave every actor but one idle.
-    blocks = max(1, math.ceil(len(rows) / batch_size))
-    return ray.data.from_items(rows, override_num_blocks=blocks)
-
-
-def _keep_undone(dataset, path_column: str, done: set, batch_size: int):
-    if done:
-        from ray.data.expressions import col  # optional: the ray extra
-
-        dataset = dataset.filter(expr=col(path_column).not_in(sorted(done)))
-    return dataset.repartition(target_num_rows_per_block=batch_size)
 
 
 def score_dataset(
@@ -416,13 +103,13 @@ def score_dataset(
     if state is not None:
         summary.set_aside = state.set_aside
 
-    if _is_ray_dataset(source):
+    if is_ray_dataset(source):
         if descriptions is not None:
             raise ValueError("a Ray Dataset source carries its descriptions in a 'description' column")
         column = path_column or "path"
         if column not in source.schema().names:
             raise RealnessError(f"the Dataset has no {column!r} column (columns: {', '.join(source.schema().names)})")
-        dataset = _keep_undone(source, column, done, batch_size)
+        dataset = keep_undone(source, column, done, batch_size)
         summary.already_done = len(done)
     else:
         column = "path"
@@ -430,13 +117,13 @@ def score_dataset(
         if not paths:
             raise RealnessError(f"{source}: no images found")
         roots = [os.fspath(source)] if isinstance(source, (str, os.PathLike)) and Path(source).is_dir() else []
-        texts = _description_texts(descriptions, paths, roots)
+        texts = description_texts(descriptions, paths, roots)
         rows = [{"path": p, "description": t} for p, t in zip(paths, texts) if p not in done]
         summary.already_done = len(paths) - len(rows)
         if not rows:
             summary.seconds = time.monotonic() - started
             return summary if output is not None else ray.data.from_arrow(score_schema().empty_table())
-        dataset = _rows_dataset(rows, batch_size)
+        dataset = rows_dataset(rows, batch_size)
 
     scored = dataset.map_batches(
         ScoreBatches,
@@ -456,10 +143,10 @@ def score_dataset(
         num_cpus=plan.cpus_per_actor,
         num_gpus=plan.gpus_per_actor or None,
     )
-    scored = _configured(scored, stall_timeout, progress)
+    scored = configured(scored, stall_timeout, progress)
     if output is None:
         return scored
-    _stream_into(scored, output, "score", summary)
+    stream_into(scored, output, "score", summary)
     summary.seconds = time.monotonic() - started
     return summary
 
@@ -538,8 +225,8 @@ def describe_dataset(
     known = _texts_by_hash(output, model, prompt_id)
 
     column = path_column or "path"
-    if _is_ray_dataset(source):
-        dataset = _keep_undone(source, column, state.done, batch_size)
+    if is_ray_dataset(source):
+        dataset = keep_undone(source, column, state.done, batch_size)
         summary.already_done = len(state.done)
     else:
         paths = list_source_paths(source, path_column=path_column)
@@ -550,7 +237,7 @@ def describe_dataset(
         if not rows:
             summary.seconds = time.monotonic() - started
             return summary
-        dataset, column = _rows_dataset(rows, batch_size), "path"
+        dataset, column = rows_dataset(rows, batch_size), "path"
 
     pool = ray.data.ActorPoolStrategy(size=plan.actors)
     hashed = dataset.map_batches(
@@ -558,8 +245,8 @@ def describe_dataset(
         fn_constructor_kwargs={"path_column": column, "bytes_column": bytes_column},
         batch_size=batch_size, batch_format="pyarrow", compute=pool, num_cpus=plan.cpus_per_actor,
     )
-    with _naming_stalls("describe (hashing pixels)"):
-        hashed = _configured(hashed, stall_timeout, progress).materialize()
+    with naming_stalls("describe (hashing pixels)"):
+        hashed = configured(hashed, stall_timeout, progress).materialize()
     hash_rows = [
         row
         for block in ray.get(hashed.select_columns(["path", "image_sha256", "error"]).to_arrow_refs())
@@ -602,7 +289,7 @@ def describe_dataset(
             },
             batch_size=batch_size, batch_format="pyarrow", compute=pool, num_cpus=plan.cpus_per_actor,
         )
-        described = _configured(described, stall_timeout, progress)
+        described = configured(described, stall_timeout, progress)
         fresh: dict[str, str] = {}
 
         def add_duplicates(table):
@@ -615,7 +302,7 @@ def describe_dataset(
                     summary.cached += row["description"] is not None
             return rows_to_table(rows, description_schema())
 
-        _stream_into(described, output, "describe", summary, on_table=add_duplicates)
+        stream_into(described, output, "describe", summary, on_table=add_duplicates)
         if description_cache is not None:
             cache.put_many(fresh, model, prompt_id)
     summary.seconds = time.monotonic() - started

@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 from realness.cli import main
-from realness.text import descriptions as descriptions_module
+from realness.describers import descriptions as descriptions_module
 
 
 @pytest.fixture

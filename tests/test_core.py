@@ -13,8 +13,8 @@ import torch
 from PIL import Image
 
 from realness.core import CoreConfig, CoreModel, RealnessScorer, UntrainedModelError
+from realness.describers import descriptions as descriptions_module
 from realness.errors import ImageOnlyWarning, InvalidImageError
-from realness.text import descriptions as descriptions_module
 
 
 @pytest.fixture

@@ -18,10 +18,10 @@ from PIL import Image
 import realness
 from realness.core import RealnessScorer, score
 from realness.describers import StaticDescriber
+from realness.describers import descriptions as descriptions_module
 from realness.dream import RealnessMapper, realness_map
 from realness.errors import DescriptionsError, DeviceError, ImageOnlyWarning, UnknownNameError, UsageError
 from realness.io.inputs import split_batch
-from realness.text import descriptions as descriptions_module
 from test_dream import save_tiny_clip, smooth_image
 
 TEXTS = ["No.", "Yes. The hand has six fingers."]
@@ -293,7 +293,7 @@ def test_the_regression_check_takes_the_same_words(tiny_model, image_files, desc
 
 
 def test_descriptions_may_be_any_iterable_and_nan_means_missing():
-    from realness.text.descriptions import align_descriptions
+    from realness.describers.descriptions import align_descriptions
 
     assert align_descriptions(np.array(["a", "b"]), 2) == ["a", "b"]
     assert align_descriptions(("a", float("nan")), 2) == ["a", None]

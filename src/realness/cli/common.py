@@ -7,6 +7,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from realness.core.pretrained import DEFAULT_MODEL
+from realness.describers.descriptions import resolve_descriptions
 from realness.describers.factory import DESCRIBER_SPECS, build_describer
 from realness.errors import UsageError
 from realness.io.files import IMAGE_SUFFIXES, expand_image_paths  # noqa: F401 - the subcommands import them from here
@@ -14,7 +15,6 @@ from realness.io.names import escape_undecodable, name_list
 from realness.io.tables import TABLE_FORMATS, write_table
 from realness.runtime import device as runtime_device
 from realness.runtime.device import PRECISIONS
-from realness.text.descriptions import resolve_descriptions
 
 
 def add_table_output_argument(parser, *, what: str = "the table") -> None:

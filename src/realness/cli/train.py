@@ -19,9 +19,9 @@ from realness.core import CoreConfig
 from realness.core.model import read_config
 from realness.core.pretrained import CONFIG_NAME, resolve_core_dir
 from realness.data import load_csv, load_raise_td
+from realness.describers.descriptions import fill_missing
 from realness.errors import UsageError
 from realness.runtime.device import resolve_device
-from realness.text.descriptions import fill_missing
 from realness.training.trainer import TrainingConfig, cross_validate, save_training_outputs, train_core
 
 _RECIPE = TrainingConfig()

@@ -17,6 +17,13 @@ from tqdm.auto import tqdm
 from realness.core.model import CoreModel
 from realness.core.pretrained import DEFAULT_MODEL
 from realness.core.result import ScoreResult
+from realness.describers.descriptions import (
+    DescriptionsLike,
+    as_describer,
+    fill_missing,
+    resolve_descriptions,
+    warn_image_only,
+)
 from realness.errors import InvalidImageError, SkippedItem, check_on_error
 from realness.io.inputs import ImagePathsDataset, collate_decoded, item_name, split_batch
 from realness.io.tensor_batch import TensorBatch, as_tensor_batch, fault_reasons
@@ -27,13 +34,6 @@ from realness.runtime.device import (
     check_precision,
     describe_precision,
     resolve_device,
-)
-from realness.text.descriptions import (
-    DescriptionsLike,
-    as_describer,
-    fill_missing,
-    resolve_descriptions,
-    warn_image_only,
 )
 from realness.text.verdict import parse_verdict
 

@@ -7,11 +7,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Union
 
+from realness.describers.descriptions import resolve_descriptions
 from realness.distributed.output import ParquetOutput
 from realness.distributed.schema import description_schema
 from realness.errors import RealnessError
 from realness.io.files import expand_image_paths
-from realness.text.descriptions import resolve_descriptions
 
 #: Manifest files (a table with a path column) by suffix.
 MANIFEST_SUFFIXES = (".csv", ".parquet", ".pq")

@@ -26,6 +26,13 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from realness.core.pretrained import DEFAULT_MODEL
+from realness.describers.descriptions import (
+    DescriptionsLike,
+    as_describer,
+    fill_missing,
+    missing_description_failures,
+    resolve_descriptions,
+)
 from realness.dream.core_map import CoreMapper
 from realness.dream.embedders import DEFAULT_EMBEDDER, Embedder, build_embedder
 from realness.dream.result import DEFAULT_STRIDE, RealnessMap, RealnessMapBatch
@@ -35,13 +42,6 @@ from realness.io.inputs import load_images, split_batch
 from realness.io.pixels import INTERPOLATIONS, normalize, resize_image
 from realness.io.tensor_batch import load_tensor_batch
 from realness.runtime.device import PRECISIONS, DeviceLike, autocast, check_batch_size, check_precision, resolve_device
-from realness.text.descriptions import (
-    DescriptionsLike,
-    as_describer,
-    fill_missing,
-    missing_description_failures,
-    resolve_descriptions,
-)
 
 #: Map methods: DREAM's windows against a description, or regions read by the bundled CORE model.
 METHODS = ("dream", "core")

@@ -1,1 +1,1 @@
-"""The words about an image: descriptions from every source, and the verdict they open with."""
+"""The words about an image: the verdict a description opens with."""

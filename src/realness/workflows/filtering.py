@@ -21,13 +21,13 @@ from pathlib import Path
 from typing import Any, Literal, Union
 
 from realness.core.pretrained import DEFAULT_MODEL
+from realness.describers.descriptions import resolve_descriptions
 from realness.errors import ExportError, SkippedItem
 from realness.io.description_table import DescriptionTable
 from realness.io.files import expand_image_paths
 from realness.io.names import name_list
 from realness.io.schema import FILTER_COLUMNS
 from realness.io.tables import write_table
-from realness.text.descriptions import resolve_descriptions
 from realness.workflows.scoring import ModelLike, as_scorer, optional_float
 
 ExportMode = Literal["copy", "symlink", "hardlink"]

@@ -47,13 +47,13 @@ from pathlib import Path
 from typing import Any
 
 from realness.core.pretrained import DEFAULT_MODEL
+from realness.describers.descriptions import is_describer
 from realness.errors import UsageError
 from realness.evaluation import stats
 from realness.io.description_table import DESCRIPTION_COLUMN_ALIASES, IMAGE_COLUMN_ALIASES
 from realness.io.files import expand_image_paths
 from realness.io.tables import read_table
 from realness.runtime.device import resolve_device
-from realness.text.descriptions import is_describer
 from realness.workflows.pairing import FolderLike, check_pairing, find_candidates, pairing_key, read_descriptions_by_key
 from realness.workflows.scoring import ModelLike, as_scorer
 from realness.workflows.selection_results import (

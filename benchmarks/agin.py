@@ -18,10 +18,10 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from reporting import write_results
 
 from realness.core import CoreConfig
 from realness.data import load_agin
-from realness.evaluation.reporting import write_results
 from realness.io.description_table import read_descriptions
 from realness.training.trainer import TrainingConfig, cross_validate
 

@@ -23,12 +23,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from recipe_cv import level_columns, load_features, stage_widths, text_features  # noqa: E402
+from reporting import write_results  # noqa: E402
 
 from realness.core.config import LITE_MEAN, LITE_STD, ImageEncoderConfig  # noqa: E402
 from realness.core.encoders import build_image_encoder  # noqa: E402
 from realness.data.raise_td import load_raise_td  # noqa: E402
 from realness.data.splits import kfold  # noqa: E402
-from realness.evaluation.reporting import write_results  # noqa: E402
 from realness.evaluation.stats import srocc  # noqa: E402
 from realness.io.inputs import load_image  # noqa: E402
 from realness.io.pixels import normalize, resize_image  # noqa: E402

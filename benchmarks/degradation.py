@@ -22,11 +22,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from reporting import write_results
 
 from realness.core import RealnessScorer
 from realness.core.pretrained import DEFAULT_MODEL
 from realness.data import load_raise_td
-from realness.evaluation.reporting import write_results
 from realness.io.inputs import load_image
 from realness.training.degrade import DEGRADATIONS
 

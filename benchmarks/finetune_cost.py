@@ -17,10 +17,10 @@ import time
 from pathlib import Path
 
 import torch
+from reporting import write_results
 
 from realness.core.config import CoreConfig
 from realness.core.model import CoreModel
-from realness.evaluation.reporting import write_results
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

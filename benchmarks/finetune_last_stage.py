@@ -21,6 +21,7 @@ import time
 
 import numpy as np
 import torch
+from reporting import write_results
 from torch import nn
 from tqdm import tqdm
 
@@ -28,7 +29,6 @@ from realness.core import CoreConfig, CoreModel
 from realness.data import load_raise_td
 from realness.data.raise_td import raise_td_root
 from realness.data.splits import kfold
-from realness.evaluation.reporting import write_results
 from realness.io.inputs import load_image
 from realness.training.degrade import random_degradation
 from realness.training.trainer import FrozenFeatures, TrainingConfig, fit_and_score_fold

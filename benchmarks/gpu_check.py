@@ -45,6 +45,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before realness reads it: this c
 import numpy as np
 import torch
 from dream_speed import paper_windows, per_window_loop, random_clip, random_vit_b32, synchronize, test_image, tower_windows_per_s
+from reporting import check_partial_result, write_results
 from score_speed import bare_throughput, image_files
 
 from realness.core import DEFAULT_MODEL, CoreModel, RealnessScorer
@@ -52,7 +53,6 @@ from realness.core.model import read_config, read_weights
 from realness.core.pretrained import CONFIG_NAME, WEIGHTS_NAME, resolve_core_dir
 from realness.dream import RealnessMapper
 from realness.errors import MissingDependencyError, OutputError, RealnessError, WeightsNotFoundError
-from realness.evaluation.reporting import check_partial_result, write_results
 from realness.io.inputs import load_image
 from realness.runtime.device import autocast, compute_dtype, resolve_device
 

@@ -31,13 +31,13 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from reporting import write_results
 
 from realness.core.model import CoreModel
 from realness.data import load_raise_td
 from realness.dream.core_map import CoreRegionReader, feature_contrast
 from realness.dream.windows import combine_scales, overlap_average
 from realness.errors import DatasetNotFoundError
-from realness.evaluation.reporting import write_results
 from realness.io.inputs import load_image
 from realness.training.degrade import gaussian_blur, gaussian_noise, jpeg
 

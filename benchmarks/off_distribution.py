@@ -20,11 +20,12 @@ import time
 import warnings
 from pathlib import Path
 
+from reporting import write_results
+
 from realness.core import RealnessScorer
 from realness.core.pretrained import DEFAULT_MODEL
 from realness.data import load_raise_td
 from realness.evaluation.degenerate import NAMED_KINDS, OTHER_KINDS, degenerate_image
-from realness.evaluation.reporting import write_results
 from realness.io.inputs import load_image
 
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -19,11 +19,11 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+from reporting import scatter_plot, write_results
 
 from realness.core import RealnessScorer
 from realness.core.pretrained import DEFAULT_MODEL
 from realness.data import load_raise_td
-from realness.evaluation.reporting import scatter_plot, write_results
 from realness.evaluation.stats import evaluate
 
 RESULTS = Path(__file__).resolve().parent / "results"

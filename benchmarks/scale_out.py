@@ -24,10 +24,10 @@ import time
 from pathlib import Path
 
 import torch
+from reporting import write_results
 from score_speed import image_files  # the same images as the speed benchmark
 
 from realness.core import DEFAULT_MODEL, RealnessScorer
-from realness.evaluation.reporting import write_results
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -27,11 +27,11 @@ import numpy as np
 import torch
 from dream_speed import synchronize  # benchmarks/ is on the path of a script run from it
 from PIL import Image
+from reporting import write_results
 
 from realness.core import DEFAULT_MODEL, CoreModel, RealnessScorer
 from realness.core.scorer import auto_decode_workers
 from realness.data import DatasetNotFoundError, load_raise_td
-from realness.evaluation.reporting import write_results
 from realness.io.inputs import load_image
 from realness.runtime.device import autocast
 

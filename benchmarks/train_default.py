@@ -18,10 +18,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from reporting import write_results
+
 from realness.cli import main as realness_cli
 from realness.core.pretrained import DEFAULT_MODEL
 from realness.data.raise_td import raise_td_root
-from realness.evaluation.reporting import write_results
 from realness.hub import PINS_FILE, sha256_file
 
 REPO = Path(__file__).resolve().parents[1]

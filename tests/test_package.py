@@ -27,7 +27,7 @@ def test_importing_realness_and_its_pytest_plugin_does_not_import_torch():
 
 
 def test_the_modules_that_draw_import_matplotlib_only_when_a_figure_is_drawn():
-    modules = "realness.dream, realness.evaluation.reporting, realness.training.trainer, realness.workflows.selection, realness.evaluation.plotting"
+    modules = "realness.dream, realness.training.trainer, realness.workflows.selection, realness.workflows.report, realness.evaluation.plotting"
     code = f"import sys, {modules}; print('matplotlib' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.stdout.strip() == "False", done.stderr

@@ -1,1 +1,1 @@
-"""Agreement with people and how it is shown: statistics, plots and reports."""
+"""Agreement with people and how it is shown: statistics and plots."""

@@ -99,6 +99,7 @@ def naming_stalls(stage: str) -> Iterator[None]:
 
 
 def rows_dataset(rows: list[dict], batch_size: int):
+    """A Ray dataset of ``rows``, about one batch per block."""
     import ray.data  # optional: the ray extra (require_ray has already named it when missing)
 
     # About one batch per block: a single block would leave every actor but one idle.
@@ -107,6 +108,7 @@ def rows_dataset(rows: list[dict], batch_size: int):
 
 
 def keep_undone(dataset, path_column: str, done: set, batch_size: int):
+    """``dataset`` without the rows whose path is in ``done``, one batch per block."""
     if done:
         from ray.data.expressions import col  # optional: the ray extra
 

@@ -22,6 +22,7 @@ Source = Union[str, "os.PathLike[str]", Sequence[Union[str, "os.PathLike[str]"]]
 
 
 def is_ray_dataset(source: Any) -> bool:
+    """Whether ``source`` is a Ray Data ``Dataset`` (checked without importing ray)."""
     return type(source).__module__.startswith("ray.data") and hasattr(source, "map_batches")
 
 

@@ -111,6 +111,7 @@ def write_csv_rows(handle: IO[str], rows: Iterable[Mapping[str, Any]], columns: 
 
 
 def json_value(value: Any) -> Any:
+    """``value`` as JSON holds it: a numpy scalar as its Python value, anything else as text."""
     if hasattr(value, "item"):
         return value.item()
     return str(value)

@@ -124,7 +124,7 @@ class PairedComparison:
     @property
     def verdict(self) -> str:
         """One sentence: which model looks more real, or that the data cannot tell."""
-        p = format_p(self.p_value)
+        p = _format_p(self.p_value)
         if self.significant:
             better, worse = (self.first, self.second) if self.mean_difference > 0 else (self.second, self.first)
             return f"{better} looks more real than {worse} (Wilcoxon p = {p}, {self.pairs} pairs)"
@@ -205,11 +205,11 @@ class SelectionResult:
     def write_winners_csv(self, path: str | os.PathLike) -> Path:
         """Write :meth:`winner_rows` as CSV; returns the path written."""
         columns = ["prompt_id", "winner", "winner_score", "margin", "path"] + [f"score:{m}" for m in self.models]
-        return write_csv(path, self.winner_rows(), columns)
+        return _write_csv(path, self.winner_rows(), columns)
 
     def write_comparisons_csv(self, path: str | os.PathLike) -> Path:
         """Write the pairwise tests as CSV (see :data:`COMPARISON_COLUMNS`); returns the path written."""
-        return write_csv(path, [c.to_row() for c in self.comparisons], COMPARISON_COLUMNS)
+        return _write_csv(path, [c.to_row() for c in self.comparisons], COMPARISON_COLUMNS)
 
     def write_summary(self, path: str | os.PathLike) -> Path:
         """Write the per-model summary as Markdown (``.md``, with the tests) or CSV (any other suffix)."""
@@ -217,7 +217,7 @@ class SelectionResult:
         if path.suffix == ".md":
             write_text_atomic(path, self.summary_markdown() + "\n")
             return path
-        return write_csv(path, [summary.to_row() for summary in self.summaries], SUMMARY_COLUMNS)
+        return _write_csv(path, [summary.to_row() for summary in self.summaries], SUMMARY_COLUMNS)
 
     def summary_markdown(self) -> str:
         """The per-model summary and the pairwise tests as Markdown tables, then one verdict per pair."""
@@ -227,8 +227,8 @@ class SelectionResult:
         ]
         for s in self.summaries:
             lines.append(
-                f"| {s.model} | {s.n} | {format_value(s.mean)} [{format_value(s.ci_low)}, {format_value(s.ci_high)}] | {format_value(s.std)} | "
-                f"{s.wins} | {format_value(s.win_rate, percent=True)} | {s.skipped} |"
+                f"| {s.model} | {s.n} | {_format_value(s.mean)} [{_format_value(s.ci_low)}, {_format_value(s.ci_high)}] | {_format_value(s.std)} | "
+                f"{s.wins} | {_format_value(s.win_rate, percent=True)} | {s.skipped} |"
             )
         if self.comparisons:
             lines += [
@@ -238,8 +238,8 @@ class SelectionResult:
             ]
             for c in self.comparisons:
                 lines.append(
-                    f"| {c.first} vs {c.second} | {c.pairs} | {format_value(c.mean_difference)} "
-                    f"[{format_value(c.ci_low)}, {format_value(c.ci_high)}] | {format_value(c.first_win_rate, percent=True)} | {format_p(c.p_value)} |"
+                    f"| {c.first} vs {c.second} | {c.pairs} | {_format_value(c.mean_difference)} "
+                    f"[{_format_value(c.ci_low)}, {_format_value(c.ci_high)}] | {_format_value(c.first_win_rate, percent=True)} | {_format_p(c.p_value)} |"
                 )
             if len(self.comparisons) > 1:
                 lines.append("")
@@ -251,7 +251,7 @@ class SelectionResult:
     def plot(self, path: str | os.PathLike) -> Path:
         """Save a bar chart: mean score with its 95 % interval, and paired win rate, per model."""
         names = [s.model for s in self.summaries]
-        return bar_chart(
+        return _bar_chart(
             path,
             names,
             [s.mean for s in self.summaries],
@@ -292,7 +292,7 @@ class FolderComparison:
     @property
     def verdict(self) -> str:
         """One sentence: which folder looks more real, or that the data cannot tell."""
-        p = format_p(self.p_value)
+        p = _format_p(self.p_value)
         if self.significant:
             better, worse = (self.first, self.second) if self.mean_difference > 0 else (self.second, self.first)
             return f"{better.model} looks more real than {worse.model} (Mann-Whitney p = {p})"
@@ -302,13 +302,13 @@ class FolderComparison:
         """Both folders' means with intervals, the difference and the test, as Markdown."""
         lines = ["| folder | n | mean score [95% CI] | std | skipped |", "|---|---:|---:|---:|---:|"]
         for s in (self.first, self.second):
-            interval = f"[{format_value(s.ci_low)}, {format_value(s.ci_high)}]"
-            lines.append(f"| {s.model} | {s.n} | {format_value(s.mean)} {interval} | {format_value(s.std)} | {s.skipped} |")
+            interval = f"[{_format_value(s.ci_low)}, {_format_value(s.ci_high)}]"
+            lines.append(f"| {s.model} | {s.n} | {_format_value(s.mean)} {interval} | {_format_value(s.std)} | {s.skipped} |")
         lines += [
             "",
-            f"Difference of means ({self.first.model} - {self.second.model}): {format_value(self.mean_difference)} "
-            f"[{format_value(self.ci_low)}, {format_value(self.ci_high)}]; "
-            f"Mann-Whitney U = {format_value(self.u_statistic)}, p = {format_p(self.p_value)}.",
+            f"Difference of means ({self.first.model} - {self.second.model}): {_format_value(self.mean_difference)} "
+            f"[{_format_value(self.ci_low)}, {_format_value(self.ci_high)}]; "
+            f"Mann-Whitney U = {_format_value(self.u_statistic)}, p = {_format_p(self.p_value)}.",
             "",
             f"- {self.verdict}",
         ]
@@ -324,15 +324,15 @@ class FolderComparison:
         if path.suffix == ".md":
             write_text_atomic(path, self.summary_markdown() + "\n")
             return path
-        return write_csv(path, self.to_rows(), SUMMARY_COLUMNS)
+        return _write_csv(path, self.to_rows(), SUMMARY_COLUMNS)
 
     def plot(self, path: str | os.PathLike) -> Path:
         """Save a bar chart of both means with their 95 % intervals."""
         pair = (self.first, self.second)
-        return bar_chart(path, [s.model for s in pair], [s.mean for s in pair], [(s.ci_low, s.ci_high) for s in pair])
+        return _bar_chart(path, [s.model for s in pair], [s.mean for s in pair], [(s.ci_low, s.ci_high) for s in pair])
 
 
-def bar_chart(path, names, means, intervals, *, rates=None) -> Path:
+def _bar_chart(path, names, means, intervals, *, rates=None) -> Path:
     heights = [0.0 if math.isnan(m) else m for m in means]
     below = [0.0 if math.isnan(m) or math.isnan(lo) else m - lo for m, (lo, _) in zip(means, intervals)]
     above = [0.0 if math.isnan(m) or math.isnan(hi) else hi - m for m, (_, hi) in zip(means, intervals)]
@@ -351,22 +351,23 @@ def bar_chart(path, names, means, intervals, *, rates=None) -> Path:
     return save_figure(figure, path)
 
 
-def write_csv(path: str | os.PathLike, rows: list[dict[str, Any]], columns: Any) -> Path:
+def _write_csv(path: str | os.PathLike, rows: list[dict[str, Any]], columns: Any) -> Path:
     write_table(rows, path, list(columns))
     return Path(path)
 
 
-def format_value(value: float, *, percent: bool = False) -> str:
+def _format_value(value: float, *, percent: bool = False) -> str:
     if math.isnan(value):
         return "–"
     return f"{100 * value:.1f} %" if percent else f"{value:.3f}"
 
 
-def format_p(value: float) -> str:
+def _format_p(value: float) -> str:
     if math.isnan(value):
         return "–"
     return f"{value:.2g}" if value >= 0.001 else "< 0.001"
 
 
 def or_low(value: float) -> float:
+    """``value``, or minus infinity for NaN: a sort key that puts an unknown mean last."""
     return -math.inf if math.isnan(value) else value

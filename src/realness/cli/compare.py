@@ -16,6 +16,7 @@ from realness.cli.common import (
 )
 from realness.errors import SkippedItem, UsageError
 from realness.io.atomic import write_text_atomic
+from realness.io.files import IMAGE_SUFFIXES, check_outside_scanned_folders
 from realness.io.schema import COMPARE_COLUMNS
 from realness.io.tables import check_output_path
 from realness.text.verdict import parse_verdict
@@ -59,8 +60,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run ``realness compare``; returns the exit status."""
     check_batch_size(args)
-    if args.out_dir and Path(args.out_dir).is_file():
-        raise UsageError(args.out_dir, "is a file; --out-dir needs a folder")
+    if args.out_dir:
+        check_outside_scanned_folders(args.out_dir, args.folders, what="the report", flag="--out-dir")
+        if Path(args.out_dir).is_file():
+            raise UsageError(args.out_dir, "is a file; --out-dir needs a folder")
+    if args.out and Path(args.out).suffix.lower() in IMAGE_SUFFIXES:  # a table is never read back as an image
+        check_outside_scanned_folders(args.out, args.folders, what="the table", flag="--out")
     check_output_path(args.out, inputs=[args.descriptions] if args.descriptions else [], what="--out", table=True)
     options = scorer_options(args)
     if args.unpaired:

@@ -25,6 +25,7 @@ from realness.cli.engine import add_engine_arguments, score_on_ray
 from realness.cli.resumable import ResumableRun, add_resume_argument, check_resume, journal_for
 from realness.core import RealnessScorer
 from realness.errors import TableError, UsageError
+from realness.io.files import check_outside_scanned_folders
 from realness.io.schema import FILTER_COLUMNS, SCORE_COLUMNS
 from realness.io.tables import check_output_path
 from realness.workflows.filtering import ExportError, check_top_k, rank_images
@@ -84,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     check_output_path(args.out, inputs=paths + ([args.descriptions] if args.descriptions else []), what="--out", table=True,
                       rows=len(paths))
-    check_export_folder(args.export)
+    check_export_folder(args.export, args.paths)
     if args.report_maps and not args.report:
         raise UsageError("--report-maps", "adds maps to the HTML report: give --report PAGE.html too")
     check_output_path(args.report, inputs=paths, what="--report")
@@ -136,13 +137,17 @@ def rank_rows(rows: list[dict], *, min_score: float | None, top_k: int | None, c
     )
 
 
-def check_export_folder(export: str | None) -> None:
-    """Refuse, before any work, an ``--export`` that is a file.
+def check_export_folder(export: str | None, patterns: list[str]) -> None:
+    """Refuse, before any work, an ``--export`` that is a file or lies inside a folder the images come from.
 
     Raises:
         ExportError: it is a file.
+        OutputError: it is inside a source folder (the next run would read the copies back).
     """
-    if export and Path(export).is_file():
+    if not export:
+        return
+    check_outside_scanned_folders(export, patterns, what="the exported copies", flag="--export", same_folder_ok=True)
+    if Path(export).is_file():
         raise ExportError(f"{export}: is a file; --export needs a folder")
 
 

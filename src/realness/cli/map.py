@@ -25,6 +25,7 @@ from realness.describers.factory import DESCRIBERS
 from realness.dream import DEFAULT_EMBEDDER, DEFAULT_STRIDE, DEFAULT_WINDOW_SIZES, RealnessMapper
 from realness.errors import DescriptionsError, SkippedItem, UsageError
 from realness.hub import available_locally
+from realness.io.files import check_outside_scanned_folders, scanned_folders
 from realness.io.tables import check_output_path
 
 #: The journal's columns: each image, the files written for it, or why it failed.
@@ -51,7 +52,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--out",
         metavar="PATH",
         help="one image: the overlay (.png/.jpg), the raw map (.npy) or the figure (.pdf/.svg); "
-        "several images: a directory for NAME_map.png files (default: NAME_map.png here)",
+        "several images: a directory for NAME_map.png files; never inside a folder given as PATH (default: "
+        "beside the input: FOLDER_maps/ for a folder or glob, NAME_map.png for one image file, maps/ beside "
+        "the first of several image files)",
     )
     parser.add_argument("--npy", action="store_true", help="also save the raw map as NAME_map.npy beside the overlay")
     parser.add_argument("--figure", action="store_true", help="also save image | overlay | per-scale maps as NAME_figure.png")
@@ -96,14 +99,12 @@ def run(args: argparse.Namespace) -> int:
         print("realness map: no images found", file=sys.stderr)
         return 2
     texts = match_descriptions("map", args, paths)
-    several = len(paths) > 1
+    out, several = map_destination(args.out, args.paths, paths)
     # Refuse, before any work, an output that would overwrite one of the images.
     for path in paths:
-        check_output_path(_overlay_path(path, args.out, several=several), inputs=paths, what="map output")
+        check_output_path(_overlay_path(path, out, several=several), inputs=paths, what="map output")
     names = [str(path) for path in paths]
-    journal = journal_for(
-        args.out, JOURNAL_COLUMNS, args, names=names, table=False, journal=map_journal_path(args.out, several=several)
-    )
+    journal = journal_for(out, JOURNAL_COLUMNS, args, names=names, table=False, journal=map_journal_path(out, several=several))
     print(f"realness map: method {method} ({why})", file=sys.stderr)
     with ResumableRun("map", names, journal) as run_:
         mapper = RealnessMapper(
@@ -129,7 +130,8 @@ def run(args: argparse.Namespace) -> int:
             step = CORE_IMAGES_PER_PASS if method == "core" else 1
             for start in range(0, len(run_.todo), step):
                 chunk = run_.todo[start : start + step]
-                for row in _map_some(mapper, [paths[i] for i in chunk], [texts[i] if texts else None for i in chunk], args, several=several):
+                chunk_texts = [texts[i] if texts else None for i in chunk]
+                for row in _map_some(mapper, [paths[i] for i in chunk], chunk_texts, out, args, several=several):
                     run_.save([row])
                     progress.update()
     new = run_.new_rows()
@@ -144,7 +146,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _map_some(
-    mapper: RealnessMapper, paths: list[Path], texts: list[str | None], args: argparse.Namespace, *, several: bool
+    mapper: RealnessMapper, paths: list[Path], texts: list[str | None], out: Path, args: argparse.Namespace, *,
+    several: bool,
 ) -> Iterator[dict]:
     """Map images and save each one's outputs; yields their journal rows (the files written, or why it failed)."""
     batch = mapper([str(path) for path in paths], None if all(text is None for text in texts) else texts, on_error="skip")
@@ -154,12 +157,13 @@ def _map_some(
             report_failures("map", [SkippedItem(0, str(path), reasons.get(index, "not mapped"))])
             yield {"path": str(path), "outputs": None, "error": reasons.get(index, "not mapped")}
         else:
-            yield _save_map(result, path, args, several=several)
+            yield _save_map(result, path, out, args, several=several)
 
 
-def _save_map(result, path: Path, args: argparse.Namespace, *, several: bool) -> dict:
+def _save_map(result, path: Path, out: Path, args: argparse.Namespace, *, several: bool) -> dict:
     """Save one map's outputs; returns its journal row."""
-    target = _overlay_path(path, args.out, several=several)
+    target = _overlay_path(path, out, several=several)
+    target.parent.mkdir(parents=True, exist_ok=True)
     result.save(target)
     written = [target]
     if args.npy and target.suffix != ".npy":
@@ -183,18 +187,41 @@ def choose_method(args: argparse.Namespace) -> tuple[str, str]:
     return "core", f"{clip} is not on this machine: regions read by the bundled {DEFAULT_MODEL}; --method dream downloads it"
 
 
-def map_journal_path(out: str | None, *, several: bool) -> Path | None:
+def map_destination(out: str | None, patterns: list[str], paths: list[Path]) -> tuple[Path, bool]:
+    """Where the maps go, and whether that is a folder of ``NAME_map.png`` files.
+
+    Without ``--out``: beside the input, never into the folder it reads nor the current
+    directory (a folder or glob ``gen`` -> ``gen_maps/``; one image file -> ``NAME_map.png``
+    beside it; several files -> ``maps/`` beside the first).
+
+    Raises:
+        UsageError: ``--out`` is a file where several images need a folder.
+        OutputError: the maps would land inside a folder the command reads images from.
+    """
+    folders = scanned_folders(patterns)
+    if out is not None:
+        check_outside_scanned_folders(out, patterns, what="the maps", flag="--out")
+        several = len(paths) > 1
+        if several and Path(out).is_file():
+            raise UsageError(out, f"is a file; with {len(paths)} images --out is the folder for their NAME_map.png files: "
+                             "give a folder")
+    elif folders:
+        folder = folders[0].resolve()
+        out, several = str(folder.with_name(f"{folder.name}_maps")), True
+    elif len(paths) == 1:
+        out, several = str(paths[0].with_name(f"{paths[0].stem}_map.png")), False
+    else:
+        out, several = str(paths[0].with_name("maps")), True
+    check_outside_scanned_folders(out, patterns, what="the maps", flag="--out")
+    return Path(out), several
+
+
+def map_journal_path(out: str | Path | None, *, several: bool) -> Path | None:
     """Where ``map`` journals the maps it wrote: ``DIR/maps.partial`` for several images, ``OUT.partial`` for one."""
     if out is None:
         return None
     return Path(out) / "maps.partial" if several else Path(f"{out}.partial")
 
 
-def _overlay_path(image: Path, out: str | None, *, several: bool) -> Path:
-    if out is None:
-        return Path(f"{image.stem}_map.png")
-    if several:
-        directory = Path(out)
-        directory.mkdir(parents=True, exist_ok=True)
-        return directory / f"{image.stem}_map.png"
-    return Path(out)
+def _overlay_path(image: Path, out: Path, *, several: bool) -> Path:
+    return out / f"{image.stem}_map.png" if several else out

@@ -7,12 +7,13 @@ The library's workflows and the CLI expand paths here, so ``filter_images("gen/"
 from __future__ import annotations
 
 import glob
+import itertools
 import os
 import stat
 from collections.abc import Sequence
 from pathlib import Path
 
-from realness.errors import UsageError
+from realness.errors import OutputError, UsageError
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
 
@@ -64,6 +65,48 @@ def expand_image_paths(patterns: Sequence[str], skipped: list[tuple[str, str]] |
                 raise UsageError(pattern, "no such folder or file; check the spelling")
             paths.append(path)
     return paths
+
+
+def scanned_folders(patterns: Sequence[str]) -> list[Path]:
+    """The folders :func:`expand_image_paths` reads images from: each folder named, and each glob's fixed part."""
+    folders = []
+    for pattern in patterns:
+        path = Path(pattern)
+        if glob.has_magic(pattern):
+            fixed = list(itertools.takewhile(lambda part: not glob.has_magic(part), path.parts))
+            path = Path(*fixed) if fixed else Path(".")
+        if path.is_dir():
+            folders.append(path)
+    return folders
+
+
+def check_outside_scanned_folders(
+    out: str | os.PathLike, patterns: Sequence[str], *, what: str, flag: str, same_folder_ok: bool = False
+) -> None:
+    """Refuse an output inside a folder these patterns scan: the next run would read it back as images.
+
+    Checked before any work (outputs are refused rather than left out of later scans, so a
+    scan never depends on what an earlier run wrote).
+
+    Args:
+        out: The output file or folder.
+        patterns: The image paths the command was given.
+        what: What the output holds, for the message (``"the maps"``).
+        flag: The option that names it (``"--out"``).
+        same_folder_ok: ``out`` may be a scanned folder itself (``filter --export`` into the
+            source places each kept image where it already is: nothing new to read back).
+
+    Raises:
+        OutputError: ``out`` is one of those folders or lies inside one.
+    """
+    target = Path(out).resolve()
+    for folder in scanned_folders(patterns):
+        root = folder.resolve()
+        if (target == root and not same_folder_ok) or root in target.parents:
+            raise OutputError(
+                f"{out}: inside {folder}, which this command reads its images from, so the next run would read "
+                f"{what} back as images: give {flag} outside it"
+            )
 
 
 def _scan_folder(root: Path, skipped: list[tuple[str, str]]) -> list[Path]:

@@ -22,7 +22,8 @@ from realness.cli.common import (
 from realness.cli.resumable import ResumableRun, add_resume_argument, check_resume, journal_for
 from realness.core.pretrained import DEFAULT_MODEL
 from realness.describers.factory import DESCRIBERS
-from realness.dream import DEFAULT_EMBEDDER, DEFAULT_STRIDE, DEFAULT_WINDOW_SIZES, RealnessMapper
+from realness.dream import DEFAULT_EMBEDDER, DEFAULT_STRIDE, DEFAULT_WINDOW_SIZES, CoreMapper, RealnessMapper
+from realness.dream.methods import list_map_methods, map_method
 from realness.errors import DescriptionsError, SkippedItem, UsageError
 from realness.hub import available_locally
 from realness.io.files import check_outside_scanned_folders, scanned_folders
@@ -30,8 +31,6 @@ from realness.io.tables import check_output_path
 
 #: The journal's columns: each image, the files written for it, or why it failed.
 JOURNAL_COLUMNS = ("path", "outputs", "error")
-#: Images the core method sends through the encoder together (a few: each map is saved right after).
-CORE_IMAGES_PER_PASS = 8
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -64,7 +63,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "(default: openai/clip-vit-base-patch32); --method core: a CORE model (default: realness-core-lite)",
     )
     parser.add_argument(
-        "--method", choices=("auto", "core", "dream"), default="auto",
+        "--method", choices=("auto", *list_map_methods()), default="auto",
         help="core: the bundled CORE model, offline, no description needed; dream: CLIP windows against the "
         "description; auto (default): dream when a description is given and its CLIP is here, else core",
     )
@@ -91,7 +90,8 @@ def run(args: argparse.Namespace) -> int:
     if args.describer:
         DESCRIBERS.parse(args.describer)  # a mistyped name is refused whichever method runs
     method, why = choose_method(args)
-    if method == "dream" and args.description is None and args.descriptions is None and args.describer is None:
+    method_class = map_method(method)
+    if method_class.needs_descriptions and args.description is None and args.descriptions is None and args.describer is None:
         raise UsageError("--description", "each image needs a description: give --description, --descriptions or --describer")
     check_resume(args, needs="--out, the file or folder to continue")
     paths = expand_image_paths(args.paths)
@@ -108,26 +108,26 @@ def run(args: argparse.Namespace) -> int:
     print(f"realness map: method {method} ({why})", file=sys.stderr)
     with ResumableRun("map", names, journal) as run_:
         mapper = RealnessMapper(
-            method="core", core_model=args.model if args.method == "core" else None, device=args.device
-        ) if method == "core" else RealnessMapper(
             args.model or DEFAULT_EMBEDDER,
+            method=method,
+            core_model=args.model if args.method != "auto" else None,  # --model names a CORE model only with --method
             window_sizes=args.window_sizes or DEFAULT_WINDOW_SIZES,
             stride=args.stride or DEFAULT_STRIDE,
             device=args.device,
             batch_size=args.batch_size,
             interpolation=args.interpolation,
             precision=args.precision,
-            describer=build_describer_from_args(args),
+            # A method that needs no text asks no describer for one.
+            describer=build_describer_from_args(args) if method_class.needs_descriptions else None,
             progress=show_progress(args) if not several else False,
         )
-        if method == "dream" and isinstance(texts, list) and any(text is None for text in texts) and mapper.describer is None:
+        if method_class.needs_descriptions and isinstance(texts, list) and any(text is None for text in texts) and mapper.describer is None:
             missing = [path.name for path, text in zip(paths, texts) if text is None]
             raise DescriptionsError(str(args.descriptions), f"no description for {', '.join(missing[:5])}")
         shown = several and show_progress(args) is not False
         with tqdm(total=len(run_.todo), unit="image", disable=not shown, file=sys.stderr) as progress:
-            # DREAM: one image at a time; core: a few through the encoder together. Each map is saved
-            # (and journaled) before the next ones start.
-            step = CORE_IMAGES_PER_PASS if method == "core" else 1
+            # Each map is saved (and journaled) before the next ones start.
+            step = method_class.images_per_pass
             for start in range(0, len(run_.todo), step):
                 chunk = run_.todo[start : start + step]
                 chunk_texts = [texts[i] if texts else None for i in chunk]
@@ -180,11 +180,11 @@ def choose_method(args: argparse.Namespace) -> tuple[str, str]:
     if args.method != "auto":
         return args.method, "--method"
     if args.description is None and args.descriptions is None and args.describer is None:
-        return "core", f"no description given: regions read by the bundled {DEFAULT_MODEL}"
+        return CoreMapper.name, f"no description given: regions read by the bundled {DEFAULT_MODEL}"
     clip = args.model or DEFAULT_EMBEDDER
     if str(clip).startswith("open_clip:") or available_locally(clip):  # open_clip keeps its own cache
-        return "dream", f"{clip} against the descriptions"
-    return "core", f"{clip} is not on this machine: regions read by the bundled {DEFAULT_MODEL}; --method dream downloads it"
+        return RealnessMapper.name, f"{clip} against the descriptions"
+    return CoreMapper.name, f"{clip} is not on this machine: regions read by the bundled {DEFAULT_MODEL}; --method dream downloads it"
 
 
 def map_destination(out: str | None, patterns: list[str], paths: list[Path]) -> tuple[Path, bool]:

@@ -38,13 +38,15 @@ import torch.nn.functional as F
 
 from realness.core.model import CoreModel
 from realness.core.pretrained import DEFAULT_MODEL
+from realness.describers.descriptions import DescriptionsLike, as_describer, fill_missing, resolve_descriptions
+from realness.dream.methods import MapMethod, register_map_method
 from realness.dream.result import RealnessMap, RealnessMapBatch
 from realness.dream.windows import combine_scales, overlap_average
-from realness.errors import DescriptionsError, InvalidImageError, UsageError, check_on_error
-from realness.io.inputs import load_images
+from realness.errors import InvalidImageError, UsageError, check_on_error
+from realness.io.inputs import load_images, split_batch
 from realness.io.pixels import normalize, resize_image
 from realness.io.tensor_batch import load_tensor_batch
-from realness.runtime.device import DeviceLike, resolve_device
+from realness.runtime.device import DeviceLike, autocast, check_precision, resolve_device
 
 #: How regions are read (see the module's docstring).
 READINGS = ("contrast_detail", "contrast", "head")
@@ -298,32 +300,40 @@ def normalized_map(maps: CoreRegionMaps) -> torch.Tensor:
     return combine_scales([maps.combined])
 
 
-#: The method name recorded in maps made here (DREAM's are ``"dream"``).
-METHOD = "core"
-
-
-class CoreMapper:
+@register_map_method
+class CoreMapper(MapMethod):
     """``RealnessMapper(method="core")``: maps of one image or a batch from a CORE model, no text needed.
 
     Args:
         model: A loaded :class:`CoreModel` or a name for :meth:`CoreModel.from_pretrained`
             (default: the bundled ``realness-core-lite``).
         device: Where to run (default: CUDA when available).
+        precision: ``auto``, ``fp32``, ``bf16`` or ``fp16``: the encoder pass runs under its autocast.
+        describer: Writes the descriptions the maps record for images given none (object or name).
         region_sizes: See :class:`CoreRegionReader`.
         reading: See :class:`CoreRegionReader`.
         region_weight: See :class:`CoreRegionReader`.
     """
+
+    name = "core"
+    needs_descriptions = False
+    # Several images through the encoder together: what the CLI hands one call.
+    images_per_pass = 8
 
     def __init__(
         self,
         model: CoreModel | str | os.PathLike = DEFAULT_MODEL,
         *,
         device: DeviceLike = None,
+        precision: str = "auto",
+        describer: Any = None,
         region_sizes: Sequence[int] = DEFAULT_REGION_SIZES,
         reading: str = DEFAULT_READING,
         region_weight: float = DEFAULT_REGION_WEIGHT,
     ):
+        self.precision = check_precision(precision)
         self.device = resolve_device(device)
+        self.describer = as_describer(describer)
         self.model_name = str(model) if isinstance(model, (str, os.PathLike)) else "a CoreModel"
         if isinstance(model, (str, os.PathLike)):
             model = CoreModel.from_pretrained(model)
@@ -331,20 +341,41 @@ class CoreMapper:
             model.to(self.device).eval(), region_sizes=region_sizes, reading=reading, region_weight=region_weight
         )
 
-    def __call__(self, images: Any, descriptions: Any = None, *, on_error: str = "raise") -> RealnessMap | RealnessMapBatch:
-        """Map one image or a batch (any form ``load_images`` accepts); descriptions are kept, not needed.
+    @classmethod
+    def from_mapper_arguments(cls, *, core_model: Any = None, device: DeviceLike = None, precision: str = "auto",
+                              describer: Any = None, **_: Any) -> CoreMapper:
+        """The core map of ``RealnessMapper(method="core", core_model=..., ...)``."""
+        return cls(core_model or DEFAULT_MODEL, device=device, precision=precision, describer=describer)
+
+    def __call__(
+        self, images: Any, descriptions: DescriptionsLike = None, *, on_error: str = "raise", progress: bool | None = None
+    ) -> RealnessMap | RealnessMapBatch:
+        """Map one image or a batch (any form ``load_images`` accepts); descriptions are recorded, not needed.
+
+        ``descriptions`` is read as everywhere (:func:`~realness.describers.descriptions.resolve_descriptions`);
+        ``progress`` is accepted for the :class:`MapMethod` call and unused (one encoder pass per few images).
 
         Raises:
             InvalidImageError: A bad image (``on_error="raise"``, or a single image).
-            DescriptionsError: ``descriptions`` is a sequence of another length than the images.
+            DescriptionsError: ``descriptions`` not one per image (one string for several images included).
         """
         check_on_error(on_error)
+        items, _ = split_batch(images)
+        resolved = resolve_descriptions(descriptions, items, describer=self.describer)
+        if resolved.match is not None:
+            resolved.match.warn()
+        texts = resolved.texts
         batch = load_tensor_batch(images, on_error=on_error)
         if batch is None:
             batch = load_images(images, on_error=on_error, min_size=self.reader.model.image_encoder.config.min_size)
-        texts = _texts(descriptions, len(batch))
+        bad = {i for i, image in enumerate(batch.tensors) if image is None}
+        for failure in fill_missing(resolved.describer, items, batch.names, texts, on_error=on_error, skip=bad):
+            batch.skipped.append(failure)
+            batch.tensors[failure.index] = None
         wanted = [i for i, image in enumerate(batch.tensors) if image is not None]
-        encoded = dict(zip(wanted, self.reader.feature_maps_of([batch.tensors[i].float() for i in wanted])))
+        with autocast(self.precision, self.device):
+            found = self.reader.feature_maps_of([batch.tensors[i].float() for i in wanted])
+        encoded = {i: ([feature.float() for feature in maps], shape) for i, (maps, shape) in zip(wanted, found)}
         maps: list[RealnessMap | None] = []
         for index, image in enumerate(batch.tensors):
             if image is None:
@@ -356,11 +387,11 @@ class CoreMapper:
                     map=normalized_map(region_maps).cpu().numpy(),
                     per_scale={size: scale.cpu().numpy() for size, scale in region_maps.per_scale.items()},
                     raw=region_maps.combined.cpu().numpy(),
-                    description=texts[index],
+                    description=texts[index] or "",
                     name=batch.names[index],
                     image=image,
                     stride=_GRID,
-                    method=METHOD,
+                    method=self.name,
                     model=self.model_name,
                 )
             )
@@ -370,18 +401,6 @@ class CoreMapper:
                 raise InvalidImageError(batch.names[0], reason)
             return maps[0]
         return RealnessMapBatch(maps=maps, names=batch.names, skipped=sorted(batch.skipped, key=lambda item: item.index))
-
-
-def _texts(descriptions: Any, count: int) -> list[str]:
-    """One text per image ("" where none): the core map does not read them, the result keeps them."""
-    if descriptions is None:
-        return [""] * count
-    if isinstance(descriptions, str):
-        return [descriptions] * count
-    texts = ["" if text is None else str(text) for text in descriptions]
-    if len(texts) != count:
-        raise DescriptionsError("descriptions", f"{len(texts)} descriptions for {count} images")
-    return texts
 
 
 __all__ = ["READINGS", "CoreMapper", "CoreRegionReader", "DEFAULT_READING", "DEFAULT_REGION_SIZES", "DEFAULT_REGION_WEIGHT", "feature_contrast"]

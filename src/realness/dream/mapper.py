@@ -25,7 +25,6 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from realness.core.pretrained import DEFAULT_MODEL
 from realness.describers.descriptions import (
     DescriptionsLike,
     as_describer,
@@ -33,8 +32,8 @@ from realness.describers.descriptions import (
     missing_description_failures,
     resolve_descriptions,
 )
-from realness.dream.core_map import CoreMapper
 from realness.dream.embedders import DEFAULT_EMBEDDER, Embedder, build_embedder
+from realness.dream.methods import MapMethod, map_method, register_map_method
 from realness.dream.result import DEFAULT_STRIDE, RealnessMap, RealnessMapBatch
 from realness.dream.windows import combine_scales, gather_windows, overlap_average, window_starts
 from realness.errors import DescriptionsError, InvalidImageError, SkippedItem, SlowConfigurationWarning, check_on_error
@@ -42,9 +41,6 @@ from realness.io.inputs import load_images, split_batch
 from realness.io.pixels import INTERPOLATIONS, normalize, resize_image
 from realness.io.tensor_batch import load_tensor_batch
 from realness.runtime.device import PRECISIONS, DeviceLike, autocast, check_batch_size, check_precision, resolve_device
-
-#: Map methods: DREAM's windows against a description, or regions read by the bundled CORE model.
-METHODS = ("dream", "core")
 
 #: The paper's window sides (pixels); the stride is :data:`DEFAULT_STRIDE`.
 DEFAULT_WINDOW_SIZES = (128, 64, 32)
@@ -72,7 +68,8 @@ class _Job:
         return len(self.tops) * len(self.lefts)
 
 
-class RealnessMapper:
+@register_map_method
+class RealnessMapper(MapMethod):
     """Dense realness maps (DREAM): where an image stops looking real, given a description.
 
     Args:
@@ -99,8 +96,9 @@ class RealnessMapper:
         cache_dir: Hub cache folder for ``model`` (default: ``HF_HUB_CACHE``, else ``$HF_HOME/hub``).
         method: ``"dream"`` (the paper's windows against a description, through ``model``) or
             ``"core"`` (regions of one pass of a CORE model's encoder read by its image-only head:
-            no dual encoder, no text needed; see :mod:`realness.dream.core_map`). With ``"core"``
-            only ``device`` and ``core_model`` apply.
+            no dual encoder, no text needed; see :mod:`realness.dream.core_map`), or another
+            registered method (:func:`realness.dream.methods.list_map_methods`). With ``"core"`` only
+            ``device``, ``precision``, ``describer`` and ``core_model`` apply.
         core_model: The CORE model of ``method="core"``: a :class:`~realness.core.model.CoreModel`
             or a name (default: the bundled ``realness-core-lite``).
 
@@ -109,6 +107,9 @@ class RealnessMapper:
         DeviceError: ``device`` does not exist here.
         ValueError: A bad option.
     """
+
+    name = "dream"
+    needs_descriptions = True
 
     def __init__(
         self,
@@ -128,13 +129,15 @@ class RealnessMapper:
         method: str = "dream",
         core_model: Any = None,
     ):
-        if method not in METHODS:
-            raise ValueError(f"method must be one of {METHODS}, not {method!r}")
-        self.method = method
-        if method == "core":
-            # No dual encoder and no text needed: regions of one CORE encoder pass (realness.dream.core_map).
-            self._core = CoreMapper(core_model or DEFAULT_MODEL, device=device)
-            self.device = self._core.device
+        method_class = map_method(method)
+        self.method = method_class.name
+        # Another registered method (the core map) does the work; this mapper only hands calls on.
+        self._delegate: MapMethod | None = None
+        if not isinstance(self, method_class):
+            self._delegate = method_class.from_mapper_arguments(
+                core_model=core_model, device=device, precision=precision, describer=describer
+            )
+            self.device = self._delegate.device
             return
         self.window_sizes = tuple(sorted({int(size) for size in window_sizes}, reverse=True))
         if not self.window_sizes or min(self.window_sizes) < 1:
@@ -213,8 +216,8 @@ class RealnessMapper:
             DescriptionsError: Descriptions not one per image, or an image without one and no
                 describer (``on_error="raise"``).
         """
-        if self.method == "core":
-            return self._core(images, descriptions, on_error=on_error)
+        if self._delegate is not None:
+            return self._delegate(images, descriptions, on_error=on_error, progress=progress)
         check_on_error(on_error)
         resolved = resolve_descriptions(descriptions, split_batch(images)[0], describer=self.describer)
         if resolved.match is not None:

@@ -141,3 +141,46 @@ def test_filter_export_into_a_sub_folder_of_its_source_is_refused(tiny_model_dir
         f"realness filter: {folder / 'kept'}: inside {folder}, which this command reads its images from, so the next "
         "run would read the exported copies back as images: give --export outside it")
     assert sorted(p.name for p in folder.iterdir()) == ["img0.png", "img1.png"]
+
+
+# --- Python: warnings point at the caller's line, and a file name as a text is said once -----------
+
+
+def test_scorer_warnings_point_at_the_callers_line(tiny_model_dir, tmp_path, monkeypatch):
+    import warnings
+
+    import realness.describers.descriptions as descriptions_module
+    from realness.errors import DescriptionsWarning, ImageOnlyWarning
+
+    monkeypatch.setattr(descriptions_module, "_WARNED_IMAGE_ONLY", False)
+    image = write_image(tmp_path / "a.png")
+    table = tmp_path / "texts.csv"
+    table.write_text("path,description\na.png,No.\nother.png,Yes.\n")
+    scorer = RealnessScorer(tiny_model_dir, device="cpu")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        scorer([str(image)])  # image-only
+        scorer([str(image)], descriptions=table)  # a table row that matches no image
+    kinds = {warning.category for warning in caught}
+    assert {ImageOnlyWarning, DescriptionsWarning} <= kinds, [str(w.message) for w in caught]
+    assert {(warning.filename, warning.category) for warning in caught} == {(__file__, kind) for kind in kinds}
+
+
+def test_one_string_that_is_an_existing_files_path_is_used_as_the_text_with_a_warning(tiny_model_dir, tmp_path):
+    import warnings
+
+    from realness.errors import DescriptionsWarning
+
+    image = write_image(tmp_path / "a.png")
+    table = tmp_path / "texts.csv"
+    table.write_text("path,description\na.png,No.\n")
+    scorer = RealnessScorer(tiny_model_dir, device="cpu")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = scorer(str(image), descriptions=str(table))
+    assert result.descriptions == [str(table)]  # one string is one text, by the 0.2.0 rule
+    [warning] = [w for w in caught if w.category is DescriptionsWarning]
+    assert str(warning.message) == (
+        f"descriptions={str(table)!r} is used as this image's text, but it is the path of an existing file; "
+        f"to read the file as a descriptions table, pass pathlib.Path({str(table)!r})")
+    assert warning.filename == __file__

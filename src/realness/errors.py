@@ -6,6 +6,8 @@ reason, so a user can fix the one bad file in a batch of thousands.
 
 from __future__ import annotations
 
+import sys
+import warnings
 from dataclasses import dataclass
 
 
@@ -147,6 +149,18 @@ class TableWarning(RealnessWarning):
 
 class DescriptionsWarning(RealnessWarning):
     """Descriptions that did not line up with the images (missing, unused or ambiguous rows)."""
+
+
+def warn_at_caller(message: str, category: type[Warning]) -> None:
+    """``warnings.warn`` attributed to the first frame outside realness: the user's line that called it.
+
+    A fixed ``stacklevel`` is right for one call path only; the scorer reaches the same warning
+    through generators and helpers at different depths.
+    """
+    frame, level = sys._getframe(1), 2
+    while frame is not None and frame.f_globals.get("__name__", "").partition(".")[0] == "realness":
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, category, stacklevel=level)
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,6 @@ them later in the process still takes effect.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 import os
@@ -39,6 +38,7 @@ from huggingface_hub.errors import (
 )
 
 from realness.errors import ChecksumError, MissingDependencyError, RealnessError, WeightsNotFoundError
+from realness.io.files import sha256_file  # noqa: F401 - it lived here; callers import it from hub
 
 HUB_PREFIX = "hf-hub:"
 DEFAULT_FILES = ("config.json", "model.safetensors")
@@ -137,38 +137,6 @@ def parse_hub_name(name: str) -> tuple[str, str | None]:
     if not repo_id or len(parts) > 2 or not all(parts) or "@" in revision:
         raise ValueError(f"{name!r} is not a Hub model name: expected 'org/name' or 'org/name@revision'")
     return repo_id, revision or None
-
-
-# (real path, size, mtime, inode) -> sha256, so re-checking an unchanged file is free.
-_DIGESTS: dict[tuple[str, int, int, int], str] = {}
-
-
-def sha256_file(path: str | Path) -> str:
-    """The hex sha256 of a file's content (following symlinks).
-
-    Digests are remembered per (path, size, mtime, inode), so checking the same large weight
-    file again in one process costs nothing, while any rewrite of the file is noticed.
-
-    Args:
-        path: The file to hash.
-
-    Returns:
-        The lowercase hex digest.
-
-    Raises:
-        FileNotFoundError: ``path`` does not exist.
-    """
-    real = os.path.realpath(path)
-    stat = os.stat(real)
-    key = (real, stat.st_size, stat.st_mtime_ns, stat.st_ino)
-    digest = _DIGESTS.get(key)
-    if digest is None:
-        hasher = hashlib.sha256()
-        with open(real, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                hasher.update(block)
-        digest = _DIGESTS[key] = hasher.hexdigest()
-    return digest
 
 
 def verify_sha256(path: str | Path, expected: str, *, what: str) -> None:

@@ -8,7 +8,9 @@ and ``map`` the maps it wrote: their outputs need the whole run, so interrupted,
 journal (``<out>.partial``, ``DIR/maps.partial``) keeps the work until ``--resume``.
 
 The journal records the run's :func:`run_fingerprint`: ``--resume`` keeps its rows only for
-the same images, model and settings, and never keeps rows a table holds without a journal.
+the same images, model and settings, and never keeps rows a table holds without a journal,
+except a table the same run finished (its run record, see :class:`RowJournal`): then
+``--resume`` has nothing to do and says so, without loading the model.
 """
 
 from __future__ import annotations
@@ -80,6 +82,8 @@ class ResumableRun:
     Attributes:
         todo: positions in ``names`` of the items still to do.
         kept: how many items were already done (by an earlier run).
+        finished_before: the record of the same run having finished ``--out`` whole (rows,
+            failed), or None.
         interrupted: Ctrl-C ended the loop.
     """
 
@@ -96,7 +100,13 @@ class ResumableRun:
         self.names = [str(name) for name in names]
         self.journal = journal
         self.stdout_columns = stdout_columns
-        done = journal.done() if journal is not None else set()
+        finished = journal.finished if journal is not None else None
+        if finished is not None and retry_failed and finished["failed"]:
+            journal.adopt_out()  # a finished table whose failed rows are done again
+            finished = None
+        #: The same run already finished --out: nothing to do, and its rows are never read.
+        self.finished_before = finished
+        done = set(self.names) if finished is not None else journal.done() if journal is not None else set()
         self._done_before = {key for key in done if not (retry_failed and journal.rows[key].get("error"))}
         if journal is not None and journal.untrusted_out:
             print(
@@ -124,6 +134,12 @@ class ResumableRun:
         if self.journal is None:
             return list(self._unjournaled.values())
         return [row for key, row in self.journal.rows.items() if key not in self._done_before]
+
+    def any_failed(self) -> bool:
+        """Whether any row of the whole table (kept or new) holds an ``error``."""
+        if self.finished_before is not None:
+            return bool(self.finished_before["failed"]) or any(row.get("error") for row in self.new_rows())
+        return any(row.get("error") for row in self.all_rows())
 
     def all_rows(self) -> list[dict]:
         """Every row: kept from earlier runs and added by this one, in the order of :attr:`names`."""

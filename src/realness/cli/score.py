@@ -58,9 +58,9 @@ def run(args: argparse.Namespace) -> int:
     texts = match_descriptions("score", args, paths)
     names = [str(path) for path in paths]
     with ResumableRun("score", names, journal_for(args.out, COLUMNS, args, names=names), COLUMNS) as run_:
-        # Everything a user can get wrong is checked above: only now load the model.
-        scorer = RealnessScorer(**scorer_options(args))
         if run_.todo:
+            # Everything a user can get wrong is checked above, and there is work: only now load the model.
+            scorer = RealnessScorer(**scorer_options(args))
             batches = scorer.iter_batches(
                 [names[i] for i in run_.todo], [texts[i] for i in run_.todo] if texts else None, on_error="skip"
             )
@@ -78,4 +78,4 @@ def run(args: argparse.Namespace) -> int:
         kept = f", {run_.kept} already there" if run_.kept else ""
         print(f"realness score: {done}{kept} -> {args.out}", file=sys.stderr)
     # The status describes the table handed back, rows kept from an earlier run included.
-    return 1 if any(row.get("error") for row in run_.all_rows()) else 0
+    return 1 if run_.any_failed() else 0

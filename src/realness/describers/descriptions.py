@@ -16,13 +16,19 @@ from __future__ import annotations
 
 import math
 import os
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from realness.describers.factory import build_describer, is_describer_name
-from realness.errors import DescriptionsError, ImageOnlyWarning, SkippedItem, UsageError
+from realness.errors import (
+    DescriptionsError,
+    DescriptionsWarning,
+    ImageOnlyWarning,
+    SkippedItem,
+    UsageError,
+    warn_at_caller,
+)
 from realness.io.description_table import DescriptionMatch, DescriptionTable, read_descriptions
 from realness.io.names import name_list
 
@@ -131,6 +137,12 @@ def align_descriptions(descriptions: Any, count: int) -> list[str | None]:
             raise DescriptionsError(
                 "descriptions", f"one string was given for {count} images; pass a list of {count}, one per image{hint}"
             )
+        if os.path.isfile(descriptions):
+            warn_at_caller(
+                f"descriptions={descriptions!r} is used as this image's text, but it is the path of an existing file; "
+                f"to read the file as a descriptions table, pass pathlib.Path({descriptions!r})",
+                DescriptionsWarning,
+            )
         return [descriptions]
     try:
         # Any iterable of texts: a list, a tuple, a numpy array or a pandas column.
@@ -194,11 +206,10 @@ def warn_image_only(names: Sequence[str], detail: str = "") -> None:
     if _WARNED_IMAGE_ONLY or not names:
         return
     _WARNED_IMAGE_ONLY = True
-    warnings.warn(
+    warn_at_caller(
         f"{len(names)} images scored without a description (image-only agrees less with people{detail}): "
         f"{name_list(names)}; pass descriptions= (texts or a describer such as 'openai') to score with text",
         ImageOnlyWarning,
-        stacklevel=4,
     )
 
 

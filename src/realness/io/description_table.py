@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union
 
-from realness.errors import DescriptionsWarning, NothingPairedError, TableError
+from realness.errors import DescriptionsWarning, NothingPairedError, TableError, warn_at_caller
 from realness.io.names import name_list, unescape_undecodable
 from realness.io.tables import read_table
 
@@ -89,7 +89,7 @@ class DescriptionMatch:
     def warn(self) -> None:
         """Issue :meth:`problems` as :class:`DescriptionsWarning` warnings."""
         for line in self.problems():
-            warnings.warn(line, DescriptionsWarning, stacklevel=3)
+            warn_at_caller(line, DescriptionsWarning)
 
 
 class DescriptionTable:

@@ -7,6 +7,7 @@ The library's workflows and the CLI expand paths here, so ``filter_images("gen/"
 from __future__ import annotations
 
 import glob
+import hashlib
 import itertools
 import os
 import stat
@@ -156,3 +157,35 @@ def _left_out(path: Path) -> str | None:
     if stat.S_ISDIR(mode):
         return ""
     return special_file_reason(mode)
+
+
+# (real path, size, mtime, inode) -> sha256, so re-checking an unchanged file is free.
+_DIGESTS: dict[tuple[str, int, int, int], str] = {}
+
+
+def sha256_file(path: str | Path) -> str:
+    """The hex sha256 of a file's content (following symlinks).
+
+    Digests are remembered per (path, size, mtime, inode), so checking the same large weight
+    file again in one process costs nothing, while any rewrite of the file is noticed.
+
+    Args:
+        path: The file to hash.
+
+    Returns:
+        The lowercase hex digest.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+    """
+    real = os.path.realpath(path)
+    stat = os.stat(real)
+    key = (real, stat.st_size, stat.st_mtime_ns, stat.st_ino)
+    digest = _DIGESTS.get(key)
+    if digest is None:
+        hasher = hashlib.sha256()
+        with open(real, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                hasher.update(block)
+        digest = _DIGESTS[key] = hasher.hexdigest()
+    return digest

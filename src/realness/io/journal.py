@@ -9,10 +9,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any, Union
 
+from platformdirs import user_cache_dir
+
 from realness.errors import OutputWriteError, TableError
-from realness.io.atomic import atomic_output, write_error
+from realness.io.atomic import atomic_output, write_error, write_text_atomic
+from realness.io.files import sha256_file
 from realness.io.locks import OutputLock
-from realness.io.tables import json_value, write_table
+from realness.io.tables import json_value, read_table, write_table
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -30,7 +33,9 @@ class RowJournal:
     never hands back another run's rows as this one's. A journal that holds no row (a run
     that failed before its first batch was saved) is removed: it holds nothing to continue.
     Rows already in ``out`` without a journal are never trusted (nothing proves which run
-    wrote them). While the journal is open, ``<out>.lock`` keeps a second run off the same
+    wrote them), unless ``out`` is a table this class finished: :meth:`finish` leaves a run
+    record keyed by the table's sha256 (in the user's cache folder, never beside ``out``), and
+    ``resume`` by the same run finds ``out`` complete without reading a row. While the journal is open, ``<out>.lock`` keeps a second run off the same
     output (:class:`~realness.io.locks.OutputLock`).
 
     Args:
@@ -44,6 +49,8 @@ class RowJournal:
 
     Attributes:
         untrusted_out: ``resume`` found ``out`` but no journal: its rows are done again.
+        finished: ``resume`` found ``out`` finished by this same run: the record of that run
+            (``rows``, ``failed``), whose rows are not read; else None.
 
     Raises:
         TableError: a journal from an interrupted run exists and ``resume`` is False
@@ -74,7 +81,9 @@ class RowJournal:
         except BaseException:
             self._lock.release()
             raise
-        self.untrusted_out = resume and not self.rows and self.out is not None and self.out.exists()
+        outside_journal = resume and not self.rows and self.out is not None and self.out.exists()
+        self.finished = finished_run_record(self.out, fingerprint) if outside_journal else None
+        self.untrusted_out = outside_journal and self.finished is None
         # Opened by the first append: a run that fails before producing a row (say, while
         # loading its model) leaves no journal behind to be mistaken for an interrupted run.
         self._handle: IO[str] | None = None
@@ -97,6 +106,11 @@ class RowJournal:
                 "not this run's; run the command that wrote it with --resume, or delete it to start over"
             )
         return {str(row.get(self.key)): row for row in rows}
+
+    def adopt_out(self) -> None:
+        """Take the rows of the :attr:`finished` ``out`` as this run's (to redo some of them)."""
+        self.rows = {str(row.get(self.key)): row for row in read_table(self.out).rows}
+        self.finished = None
 
     def done(self) -> set[str]:
         """Keys of the rows already present (skip these when resuming)."""
@@ -159,7 +173,11 @@ class RowJournal:
         returns the count of rows."""
         self.close()
         try:
+            if self.finished is not None and not self.rows:
+                return self.finished["rows"]  # out is that run's whole table already
             self.write_out(order)  # a failure keeps the journal: --resume writes out from it later
+            if self.out is not None:
+                _save_run_record(self.out, self.fingerprint, rows=len(self.rows), failed=self.failed())
             with contextlib.suppress(FileNotFoundError):
                 self.journal_path.unlink()
         finally:
@@ -169,6 +187,36 @@ class RowJournal:
 
 #: The key of a journal's first line, which records the run that wrote it.
 JOURNAL_HEADER = "realness_journal"
+
+
+def run_records_folder() -> Path:
+    """Where the records of finished tables are kept: one small JSON file per table, named by its sha256."""
+    return Path(user_cache_dir("realness")) / "finished-tables"
+
+
+def finished_run_record(out: Path, fingerprint: str | None) -> dict[str, Any] | None:
+    """The record of the run that finished ``out`` as it is now, if that run had ``fingerprint``; else None.
+
+    Costs one streamed hash of ``out`` and no row read, whatever its length.
+    """
+    if fingerprint is None:
+        return None
+    try:
+        record = json.loads((run_records_folder() / f"{sha256_file(out)}.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) and record.get("fingerprint") == fingerprint else None
+
+
+def _save_run_record(out: Path, fingerprint: str | None, *, rows: int, failed: int) -> None:
+    if fingerprint is None:
+        return
+    # Best effort: without a record (a read-only cache folder), --resume does the table again, as before.
+    with contextlib.suppress(OSError):
+        folder = run_records_folder()
+        folder.mkdir(parents=True, exist_ok=True)
+        record = {"fingerprint": fingerprint, "rows": rows, "failed": failed, "table": str(out.resolve())}
+        write_text_atomic(folder / f"{sha256_file(out)}.json", json.dumps(record) + "\n")
 
 
 def _read_journal(path: Path) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:

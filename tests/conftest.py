@@ -27,6 +27,19 @@ def require_raise_td() -> Path:
     return RAISE_TD
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_user_cache(tmp_path_factory):
+    """The user cache (finished tables' run records, the description cache) in a temporary folder.
+
+    Set in ``os.environ``, so CLI subprocesses and Ray workers started by a test inherit it.
+    """
+    cache = tmp_path_factory.mktemp("user-cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CACHE_HOME", str(cache))  # platformdirs' user_cache_dir on Linux
+        patch.setenv("REALNESS_CACHE_DIR", str(cache / "realness"))  # the description cache, read first
+        yield cache
+
+
 @pytest.fixture(autouse=True)
 def _no_hub_telemetry(monkeypatch):
     import huggingface_hub.constants

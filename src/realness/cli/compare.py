@@ -68,15 +68,16 @@ def run(args: argparse.Namespace) -> int:
         check_outside_scanned_folders(args.out, args.folders, what="the table", flag="--out")
     check_output_path(args.out, inputs=[args.descriptions] if args.descriptions else [], what="--out", table=True)
     options = scorer_options(args)
+    descriptions = Path(args.descriptions) if args.descriptions else None  # --descriptions names a table
     if args.unpaired:
         if len(args.folders) != 2:
             raise UsageError("--unpaired", f"needs exactly two folders, got {len(args.folders)}")
-        result = compare_folders(*args.folders, descriptions=args.descriptions, bootstrap=args.bootstrap, **options)
+        result = compare_folders(*args.folders, descriptions=descriptions, bootstrap=args.bootstrap, **options)
         candidates = result.candidates
     else:
         folders = args.folders[0] if len(args.folders) == 1 else args.folders
         result = select_best(
-            folders, key=args.key, key_pattern=args.key_pattern, descriptions=args.descriptions,
+            folders, key=args.key, key_pattern=args.key_pattern, descriptions=descriptions,
             bootstrap=args.bootstrap, **options,
         )
         candidates = result.candidates

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from realness.core.pretrained import DEFAULT_MODEL
 from realness.distributed import describe_dataset, score_dataset
@@ -87,7 +88,8 @@ def run_score_on_ray(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    summary = score_on_ray(args, _source(args), getattr(args, "descriptions", None), args.out)
+    descriptions = getattr(args, "descriptions", None)
+    summary = score_on_ray(args, _source(args), Path(descriptions) if descriptions else None, args.out)
     print(f"realness score: {summary}", file=sys.stderr)
     if summary.failed:
         print("realness score: each failed row names its reason in the error column", file=sys.stderr)

@@ -61,8 +61,10 @@ def score_dataset(
             path or a list of them, or a Ray ``Dataset`` with a path column (and optionally
             an encoded-bytes column and a ``description`` column).
         model: bundled model name, local directory or Hub id (every worker must reach it).
-        descriptions: for path sources: a descriptions CSV, a ``{path: text}`` mapping, or
-            the output folder of :func:`describe_dataset`. Ray Datasets carry a
+        descriptions: for path sources, as for ``RealnessScorer``: a ``Path`` to a descriptions
+            table, a ``{path: text}`` mapping, texts aligned with the images, or a describer
+            (object or name) that writes them on the driver; also a ``Path`` to the output folder
+            of :func:`describe_dataset`. A ``str`` is never a file name. Ray Datasets carry a
             ``description`` column instead.
         out: the output folder of Parquet files; None returns the lazy Ray ``Dataset``
             (with :func:`~realness.distributed.schema.score_schema`) for you to consume.
@@ -117,12 +119,19 @@ def score_dataset(
         if not paths:
             raise RealnessError(f"{source}: no images found")
         roots = [os.fspath(source)] if isinstance(source, (str, os.PathLike)) and Path(source).is_dir() else []
-        texts = description_texts(descriptions, paths, roots)
-        rows = [{"path": p, "description": t} for p, t in zip(paths, texts) if p not in done]
-        summary.already_done = len(paths) - len(rows)
+        texts, failures = description_texts(descriptions, paths, roots)
+        # An image the describer failed on is a row with its error, as in RealnessScorer.
+        failed = {item.index: item.reason for item in failures if paths[item.index] not in done}
+        failed_rows = rows_to_table([{"path": paths[i], "error": reason} for i, reason in failed.items()], score_schema())
+        rows = [{"path": p, "description": t} for i, (p, t) in enumerate(zip(paths, texts)) if p not in done and i not in failed]
+        summary.already_done = len(paths) - len(rows) - len(failed)
+        if failed and output is not None:
+            output.write(failed_rows)
+            summary.written += len(failed)
+            summary.failed += len(failed)
         if not rows:
             summary.seconds = time.monotonic() - started
-            return summary if output is not None else ray.data.from_arrow(score_schema().empty_table())
+            return summary if output is not None else ray.data.from_arrow(failed_rows)
         dataset = rows_dataset(rows, batch_size)
 
     scored = dataset.map_batches(
@@ -145,7 +154,7 @@ def score_dataset(
     )
     scored = configured(scored, stall_timeout, progress)
     if output is None:
-        return scored
+        return scored.union(ray.data.from_arrow(failed_rows)) if failed else scored
     stream_into(scored, output, "score", summary)
     summary.seconds = time.monotonic() - started
     return summary

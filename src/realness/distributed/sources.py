@@ -7,10 +7,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Union
 
-from realness.describers.descriptions import resolve_descriptions
+from realness.describers.descriptions import fill_missing, resolve_descriptions
 from realness.distributed.output import ParquetOutput
 from realness.distributed.schema import description_schema
-from realness.errors import RealnessError
+from realness.errors import RealnessError, SkippedItem
 from realness.io.files import expand_image_paths
 
 #: Manifest files (a table with a path column) by suffix.
@@ -72,16 +72,20 @@ def _manifest_paths(manifest: str, path_column: str | None) -> list[str]:
     return paths
 
 
-def description_texts(descriptions: Any, paths: Sequence[str], roots: Sequence[str]) -> list[str | None]:
-    """One description (or None) per path from a CSV, a mapping, a table or a describe output folder."""
-    if descriptions is None:
-        return [None] * len(paths)
-    if isinstance(descriptions, (str, os.PathLike)) and Path(descriptions).is_dir():
+def description_texts(descriptions: Any, paths: Sequence[str], roots: Sequence[str]) -> tuple[list[str | None], list[SkippedItem]]:
+    """One description (or None) per path, and the paths a describer failed on.
+
+    ``descriptions`` is read as at every entry point (:func:`~realness.describers.descriptions.resolve_descriptions`),
+    plus one kind of its own: a ``Path`` to the output folder of ``describe_dataset``, read as the
+    ``{path: text}`` table it holds. A describer (object or name) writes the missing texts here,
+    on the driver.
+    """
+    if isinstance(descriptions, os.PathLike) and Path(descriptions).is_dir():
         described = ParquetOutput(descriptions, description_schema()).read().to_pydict()
         descriptions = {p: t for p, t in zip(described["path"], described["description"]) if t is not None}
-    elif isinstance(descriptions, str):
-        descriptions = Path(descriptions)  # here a string names a table: there is no one-image text to give
     resolved = resolve_descriptions(descriptions, paths, roots=roots)
     if resolved.match is not None:
         resolved.match.warn()
-    return resolved.texts
+    texts = resolved.texts
+    failures = fill_missing(resolved.describer, paths, paths, texts, on_error="skip")
+    return texts, failures

@@ -20,6 +20,10 @@ DESCRIPTIONS_FILE = "descriptions.csv"
 #: How outputs pair across models: by file stem, whole file name, or path below the model folder.
 KEYS = ("stem", "name", "path")
 
+#: Columns of a descriptions table keyed ``generator/key``: the generator ("model" is what 0.1 wrote) and the key.
+GENERATOR_COLUMNS = ("generator", "model")
+KEY_COLUMNS = ("prompt_id", "key", "filename")
+
 FolderLike = Union[str, "os.PathLike[str]"]
 
 
@@ -173,13 +177,23 @@ def read_descriptions_by_key(path: Path, *, with_model: bool, required: bool = F
             raise UsageError(str(path), "no such descriptions file")
         return {}
     table = read_table(path)
-    key_column = table.column(("prompt_id", "key", "filename"), purpose="prompt id")
+    key_column = table.column(KEY_COLUMNS, purpose="prompt id")
     text_column = table.column(DESCRIPTION_COLUMN_ALIASES, purpose="description")
-    # "generator" is the word of realness's tables; "model" is what 0.1 wrote.
-    model_column = table.column(("generator", "model"), purpose="generator") if with_model else None
+    model_column = table.column(GENERATOR_COLUMNS, purpose="generator") if with_model else None
     texts = {}
     for row in table.rows:
         # A file name in the key column stands for its stem, the default key.
         key = row[key_column] if key_column.lower() != "filename" else Path(row[key_column]).stem
         texts[f"{row[model_column]}/{key}" if model_column else key] = row[text_column]
     return texts
+
+
+def is_generator_table(path: Path) -> bool:
+    """Whether ``path`` is a table keyed ``generator/key`` (a generator and a prompt key column), not by image path."""
+    if not path.is_file():
+        return False
+    table = read_table(path)
+    return all(
+        table.column(aliases, purpose=purpose, required=False) is not None
+        for aliases, purpose in ((GENERATOR_COLUMNS, "generator"), (KEY_COLUMNS, "prompt id"))
+    )

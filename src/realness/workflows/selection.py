@@ -47,14 +47,19 @@ from pathlib import Path
 from typing import Any
 
 from realness.core.pretrained import DEFAULT_MODEL
-from realness.describers.descriptions import is_describer
+from realness.describers.descriptions import as_describer, fill_missing, resolve_descriptions
 from realness.errors import UsageError
 from realness.evaluation import stats
-from realness.io.description_table import DESCRIPTION_COLUMN_ALIASES, IMAGE_COLUMN_ALIASES
 from realness.io.files import expand_image_paths
-from realness.io.tables import read_table
 from realness.runtime.device import resolve_device
-from realness.workflows.pairing import FolderLike, check_pairing, find_candidates, pairing_key, read_descriptions_by_key
+from realness.workflows.pairing import (
+    FolderLike,
+    check_pairing,
+    find_candidates,
+    is_generator_table,
+    pairing_key,
+    read_descriptions_by_key,
+)
 from realness.workflows.scoring import ModelLike, as_scorer
 from realness.workflows.selection_results import (
     Candidate,
@@ -103,9 +108,11 @@ def select_best(
         key_pattern: a regular expression taking the key out of each file's name.
         model: the realness model: a name, directory, :class:`~realness.core.model.CoreModel`
             or :class:`~realness.core.scorer.RealnessScorer`.
-        descriptions: a CSV with ``model``, a key column (``prompt_id``, ``key`` or
-            ``filename``) and ``description`` (overrides the folders' own tables), or a
-            describer (object or name such as ``"openai"``) that writes them.
+        descriptions: as for ``RealnessScorer`` (a describer object or name, a ``Path`` to a
+            table keyed by image path, a ``{path: text}`` mapping, or texts in
+            :func:`find_candidates`' order), or a ``Path`` to a table with ``generator`` (or
+            ``model``), a key column (``prompt_id``, ``key`` or ``filename``) and ``description``;
+            either overrides the folders' own tables. A ``str`` is never a file name.
         device: where to run (default: CUDA if available).
         precision: ``auto``, ``fp32``, ``bf16`` or ``fp16``.
         batch_size: images per forward pass.
@@ -123,13 +130,8 @@ def select_best(
         NothingPairedError: fewer than two models, or no output has a partner in another model.
     """
     resolve_device(device)  # a device this machine lacks fails before any work
-    if is_describer(descriptions):
-        descriptions, describer = None, descriptions
     candidates = find_candidates(folders, key=key, key_pattern=key_pattern)
-    if descriptions is not None:
-        table = read_descriptions_by_key(Path(descriptions), with_model=True, required=True)
-        for candidate in candidates:
-            candidate.description = table.get(f"{candidate.model}/{candidate.prompt_id}", candidate.description)
+    describer = _apply_descriptions(candidates, descriptions, describer)
     check_pairing(candidates, str(folders) if isinstance(folders, (str, os.PathLike)) else "the folders")
     _score(candidates, model, device=device, precision=precision, batch_size=batch_size, describer=describer, progress=progress, on_error=on_error)
     return select_best_from_scores(candidates, bootstrap=bootstrap, seed=seed)
@@ -196,8 +198,9 @@ def compare_folders(
         first: a folder of images (searched recursively).
         second: another.
         model: the realness model (see :func:`select_best`).
-        descriptions: a CSV with ``path`` (or ``filename``) and ``description`` columns, or a
-            describer (object or name) that writes them.
+        descriptions: as for ``RealnessScorer``: a describer object or name, a ``Path`` to a
+            table keyed by image path, a ``{path: text}`` mapping, or texts in the order of the
+            images (the first folder's, then the second's, each sorted).
         device: where to run.
         precision: ``auto``, ``fp32``, ``bf16`` or ``fp16``.
         batch_size: images per forward pass.
@@ -214,18 +217,14 @@ def compare_folders(
         UsageError: a folder has no images.
     """
     resolve_device(device)  # a device this machine lacks fails before any work
-    if is_describer(descriptions):
-        descriptions, describer = None, descriptions
-    table = _read_path_table(Path(descriptions)) if descriptions is not None else {}
     candidates = []
     labels = _folder_labels(Path(first), Path(second))
     for folder, label in zip((Path(first), Path(second)), labels):
         files = expand_image_paths([str(folder)])
         if not files:
             raise UsageError(str(folder), "no images in this folder")
-        for path in files:
-            text = table.get(str(path.resolve()), table.get(path.name))
-            candidates.append(Candidate(model=label, prompt_id=str(path), path=path, description=text))
+        candidates += [Candidate(model=label, prompt_id=str(path), path=path) for path in files]
+    describer = _apply_descriptions(candidates, descriptions, describer)
     _score(candidates, model, device=device, precision=precision, batch_size=batch_size, describer=describer, progress=progress, on_error=on_error)
     groups = [[c.score for c in candidates if c.model == label] for label in labels]
     summaries = [_summary(label, group, bootstrap=bootstrap, seed=seed) for label, group in zip(labels, groups)]
@@ -246,13 +245,21 @@ def compare_folders(
 # --- helpers --------------------------------------------------------------------------------
 
 
-def _score(candidates: list[Candidate], model: ModelLike, *, on_error: str, **options: Any) -> None:
+def _score(candidates: list[Candidate], model: ModelLike, *, describer: Any, on_error: str, **options: Any) -> None:
+    """Score the candidates; ``describer`` writes the missing texts first, so a scorer passed as ``model`` uses them too."""
     scorer = as_scorer(model, **options)
-    result = scorer([str(c.path) for c in candidates], [c.description for c in candidates], on_error=on_error)
-    errors = {item.index: item.reason for item in result.skipped}
+    paths = [str(c.path) for c in candidates]
+    texts = [c.description for c in candidates]
+    # As in RealnessScorer: an output the describer failed on is skipped, naming why.
+    undescribed = {item.index: item.reason for item in fill_missing(describer, paths, paths, texts, on_error=on_error)}
+    position = {index: k for k, index in enumerate(i for i in range(len(candidates)) if i not in undescribed)}
+    result = scorer([paths[i] for i in position], [texts[i] for i in position], on_error=on_error) if position else None
+    wanted = list(position)
+    errors = undescribed | ({wanted[item.index]: item.reason for item in result.skipped} if result is not None else {})
     for index, candidate in enumerate(candidates):
-        candidate.score = float(result.scores[index])
-        candidate.description = result.descriptions[index]
+        scored = index in position
+        candidate.score = float(result.scores[position[index]]) if scored else math.nan
+        candidate.description = result.descriptions[position[index]] if scored else None
         candidate.error = errors.get(index)
 
 
@@ -296,15 +303,22 @@ def _folder_labels(first: Path, second: Path) -> list[str]:
     return names if names[0] != names[1] else [str(first), str(second)]
 
 
-def _read_path_table(path: Path) -> dict[str, str]:
-    """Descriptions keyed by absolute path and by file name, from a ``path``/``filename`` + ``description`` CSV."""
-    if not path.is_file():
-        raise UsageError(str(path), "no such descriptions file")
-    table = read_table(path)
-    name_column = table.column(IMAGE_COLUMN_ALIASES, purpose="image")
-    text_column = table.column(DESCRIPTION_COLUMN_ALIASES, purpose="description")
-    texts = {}
-    for row in table.rows:
-        texts[str(Path(row[name_column]).resolve())] = row[text_column]
-        texts.setdefault(Path(row[name_column]).name, row[text_column])
-    return texts
+def _apply_descriptions(candidates: list[Candidate], descriptions: Any, describer: Any) -> Any:
+    """Give the candidates the texts ``descriptions`` holds; returns the describer that writes the rest.
+
+    ``descriptions`` is read as at every entry point (:func:`~realness.describers.descriptions.resolve_descriptions`,
+    the images in :func:`find_candidates`' order), plus the table :func:`select_best` documents: a
+    ``Path`` to a table with a generator column and a prompt key, keyed ``generator/key``.
+    """
+    if isinstance(descriptions, os.PathLike) and is_generator_table(Path(descriptions)):
+        table = read_descriptions_by_key(Path(descriptions), with_model=True, required=True)
+        for candidate in candidates:
+            candidate.description = table.get(f"{candidate.model}/{candidate.prompt_id}", candidate.description)
+        return as_describer(describer)
+    resolved = resolve_descriptions(descriptions, [str(candidate.path) for candidate in candidates], describer=describer)
+    if resolved.match is not None:
+        resolved.match.warn()
+    for candidate, text in zip(candidates, resolved.texts):
+        if text is not None:
+            candidate.description = text
+    return resolved.describer

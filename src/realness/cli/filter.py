@@ -186,7 +186,9 @@ def write_filter_report(result, args: argparse.Namespace) -> Path:
         f"top {args.top_k}" if args.top_k is not None else "",
         "interval above the threshold" if args.confident else "",
     ) if part)
-    path = write_report(args.report, filter_report(result, maps=maps, rule=rule))
+    # The threshold is the cut unless --top-k cut higher; then the page draws it between kept and dropped.
+    threshold = args.min_score if args.top_k is None else None
+    path = write_report(args.report, filter_report(result, maps=maps, rule=rule, min_score=threshold))
     print(f"realness filter: report -> {path}", file=sys.stderr)
     return path
 

@@ -124,7 +124,7 @@ class PairedComparison:
     @property
     def verdict(self) -> str:
         """One sentence: which model looks more real, or that the data cannot tell."""
-        p = _format_p(self.p_value)
+        p = format_p(self.p_value)
         if self.significant:
             better, worse = (self.first, self.second) if self.mean_difference > 0 else (self.second, self.first)
             return f"{better} looks more real than {worse} (Wilcoxon p = {p}, {self.pairs} pairs)"
@@ -227,8 +227,8 @@ class SelectionResult:
         ]
         for s in self.summaries:
             lines.append(
-                f"| {s.model} | {s.n} | {_format_value(s.mean)} [{_format_value(s.ci_low)}, {_format_value(s.ci_high)}] | {_format_value(s.std)} | "
-                f"{s.wins} | {_format_value(s.win_rate, percent=True)} | {s.skipped} |"
+                f"| {s.model} | {s.n} | {format_value(s.mean)} [{format_value(s.ci_low)}, {format_value(s.ci_high)}] | {format_value(s.std)} | "
+                f"{s.wins} | {format_value(s.win_rate, percent=True)} | {s.skipped} |"
             )
         if self.comparisons:
             lines += [
@@ -238,8 +238,8 @@ class SelectionResult:
             ]
             for c in self.comparisons:
                 lines.append(
-                    f"| {c.first} vs {c.second} | {c.pairs} | {_format_value(c.mean_difference)} "
-                    f"[{_format_value(c.ci_low)}, {_format_value(c.ci_high)}] | {_format_value(c.first_win_rate, percent=True)} | {_format_p(c.p_value)} |"
+                    f"| {c.first} vs {c.second} | {c.pairs} | {format_value(c.mean_difference)} "
+                    f"[{format_value(c.ci_low)}, {format_value(c.ci_high)}] | {format_value(c.first_win_rate, percent=True)} | {format_p(c.p_value)} |"
                 )
             if len(self.comparisons) > 1:
                 lines.append("")
@@ -292,7 +292,7 @@ class FolderComparison:
     @property
     def verdict(self) -> str:
         """One sentence: which folder looks more real, or that the data cannot tell."""
-        p = _format_p(self.p_value)
+        p = format_p(self.p_value)
         if self.significant:
             better, worse = (self.first, self.second) if self.mean_difference > 0 else (self.second, self.first)
             return f"{better.model} looks more real than {worse.model} (Mann-Whitney p = {p})"
@@ -302,13 +302,13 @@ class FolderComparison:
         """Both folders' means with intervals, the difference and the test, as Markdown."""
         lines = ["| folder | n | mean score [95% CI] | std | skipped |", "|---|---:|---:|---:|---:|"]
         for s in (self.first, self.second):
-            interval = f"[{_format_value(s.ci_low)}, {_format_value(s.ci_high)}]"
-            lines.append(f"| {s.model} | {s.n} | {_format_value(s.mean)} {interval} | {_format_value(s.std)} | {s.skipped} |")
+            interval = f"[{format_value(s.ci_low)}, {format_value(s.ci_high)}]"
+            lines.append(f"| {s.model} | {s.n} | {format_value(s.mean)} {interval} | {format_value(s.std)} | {s.skipped} |")
         lines += [
             "",
-            f"Difference of means ({self.first.model} - {self.second.model}): {_format_value(self.mean_difference)} "
-            f"[{_format_value(self.ci_low)}, {_format_value(self.ci_high)}]; "
-            f"Mann-Whitney U = {_format_value(self.u_statistic)}, p = {_format_p(self.p_value)}.",
+            f"Difference of means ({self.first.model} - {self.second.model}): {format_value(self.mean_difference)} "
+            f"[{format_value(self.ci_low)}, {format_value(self.ci_high)}]; "
+            f"Mann-Whitney U = {format_value(self.u_statistic)}, p = {format_p(self.p_value)}.",
             "",
             f"- {self.verdict}",
         ]
@@ -356,13 +356,15 @@ def _write_csv(path: str | os.PathLike, rows: list[dict[str, Any]], columns: Any
     return Path(path)
 
 
-def _format_value(value: float, *, percent: bool = False) -> str:
+def format_value(value: float, *, percent: bool = False) -> str:
+    """``value`` to three decimals (or as a percentage), "–" for NaN: as summary.md and report.html show it."""
     if math.isnan(value):
         return "–"
     return f"{100 * value:.1f} %" if percent else f"{value:.3f}"
 
 
-def _format_p(value: float) -> str:
+def format_p(value: float) -> str:
+    """A p-value to two significant digits, "< 0.001" below that, "–" for NaN."""
     if math.isnan(value):
         return "–"
     return f"{value:.2g}" if value >= 0.001 else "< 0.001"

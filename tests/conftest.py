@@ -79,6 +79,15 @@ def tiny_image_encoder_dir(tmp_path_factory) -> Path:
     return directory
 
 
+@pytest.fixture(scope="session")
+def lite_model():
+    """The bundled ``realness-core-lite``, loaded once for the whole session (tests only read it)."""
+    from realness.core import CoreModel
+    from realness.core.pretrained import DEFAULT_MODEL
+
+    return CoreModel.from_pretrained(DEFAULT_MODEL)
+
+
 @pytest.fixture
 def tiny_core_config(tiny_image_encoder_dir, tiny_text_encoder_dir):
     """A CORE configuration over the tiny encoders (input 32 px, hidden 8)."""

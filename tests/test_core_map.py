@@ -14,8 +14,6 @@ import pytest
 import torch
 from PIL import Image
 
-from realness.core.model import CoreModel
-from realness.core.pretrained import DEFAULT_MODEL
 from realness.dream import RealnessMapper
 from realness.dream.core_map import CoreRegionReader
 from realness.hub import available_locally
@@ -24,11 +22,6 @@ from realness.io.inputs import load_image
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "images"
 # The pasted patch of the edited cat: rows 90-149, columns 160-239.
 PATCH = (slice(90, 150), slice(160, 240))
-
-
-@pytest.fixture(scope="module")
-def lite_model() -> CoreModel:
-    return CoreModel.from_pretrained(DEFAULT_MODEL)
 
 
 def closed_port() -> int:

@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from realness.core.pretrained import DEFAULT_MODEL
 from realness.describers import StaticDescriber
 from realness.errors import DescriptionsError
 
@@ -79,10 +78,10 @@ def test_compare_folders_gives_each_image_its_text(kind, outputs, tiny_model, tm
 
 
 @pytest.fixture(scope="module")
-def core_mapper():
+def core_mapper(lite_model):
     from realness.dream import RealnessMapper
 
-    return RealnessMapper(method="core", core_model=DEFAULT_MODEL, device="cpu")
+    return RealnessMapper(method="core", core_model=lite_model, device="cpu")
 
 
 @pytest.mark.parametrize("kind", KINDS)

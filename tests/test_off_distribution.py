@@ -13,7 +13,7 @@ import torch
 
 from conftest import REPO_ROOT
 from realness.cli import main as realness_cli
-from realness.core import DEFAULT_MODEL, CoreModel, RealnessScorer
+from realness.core import RealnessScorer
 from realness.core.head import KernelRidgeHead, conformal_table
 from realness.evaluation.degenerate import NAMED_KINDS, OTHER_KINDS, degenerate_image
 from realness.io.inputs import load_image
@@ -23,8 +23,8 @@ PHOTOGRAPHS = ("astronaut.png", "chelsea.png", "coffee.png")
 
 
 @pytest.fixture(scope="module")
-def bundled() -> RealnessScorer:
-    return RealnessScorer(CoreModel.from_pretrained(DEFAULT_MODEL), device="cpu")
+def bundled(lite_model) -> RealnessScorer:
+    return RealnessScorer(lite_model, device="cpu")
 
 
 def _score(scorer, images, text=None):

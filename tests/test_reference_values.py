@@ -48,8 +48,8 @@ REFERENCE = {
 }
 
 
-def measure() -> dict:
-    """The values :data:`REFERENCE` pins, measured now (one model load)."""
+def measure(model=None) -> dict:
+    """The values :data:`REFERENCE` pins, measured now with ``model`` (default: the bundled one, loaded)."""
     from realness.core import CoreModel, RealnessScorer
     from realness.core.pretrained import DEFAULT_MODEL
     from realness.dream import RealnessMapper
@@ -57,7 +57,7 @@ def measure() -> dict:
     with open(REPO_ROOT / "examples" / "descriptions.csv", newline="") as handle:
         descriptions = {row["filename"]: row["description"] for row in csv.DictReader(handle)}
     names = sorted(descriptions)
-    model = CoreModel.from_pretrained(DEFAULT_MODEL)
+    model = model if model is not None else CoreModel.from_pretrained(DEFAULT_MODEL)
     scorer = RealnessScorer(model, device="cpu", precision="fp32")
     found: dict = {}
     for key, texts in (("scores with descriptions", [descriptions[n] for n in names]), ("scores image only", None)):
@@ -81,8 +81,8 @@ def measure() -> dict:
 
 
 @pytest.fixture(scope="module")
-def measured() -> dict:
-    return measure()
+def measured(lite_model) -> dict:
+    return measure(lite_model)
 
 
 def far_apart(expected, found) -> bool:

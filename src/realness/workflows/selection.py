@@ -1,39 +1,7 @@
-"""Comparing generators by realness: paired (same prompts) and unpaired (two folders).
+"""Comparing generators by realness: paired (the same prompts, :func:`select_best`) and unpaired
+(two folders, :func:`compare_folders`), with bootstrap intervals and Wilcoxon / Mann-Whitney tests.
 
-**Paired.** One folder per model, one image per prompt; outputs of different models pair
-up by a *key* computed from each file's name:
-
-    ROOT/
-      descriptions.csv          optional: generator,prompt_id,description
-      model-a/
-        cat-on-sofa.png         key "cat-on-sofa" (key="stem", the default)
-        street-at-night.jpg
-        descriptions.csv        optional: prompt_id,description (overrides ROOT's table)
-      model-b/
-        cat-on-sofa.png
-        street-at-night.png
-
-``key="name"`` pairs by the whole file name, ``key="path"`` by the path below the model
-folder without its suffix (nested folders), and ``key_pattern`` takes the key out of the
-stem with a regular expression (its first group, or the whole match), so ``cat_a.png`` and
-``cat_b.png`` pair under ``key_pattern=r"(.*)_[ab]"``. :func:`select_best` refuses a layout
-where nothing pairs (:class:`~realness.errors.NothingPairedError`) and warns about items
-without a partner (:class:`~realness.errors.UnpairedItemsWarning`).
-
-It reports per model the mean score with a bootstrap 95 % confidence interval and the
-paired win rate (wins over the prompts every model has a scored output for), and per pair
-of models the mean paired difference with its interval, how often the first wins, and a
-Wilcoxon signed-rank test (Holm-adjusted over the pairs when there are more than two
-models). A p-value at or above 0.05 is reported as "no significant difference".
-
-**Unpaired.** :func:`compare_folders` scores two folders of unrelated images (two
-distributions, like clean-fid's ``compute_fid(dir1, dir2)``) and reports each mean with
-its interval, the difference of means with a bootstrap interval and a Mann-Whitney U test.
-
-Example:
-    >>> from realness.workflows.selection import select_best   # doctest: +SKIP
-    >>> result = select_best("outputs/")                        # doctest: +SKIP
-    >>> print(result.summary_markdown())                        # doctest: +SKIP
+The folder layout, pairing keys and reports are in the user guide, ``docs/workflows/selection.md``.
 """
 
 from __future__ import annotations

@@ -8,8 +8,10 @@ engine, never the bundled model's numbers.
 from __future__ import annotations
 
 import csv
+import os
 import re
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -63,6 +65,12 @@ def image_folder(tmp_path_factory) -> Path:
     whole = (folder / "a" / "img01.png").read_bytes()
     (folder / "truncated.png").write_bytes(whole[: len(whole) // 2])
     return folder
+
+
+def one_line_error(err: str) -> str:
+    """The one line a refused run writes (no traceback, nothing else)."""
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    return err.strip()
 
 
 def read_scores(out: Path) -> dict[str, dict]:
@@ -170,7 +178,7 @@ def test_score_on_ray_matches_local_engine_and_names_errors_per_row(local_ray, i
             assert rows[path]["score"] == pytest.approx(float(score), abs=1e-5)
 
     files = sorted(out.glob("*.parquet"))
-    assert run_cli("score", image_folder, "--model", tiny_model_dir, "--engine", "ray", "--out", out) == 0
+    assert run_cli("score", image_folder, "--model", tiny_model_dir, "--engine", "ray", "--out", out, "--resume") == 0
     assert f"0 scored, 0 failed, {GOOD_IMAGES + 2} already in" in capsys.readouterr().err
     assert sorted(out.glob("*.parquet")) == files
 
@@ -179,7 +187,7 @@ def test_score_on_ray_matches_local_engine_and_names_errors_per_row(local_ray, i
     victim_paths = set(pq.read_table(victim).column("path").to_pylist())
     victim.write_bytes(victim.read_bytes()[:100])
     (out / ".part-killed.parquet.tmp").write_bytes(b"PAR1 half")  # an unfinished write of a killed run
-    run_cli("score", image_folder, "--model", tiny_model_dir, "--engine", "ray", "--out", out)
+    run_cli("score", image_folder, "--model", tiny_model_dir, "--engine", "ray", "--out", out, "--resume")
     err = capsys.readouterr().err
     scored, failed, kept = map(int, re.search(r"(\d+) scored, (\d+) failed, (\d+) already in", err).groups())
     assert (scored + failed, kept) == (len(victim_paths), GOOD_IMAGES + 2 - len(victim_paths))
@@ -189,6 +197,65 @@ def test_score_on_ray_matches_local_engine_and_names_errors_per_row(local_ray, i
     assert again.keys() == rows.keys()
     for path in victim_paths:
         assert again[path]["score"] == pytest.approx(rows[path]["score"], abs=1e-6)
+
+
+def test_ray_runs_hold_out_and_its_run_record_as_local_runs_do(local_ray, image_folder, tiny_model_dir, tmp_path,
+                                                               capsys, monkeypatch):
+    import realness.cli.engine as engine
+
+    out = tmp_path / "scores.parquet"
+    argv = ["score", str(image_folder / "a"), "--model", str(tiny_model_dir), "--engine", "ray", "--actors", "1",
+            "--no-progress", "--out", str(out)]
+    second: list[subprocess.CompletedProcess] = []
+    real_score_dataset = engine.score_dataset
+
+    def while_running(*args, **kwargs):
+        # A second Ray run on the same --out, started while this one writes it.
+        second.append(subprocess.run([sys.executable, "-m", "realness.cli", *argv], capture_output=True, text=True,
+                                     env={**os.environ, "PYTHONWARNINGS": "ignore"}, timeout=300))
+        return real_score_dataset(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "score_dataset", while_running)
+    assert run_cli(*argv) == 0
+    monkeypatch.undo()
+    refused = second[0]
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    line = one_line_error(refused.stderr)
+    assert re.fullmatch(rf"realness score: {re.escape(str(out))}: another realness run is writing it \(pid \d+, started "
+                        r".*\); wait for it to finish, or choose another --out", line), line
+    assert not (tmp_path / "scores.parquet.lock").exists()  # released when the run ended
+    first = read_scores(out)
+    assert len(first) == GOOD_IMAGES // 2 and all(Path(p).parent.name == "a" for p in first)
+    capsys.readouterr()
+
+    # --resume of the same finished run: nothing to do. Of a run over other images: done again, as locally.
+    assert run_cli(*argv, "--resume") == 0
+    assert f"0 scored, 0 failed, {GOOD_IMAGES // 2} already in" in capsys.readouterr().err
+    other = [a if a != str(image_folder / "a") else str(image_folder / "b") for a in argv]
+    assert run_cli(*other, "--resume") == 0
+    assert f"--resume: {out} was finished by a different run (other images, model or settings)" in capsys.readouterr().err
+    redone = read_scores(out)
+    assert len(redone) == GOOD_IMAGES // 2 and all(Path(p).parent.name == "b" for p in redone)
+
+    # An interrupted run's folder: refused without --resume, and under --resume by a run over other images,
+    # with the lines a leftover journal gets from the local engine.
+    def interrupted(*args, **kwargs):
+        real_score_dataset(*args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(engine, "score_dataset", interrupted)
+    assert run_cli(*argv) == 130
+    monkeypatch.undo()
+    capsys.readouterr()
+    assert run_cli(*other) == 2
+    assert one_line_error(capsys.readouterr().err) == (
+        f"realness score: {out}: left by an interrupted run; add --resume to continue it, or delete it to start over")
+    assert run_cli(*other, "--resume") == 2
+    assert one_line_error(capsys.readouterr().err) == (
+        f"realness score: {out}: saved by a different run (other images, model or settings), so its rows are not this "
+        "run's; run the command that wrote it with --resume, or delete it to start over")
+    assert run_cli(*argv, "--resume") == 0  # the run that wrote it continues it
+    assert f"0 scored, 0 failed, {GOOD_IMAGES // 2} already in" in capsys.readouterr().err
 
 
 def read_csv(path: Path) -> list[dict]:
@@ -311,7 +378,7 @@ def test_describe_on_ray_keeps_requests_in_flight_and_never_sends_an_image_twice
 
         # A re-run sends nothing; the output (keyed by pixel hash) answers new copies without a request.
         shutil.copy(describe_folder / "u05.png", describe_folder / "copies" / "again.png")
-        run_cli(*argv)
+        run_cli(*argv, "--resume")
         assert len(server.chat_requests) == 16
         again = ParquetOutput(out, description_schema()).read().to_pylist()
         assert len(again) == 22 and next(r for r in again if r["path"].endswith("again.png"))["cached"]

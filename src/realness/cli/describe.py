@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
         args.describer = describer_with_model(args.describer, args.model)
     if args.engine == "ray":
         if args.descriptions:
-            raise UsageError("--descriptions", "not with --engine ray: a re-run continues the --out folder and skips what it holds")
+            raise UsageError("--descriptions", "not with --engine ray: a re-run with --resume continues the --out folder and skips what it holds")
         return run_describe_on_ray(args)
     check_batch_size(args)
     check_resume(args)

@@ -10,6 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from realness.cli.resumable import ray_output_run
 from realness.core.pretrained import DEFAULT_MODEL
 from realness.distributed import describe_dataset, score_dataset
 from realness.errors import UsageError
@@ -24,7 +25,7 @@ def add_engine_arguments(parser: argparse.ArgumentParser, *, describe: bool = Fa
     group.add_argument(
         "--engine", choices=ENGINES, default="local",
         help="local: this process (default); ray: Ray Data actors, writing --out (filter: its scores, in "
-        "OUT.scores beside --out) as a folder of Parquet files that a re-run continues",
+        "OUT.scores beside --out) as a folder of Parquet files that a re-run with --resume continues",
     )
     group.add_argument(
         "--ray-address", metavar="ADDR", default=None,
@@ -89,7 +90,8 @@ def run_score_on_ray(args: argparse.Namespace) -> int:
         )
         return 2
     descriptions = getattr(args, "descriptions", None)
-    summary = score_on_ray(args, _source(args), Path(descriptions) if descriptions else None, args.out)
+    with ray_output_run("score", args, args.out, names=args.paths):
+        summary = score_on_ray(args, _source(args), Path(descriptions) if descriptions else None, args.out)
     print(f"realness score: {summary}", file=sys.stderr)
     if summary.failed:
         print("realness score: each failed row names its reason in the error column", file=sys.stderr)
@@ -103,7 +105,14 @@ def run_describe_on_ray(args: argparse.Namespace) -> int:
     for flag, value in (("--timeout", args.timeout), ("--max-retries", args.max_retries), ("--budget", args.budget)):
         if value is not None:  # the actors build their own describers: refused rather than silently ignored
             raise UsageError(flag, "not with --engine ray yet; use --engine local")
-    summary = describe_dataset(
+    with ray_output_run("describe", args, args.out, names=args.paths):
+        summary = _describe_on_ray(args)
+    print(f"realness describe: {summary}", file=sys.stderr)
+    return 1 if summary.failed else 0
+
+
+def _describe_on_ray(args: argparse.Namespace):
+    return describe_dataset(
         _source(args),
         describer=args.describer,
         out=args.out,
@@ -116,5 +125,3 @@ def run_describe_on_ray(args: argparse.Namespace) -> int:
         retry_failed=args.retry_failed,
         progress=not args.no_progress,
     )
-    print(f"realness describe: {summary}", file=sys.stderr)
-    return 1 if summary.failed else 0

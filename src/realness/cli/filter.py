@@ -22,9 +22,9 @@ from realness.cli.common import (
     write_rows,
 )
 from realness.cli.engine import add_engine_arguments, score_on_ray
-from realness.cli.resumable import ResumableRun, add_resume_argument, check_resume, journal_for
+from realness.cli.resumable import ResumableRun, add_resume_argument, check_resume, journal_for, ray_output_run
 from realness.core import RealnessScorer
-from realness.errors import TableError, UsageError
+from realness.errors import UsageError
 from realness.io.files import check_outside_scanned_folders
 from realness.io.schema import FILTER_COLUMNS, SCORE_COLUMNS
 from realness.io.tables import check_output_path
@@ -210,11 +210,10 @@ def filter_on_ray(args: argparse.Namespace, names: list[str], texts: list | None
     from realness.distributed import ParquetOutput, score_schema  # optional: the ray extra
 
     folder = ray_scores_folder(args.out)
-    if folder.exists() and not args.resume:
-        raise TableError(f"{folder}: left by an interrupted run; add --resume to continue it, or delete it to start over")
     try:
         descriptions = {name: text for name, text in zip(names, texts) if text} if texts else None
-        summary = score_on_ray(args, names, descriptions, folder, progress=not (args.no_progress or args.quiet))
+        with ray_output_run("filter", args, folder, names=names):
+            summary = score_on_ray(args, names, descriptions, folder, progress=not (args.no_progress or args.quiet))
     except KeyboardInterrupt:
         print(
             f"realness filter: interrupted; the scores done so far are kept in {folder}; "

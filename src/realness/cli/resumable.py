@@ -11,6 +11,12 @@ The journal records the run's :func:`run_fingerprint`: ``--resume`` keeps its ro
 the same images, model and settings, and never keeps rows a table holds without a journal,
 except a table the same run finished (its run record, see :class:`RowJournal`): then
 ``--resume`` has nothing to do and says so, without loading the model.
+
+``--engine ray`` writes a folder of Parquet files instead of a table; :func:`ray_output_run`
+gives it the same guarantees through the same pieces: the ``<out>.lock`` of
+:class:`~realness.io.locks.OutputLock`, the :func:`run_fingerprint`, and the refusals of
+:func:`~realness.io.journal.check_leftover_run`, with the run record kept in the folder
+(:data:`RAY_RUN_RECORD`).
 """
 
 from __future__ import annotations
@@ -27,7 +33,9 @@ from typing import Any
 
 from realness import __version__
 from realness.errors import OutputWriteError, UsageError
-from realness.io.journal import RowJournal
+from realness.io.atomic import write_text_atomic
+from realness.io.journal import RowJournal, check_leftover_run
+from realness.io.locks import OutputLock
 from realness.io.tables import write_csv_rows
 
 
@@ -215,6 +223,56 @@ def journal_for(
     if table:
         return RowJournal(out, columns, resume=args.resume, fingerprint=fingerprint)
     return RowJournal(None, columns, resume=args.resume, journal=journal or Path(f"{out}.partial"), fingerprint=fingerprint)
+
+
+#: The record a ``--engine ray`` output folder keeps of the run writing it: its fingerprint, and
+#: whether it finished. Parquet readers skip names starting with ``_``.
+RAY_RUN_RECORD = "_realness_run.json"
+
+
+@contextlib.contextmanager
+def ray_output_run(command: str, args, folder: str | Path, *, names: Sequence[str]) -> Iterator[None]:
+    """Hold ``--out`` for a ``--engine ray`` run writing the Parquet ``folder``, as a journal holds a table.
+
+    The same ``<out>.lock`` as the local engine's keeps a second run (either engine) off
+    ``--out``. A folder an unfinished run left is continued only under ``--resume`` by the same
+    run (:func:`run_fingerprint` of ``args`` and ``names``), else refused as a leftover journal is.
+    A finished folder is continued by ``--resume`` of the same run (nothing left to do) and
+    otherwise started over, as the local engine rewrites its table. A folder without a record
+    (written through the Python API) is continued under ``--resume``, as before.
+
+    Raises:
+        realness.errors.OutputBusyError: another run is writing ``--out``.
+        realness.errors.TableError: an unfinished run's folder, without ``--resume`` or by another run.
+    """
+    folder = Path(folder)
+    lock = OutputLock(Path(f"{args.out}.lock"), args.out).acquire()
+    try:
+        fingerprint = run_fingerprint(args, names)
+        record_path = folder / RAY_RUN_RECORD
+        parts = [p for p in folder.glob("*.parquet") if p.is_file() and not p.name.startswith(("_", "."))] if folder.is_dir() else []
+        try:
+            record = json.loads(record_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            record = None
+        if parts and not (record is None and args.resume):
+            if record is None or not record.get("finished"):
+                check_leftover_run(folder, record, resume=args.resume, fingerprint=fingerprint)
+            elif not (args.resume and record.get("fingerprint") == fingerprint):
+                if args.resume:
+                    print(f"realness {command}: --resume: {folder} was finished by a different run (other images, "
+                          "model or settings), so its rows are not this run's; doing them all again", file=sys.stderr)
+                for part in parts:
+                    part.unlink()
+        if folder.exists() and not folder.is_dir():
+            yield  # ParquetOutput refuses a file with its own message
+            return
+        folder.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(record_path, json.dumps({"fingerprint": fingerprint, "finished": False}) + "\n")
+        yield
+        write_text_atomic(record_path, json.dumps({"fingerprint": fingerprint, "finished": True}) + "\n")
+    finally:
+        lock.release()
 
 
 #: Options that change how a run goes, not what its rows say: a resumed run may change them.

@@ -96,15 +96,7 @@ class RowJournal:
         if not rows:
             self.journal_path.unlink()  # a run that saved no row: nothing to continue or lose
             return {}
-        if not resume:
-            raise TableError(
-                f"{self.journal_path}: left by an interrupted run; add --resume to continue it, or delete it to start over"
-            )
-        if header is None or header.get("fingerprint") != self.fingerprint:
-            raise TableError(
-                f"{self.journal_path}: saved by a different run (other images, model or settings), so its rows are "
-                "not this run's; run the command that wrote it with --resume, or delete it to start over"
-            )
+        check_leftover_run(self.journal_path, header, resume=resume, fingerprint=self.fingerprint)
         return {str(row.get(self.key)): row for row in rows}
 
     def adopt_out(self) -> None:
@@ -183,6 +175,22 @@ class RowJournal:
         finally:
             self._lock.release()
         return len(self.rows)
+
+
+def check_leftover_run(path: Path, header: Mapping[str, Any] | None, *, resume: bool, fingerprint: str | None) -> None:
+    """Refuse the rows an unfinished run left at ``path`` unless ``resume`` and the same run (``header``'s
+    fingerprint) asks for them: a journal here, a ``--engine ray`` output folder in ``realness.cli.resumable``.
+
+    Raises:
+        TableError: without ``resume``, or the rows were saved by a different run.
+    """
+    if not resume:
+        raise TableError(f"{path}: left by an interrupted run; add --resume to continue it, or delete it to start over")
+    if header is None or header.get("fingerprint") != fingerprint:
+        raise TableError(
+            f"{path}: saved by a different run (other images, model or settings), so its rows are "
+            "not this run's; run the command that wrote it with --resume, or delete it to start over"
+        )
 
 
 #: The key of a journal's first line, which records the run that wrote it.

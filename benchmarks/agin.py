@@ -23,7 +23,8 @@ from reporting import write_results
 from realness.core import CoreConfig
 from realness.data import load_agin
 from realness.io.description_table import read_descriptions
-from realness.training.trainer import TrainingConfig, cross_validate
+from realness.training.cross_validation import cross_validate
+from realness.training.trainer import TrainingConfig
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -18,7 +18,9 @@ import torch
 
 from realness.core import CoreConfig
 from realness.core.model import CoreModel
+from realness.core.scene_statistics import scene_statistics
 from realness.data.raise_td import load_raise_td
+from realness.io.inputs import load_image
 from realness.training.trainer import FrozenFeatures, TrainingConfig, encode_frozen_features
 
 CACHE = Path.home() / ".cache" / "realness-research"
@@ -44,28 +46,41 @@ def cached_features(split: str, root: str | None = None, cache: Path = CACHE, pr
     return features, data
 
 
-def features_from_head(model: CoreModel, root: str | None = None) -> tuple[FrozenFeatures, object]:
+def features_from_head(model: CoreModel, root: str | None = None,
+                       degradations: tuple[str, ...] | None = None) -> tuple[FrozenFeatures, object]:
     """The training features a trained kernel head stores (its support rows, float16), for the train split.
 
     ``realness train`` stores every training row in the head, standardized: the image and its mirror
-    (``N`` rows each), then one degraded copy per family, in the training split's order, each with its
-    image's description. Undoing the standardization gives back the encoder outputs the model was
-    fitted on (to float16 precision), so a recipe of the head alone can be refitted without encoding
-    the images again.
+    (``N`` rows each), then one copy per degradation family, in the training split's order, each with its
+    image's description, then the negatives. Undoing the standardization gives back the encoder outputs the
+    model was fitted on (to float16 precision), so a recipe of the head alone can be refitted without encoding
+    the images again. ``degradations``: the families the head was trained with (default: today's recipe's).
+    Scene statistics (a model whose encoder adds them) are not stored: they are computed
+    again from the images (seconds each), for the image rows the head's statistics are fitted on.
     """
     data = load_raise_td(root, split="train")
     head, n = model.head, len(data)
     config = TrainingConfig()
-    blocks = max(1, config.augmented_views) + len(config.degradations)
+    degradations = config.degradations if degradations is None else degradations
+    views = max(1, config.augmented_views)
+    blocks = views + len(degradations)
     if head.support_image.shape[0] < blocks * n:
         raise SystemExit(f"the head stores {head.support_image.shape[0]} rows, not {blocks} x {n}: not trained by this recipe")
-    # Rows past the views and degraded copies (negatives) are left out: they are encoded again, with their sources.
-    image = (head.support_image[: blocks * n].float() * head.image_std + head.image_mean).reshape(blocks, n, -1)
+    rows = head.support_image.float() * head.image_std + head.image_mean
+    if head.statistics_dim:
+        statistics = torch.cat([scene_statistics(load_image(path)) for path in data.paths])
+        rows = torch.cat([rows, torch.zeros(len(rows), head.statistics_dim)], 1)
+        rows[:n, -head.statistics_dim :] = statistics
+        rows[n : 2 * n, -head.statistics_dim :] = statistics
+    image = rows[: blocks * n].reshape(blocks, n, -1)
     text = head.support_text[:n].float() / head.text_scale
     with torch.inference_mode():
         empty = model.encode_texts([""])[0].float()
-    views = max(1, config.augmented_views)
-    features = FrozenFeatures(image[:views], text, empty, image[views:], tuple(config.degradations))
+    negatives = rows[blocks * n :]
+    # A negative's source only chooses the text stored beside it, which its weight of 0 leaves unused.
+    sources = torch.zeros(len(negatives), dtype=torch.long)
+    features = FrozenFeatures(image[:views], text, empty, image[views:], tuple(degradations),
+                              negatives if len(negatives) else None, sources if len(negatives) else None)
     return features, data
 
 

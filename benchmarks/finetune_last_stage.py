@@ -30,8 +30,9 @@ from realness.data import load_raise_td
 from realness.data.raise_td import raise_td_root
 from realness.data.splits import kfold
 from realness.io.inputs import load_image
+from realness.training.cross_validation import fit_and_score_fold  # noqa: E402
 from realness.training.degrade import random_degradation
-from realness.training.trainer import FrozenFeatures, TrainingConfig, fit_and_score_fold
+from realness.training.trainer import FrozenFeatures, TrainingConfig
 
 RESULTS = "benchmarks/results"
 

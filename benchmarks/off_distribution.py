@@ -1,6 +1,6 @@
 """Do degenerate images score below every real photograph? The bundled model, through the public scorer.
 
-Each kind of :mod:`realness.evaluation.degenerate` (the kinds issue 30 names, and others of the
+Each kind of ``degenerate_kinds.py`` (the kinds issue 30 names, and others of the
 same family never used to choose the recipe) is made from three real photographs of the RAISE-TD
 test split (the photo-based kinds) or with three seeds, and scored image only and with the
 description "No."; the 21 real photographs of the test split are scored the same two ways and
@@ -20,12 +20,12 @@ import time
 import warnings
 from pathlib import Path
 
+from degenerate_kinds import NAMED_KINDS, OTHER_KINDS, degenerate_image
 from reporting import write_results
 
 from realness.core import RealnessScorer
 from realness.core.pretrained import DEFAULT_MODEL
 from realness.data import load_raise_td
-from realness.evaluation.degenerate import NAMED_KINDS, OTHER_KINDS, degenerate_image
 from realness.io.inputs import load_image
 
 RESULTS = Path(__file__).resolve().parent / "results"

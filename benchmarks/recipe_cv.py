@@ -29,7 +29,8 @@ from realness.data.raise_td import load_raise_td
 from realness.data.splits import kfold
 from realness.evaluation.stats import plcc, srocc
 from realness.text.verdict import verdict_features
-from realness.training.trainer import FrozenFeatures, TrainingConfig, cross_validate
+from realness.training.cross_validation import cross_validate  # noqa: E402
+from realness.training.trainer import FrozenFeatures, TrainingConfig
 
 RESULTS = Path(__file__).parent / "results"
 FAMILIES = ("blur", "noise", "jpeg", "downscale")

@@ -43,12 +43,18 @@ def main() -> int:
     parser.add_argument("--reuse-features", action="store_true",
                         help="refit the head on the training rows the bundled head stores (the encoder outputs realness "
                         "train computes, float16) instead of encoding the images again: seconds instead of minutes")
+    parser.add_argument("--notion-cache", action="store_true",
+                        help="refit on the 0.2 head's rows and the cached rows of benchmarks/score_notion_features.py "
+                        "(how 0.3's head was first fitted, before any head stored the new recipe's rows)")
     args = parser.parse_args()
 
     root = str(raise_td_root(args.root))
     started = time.time()
     with tempfile.TemporaryDirectory() as tmp:
-        status = refit_on_stored_rows(root, tmp) if args.reuse_features else realness_cli(["train", "--raise-td", root, "--out", tmp])
+        if args.notion_cache or args.reuse_features:
+            status = refit_on_stored_rows(root, tmp, notion_cache=args.notion_cache)
+        else:
+            status = realness_cli(["train", "--raise-td", root, "--out", tmp])
         if status != 0:
             return status
         minutes = (time.time() - started) / 60
@@ -65,12 +71,15 @@ def main() -> int:
         "train_default",
         {
             "model": DEFAULT_MODEL,
-            "recipe": "realness train defaults (kernel ridge head, mirror + 4 degradation families)",
+            "recipe": "realness train defaults (kernel ridge head over image features and scene statistics; mirror, "
+                      "6 degradation families incl. gaming edits and presentation copies; 6 negative families)",
             "minutes": round(minutes, 2),
             "weights_megabytes": round((WEIGHTS_DIR / "model.safetensors").stat().st_size / 2**20, 2),
             "sha256": pins,
         },
-        command=("python benchmarks/train_default.py --reuse-features  (realness train's defaults, fitted on the rows "
+        command=("python benchmarks/train_default.py --notion-cache  (realness train's defaults, fitted on the 0.2 head's "
+                 "rows and the cached rows of score_notion_features.py)" if args.notion_cache else
+                 "python benchmarks/train_default.py --reuse-features  (realness train's defaults, fitted on the rows "
                  "the previous bundled head stores)" if args.reuse_features else
                  f"python benchmarks/train_default.py  (runs: realness train --raise-td {root} --out DIR)"),
     )
@@ -78,27 +87,24 @@ def main() -> int:
     return 0
 
 
-def refit_on_stored_rows(root: str, out: str) -> int:
-    """``realness train``'s defaults fitted on the training features the bundled head stores (the negatives
-    encoded again, as ``realness train`` makes them); the model into ``out``."""
-    import dataclasses
-
-    import torch
-
+def refit_on_stored_rows(root: str, out: str, *, notion_cache: bool = False) -> int:
+    """``realness train``'s defaults fitted on the training features the bundled head stores (its image, mirror and
+    degraded rows, and its negatives), with the images' scene statistics computed again; the model into ``out``."""
     sys.path.insert(0, str(Path(__file__).parent))
     from core_features import features_from_head
 
     from realness.core import CoreConfig, CoreModel
-    from realness.training.trainer import TrainingConfig, _encode_negatives, save_training_outputs, train_core
+    from realness.training.trainer import TrainingConfig, save_training_outputs, train_core
 
-    bundled = CoreModel.from_pretrained(DEFAULT_MODEL)
-    features, data = features_from_head(bundled, root)
+    if notion_cache:
+        from score_notion_data import notion_training_features
+
+        features, data, _ = notion_training_features()
+    else:
+        features, data = features_from_head(CoreModel.from_pretrained(DEFAULT_MODEL), root)
     config = TrainingConfig()
-    with torch.inference_mode():
-        negatives, sources = _encode_negatives(bundled.image_encoder, data.paths, config, torch.device("cpu"), True)
-    features = dataclasses.replace(features, negatives=negatives, negative_sources=sources)
     run = train_core(CoreConfig.lite(), data.paths, data.mos, list(data.descriptions), config=config,
-                     encoders_from=bundled, features=features, progress=False)
+                     features=features, progress=False)
     save_training_outputs(run, out, config=config)
     return 0
 

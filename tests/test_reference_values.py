@@ -28,22 +28,22 @@ TOLERANCE = 1e-4
 #: core map: statistics of RealnessMapper(method="core")'s map ([0, 1]) and raw map.
 REFERENCE = {
     "scores with descriptions": {
-        "astronaut.png": (0.061668, -0.945144, 1.068481),
-        "chelsea.png": (0.330868, -0.675945, 1.337681),
-        "chelsea_edited.png": (-0.06589, -1.072703, 0.940923),
-        "coffee.png": (0.936838, -0.069975, 1.943651),
+        "astronaut.png": (-0.03919, -1.068232, 0.989851),
+        "chelsea.png": (0.290887, -0.727938, 1.309713),
+        "chelsea_edited.png": (-0.119963, -1.13901, 0.899084),
+        "coffee.png": (0.389731, -0.885512, 1.664974),
     },
     "scores image only": {
-        "astronaut.png": (-0.167205, -1.329537, 0.995126),
-        "chelsea.png": (0.220126, -0.942205, 1.382458),
-        "chelsea_edited.png": (0.174888, -0.987443, 1.33722),
-        "coffee.png": (0.984841, -0.177491, 2.147172),
+        "astronaut.png": (-0.288507, -1.45421, 0.877196),
+        "chelsea.png": (0.190789, -0.963483, 1.345062),
+        "chelsea_edited.png": (0.122944, -1.031796, 1.277683),
+        "coffee.png": (0.437059, -1.010071, 1.88419),
     },
     "core map": {
-        "astronaut.png": {"mean": 0.651701, "std": 0.160176, "q25": 0.547162, "raw_mean": -0.288916, "raw_min": -5.305336, "raw_max": 2.392085},
-        "chelsea.png": {"mean": 0.616537, "std": 0.188492, "q25": 0.507488, "raw_mean": -0.550214, "raw_min": -5.827536, "raw_max": 2.732079},
-        "chelsea_edited.png": {"mean": 0.606112, "std": 0.181985, "q25": 0.505454, "raw_mean": -0.502497, "raw_min": -5.348722, "raw_max": 2.646877},
-        "coffee.png": {"mean": 0.661274, "std": 0.168258, "q25": 0.550635, "raw_mean": -0.47154, "raw_min": -5.358812, "raw_max": 2.031881},
+        "astronaut.png": {"mean": 0.651701, "std": 0.160177, "q25": 0.547163, "raw_mean": -0.288916, "raw_min": -5.305334, "raw_max": 2.392083},
+        "chelsea.png": {"mean": 0.616537, "std": 0.188492, "q25": 0.507488, "raw_mean": -0.550213, "raw_min": -5.827533, "raw_max": 2.732078},
+        "chelsea_edited.png": {"mean": 0.606112, "std": 0.181985, "q25": 0.505454, "raw_mean": -0.502496, "raw_min": -5.348722, "raw_max": 2.646879},
+        "coffee.png": {"mean": 0.661274, "std": 0.168258, "q25": 0.550635, "raw_mean": -0.471539, "raw_min": -5.358811, "raw_max": 2.031879},
     },
 }
 

@@ -119,8 +119,8 @@ def test_kernel_ridge_head_learns_a_planted_signal_and_ranks_degraded_copies_low
     config = TrainingConfig(validation_fraction=0.0, augmented_views=2, degradations=("noise",),
                             rank_weight=0.3, rank_margin=0.5, kernel_alpha=0.1, kernel_gamma=0.5, seed=0)
     run = train_core(tiny_core_config, images, mos, descriptions, config=config, progress=False)
-    # two views and one degraded copy per image, and the degenerate negatives (4 kinds x 48)
-    assert run.model.config.kernel_support == 40 * 3 + 4 * 48
+    # two views and one degraded copy per image, and the degenerate negatives (6 families x 40)
+    assert run.model.config.kernel_support == 40 * 3 + len(config.negatives) * config.negatives_per_kind == 40 * 3 + 6 * 40
     test_images, test_mos, test_descriptions = _planted_dataset(24, seed=1)
     scorer = RealnessScorer(run.model, device="cpu")
     with_text = scorer(test_images, test_descriptions).scores.numpy()
@@ -140,7 +140,7 @@ def test_kernel_ridge_head_learns_a_planted_signal_and_ranks_degraded_copies_low
 
 
 def test_cross_validation_reports_every_fold_without_touching_held_out_data(tiny_core_config):
-    from realness.training.trainer import cross_validate
+    from realness.training.cross_validation import cross_validate
 
     tiny_core_config.head = "kernel_ridge"
     images, mos, descriptions = _planted_dataset(30)
@@ -234,18 +234,20 @@ def test_kernel_head_with_a_tuned_text_encoder_tunes_a_copy_and_saves_it(tiny_co
 
 
 def test_cross_validation_tunes_the_text_encoder_afresh_in_every_fold(tiny_core_config, monkeypatch):
-    import realness.training.trainer as training
+    import realness.training.kernel_fit as kernel_fit
+    from realness.training.cross_validation import cross_validate
 
     tiny_core_config.head, tiny_core_config.verdict_input = "kernel_ridge", False
     tiny_core_config.text_encoder.trainable, tiny_core_config.text_encoder.pooling = "all", "mean"
     images, mos, descriptions = _words_dataset(30, seed=2)
     start = CoreModel(tiny_core_config)
     before = {n: p.clone() for n, p in start.text_encoder.named_parameters()}
-    tuned_on, tune = [], training.tune_text_encoder
-    monkeypatch.setattr(training, "tune_text_encoder", lambda model, texts, *a, **k: tuned_on.append(texts) or tune(model, texts, *a, **k))
+    tuned_on, tune = [], kernel_fit.tune_text_encoder
+    monkeypatch.setattr(kernel_fit, "tune_text_encoder", lambda model, texts, *a, **k: tuned_on.append(texts) or tune(model, texts, *a, **k))
+    # No unlikeness penalty: on 20 images of a random tiny encoder its thresholds are noise; this measures the text.
     config = TrainingConfig(augmented_views=1, degradations=(), kernel_alpha=0.1, text_tuning_epochs=3,
-                            text_tuning_learning_rate=1e-3, text_tuning_target="mos")
-    result = training.cross_validate(tiny_core_config, images, mos, descriptions, folds=3, config=config,
+                            text_tuning_learning_rate=1e-3, text_tuning_target="mos", penalty_slope=0.0)
+    result = cross_validate(tiny_core_config, images, mos, descriptions, folds=3, config=config,
                                      encoders_from=start, progress=False)
     assert len(result.folds) == 3 and len(tuned_on) == 3 and all(len(texts) == 20 for texts in tuned_on)
     assert all(torch.equal(p, before[n]) for n, p in start.text_encoder.named_parameters())

@@ -16,13 +16,15 @@ from realness.cli.common import (
     show_progress,
 )
 from realness.core import CoreConfig
+from realness.core.head import head_class
 from realness.core.model import read_config
 from realness.core.pretrained import CONFIG_NAME, resolve_core_dir
 from realness.data import load_csv, load_raise_td
 from realness.describers.descriptions import fill_missing
 from realness.errors import UsageError
 from realness.runtime.device import resolve_device
-from realness.training.trainer import TrainingConfig, cross_validate, save_training_outputs, train_core
+from realness.training.cross_validation import cross_validate
+from realness.training.trainer import TrainingConfig, save_training_outputs, train_core
 
 _RECIPE = TrainingConfig()
 
@@ -82,9 +84,10 @@ def run(args: argparse.Namespace) -> int:
         model_config = read_config(resolve_core_dir(args.model) / CONFIG_NAME)
     else:
         model_config = CoreConfig.preset(args.config or "lite")
-    if model_config.head == "kernel_ridge" and args.image_trainable != "frozen":
+    head = head_class(model_config.head)
+    if head.closed_form and args.image_trainable != "frozen":
         raise UsageError(f"--image-trainable {args.image_trainable}",
-                         "a kernel_ridge head is fitted over frozen image features; fine-tune with --config paper (MLP head)")
+                         f"a {head.name} head is fitted over frozen image features; fine-tune with --config paper (MLP head)")
     data = load_raise_td(args.raise_td, split="train") if args.raise_td else load_csv(args.csv, image_root=args.image_root)
     texts = list(data.descriptions)
     given = match_descriptions("train", args, data.paths)
@@ -125,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
     selection = (
         f"kept epoch {run_.best_epoch} (validation SROCC {kept['val_srocc']:.4f}, image-only {kept['val_srocc_image_only']:.4f})"
         if "val_srocc" in kept
-        else f"trained on all {len(data)} images" + (f" for {run_.best_epoch} epochs" if model_config.head == "mlp" else "")
+        else f"trained on all {len(data)} images" + (f" for {run_.best_epoch} epochs" if not head.closed_form else "")
     )
     print(f"realness train: {selection} -> {args.out}", file=sys.stderr)
     return 0

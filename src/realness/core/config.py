@@ -44,6 +44,8 @@ class ImageEncoderConfig:
             are appended to the pooled head features (``efficientnet_lite`` only).
         trainable: ``frozen``, ``last`` (last stage only) or ``all``; only used in training.
         revision: Hub revision for ``name`` when it is a Hub id.
+        scene_statistics: append the image's natural-scene statistics
+            (:mod:`realness.core.scene_statistics`) to its features (``efficientnet_lite`` only).
     """
 
     family: str
@@ -57,6 +59,7 @@ class ImageEncoderConfig:
     feature_levels: tuple[int, ...] = ()
     trainable: Trainable = "frozen"
     revision: str | None = None
+    scene_statistics: bool = False
 
     @property
     def input_shape(self) -> tuple[int, int]:
@@ -145,7 +148,7 @@ class CoreConfig:
         return cls(
             image_encoder=ImageEncoderConfig(
                 family="efficientnet_lite", name="efficientnet-lite0", input_size=(384, 512), resize="pad",
-                mean=LITE_MEAN, std=LITE_STD, feature_levels=(0, 1, 2, 3, 4, 5, 6),
+                mean=LITE_MEAN, std=LITE_STD, feature_levels=(0, 1, 2, 3, 4, 5, 6), scene_statistics=True,
             ),
             text_encoder=TextEncoderConfig(
                 family="transformers",

@@ -16,8 +16,11 @@ from torch import nn
 
 from realness.core.config import ImageEncoderConfig, TextEncoderConfig
 from realness.core.preprocess import ImagePreprocessor
+from realness.core.scene_statistics import DIM as SCENE_STATISTICS_DIM
+from realness.core.scene_statistics import scene_statistics
 from realness.errors import MissingDependencyError
 from realness.hub import PINNED, TRANSFORMERS_AUX_FILES, load_transformers_model, packaged_model_dir, resolve_model_dir
+from realness.io.pixels import PAD_VALUE
 from realness.registry import Registry, RegistryEntry
 
 #: Image-encoder adapters by family (``ImageEncoderConfig.family``), in the library's one registry mechanism.
@@ -149,7 +152,7 @@ class EfficientNetLiteEncoder(ImageEncoder):
             raise ValueError(f"feature_levels {levels} out of range: {config.name} has {len(self.stage_ends)} stages")
         self.levels = levels
         channels = [self.net._blocks[self.stage_ends[level]]._block_args.output_filters for level in levels]
-        self.dim = self.net._conv_head.out_channels + 2 * sum(channels)
+        self.dim = self.net._conv_head.out_channels + 2 * sum(channels) + (SCENE_STATISTICS_DIM if config.scene_statistics else 0)
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         head, *stages = self.feature_maps(pixels)
@@ -157,7 +160,22 @@ class EfficientNetLiteEncoder(ImageEncoder):
         for feature in stages:
             feature = feature.flatten(2)
             pooled.extend([feature.mean(-1), feature.std(-1)])
+        if self.config.scene_statistics:
+            pooled.append(self.scene_statistics(pixels).to(head.dtype))
         return torch.cat(pooled, dim=1)
+
+    def scene_statistics(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Natural-scene statistics of each preprocessed image's content (its padding left out), ``B x DIM``."""
+        mean = torch.tensor(self.config.mean, device=pixels.device).view(3, 1, 1)
+        std = torch.tensor(self.config.std, device=pixels.device).view(3, 1, 1)
+        rows = []
+        for image in pixels.float() * std + mean:
+            content = (image - PAD_VALUE).abs().amax(0) > 1e-3  # padding is exactly mid-grey
+            ys, xs = torch.nonzero(content.any(1)).flatten(), torch.nonzero(content.any(0)).flatten()
+            if len(ys) and len(xs):
+                image = image[:, int(ys[0]) : int(ys[-1]) + 1, int(xs[0]) : int(xs[-1]) + 1]
+            rows.append(scene_statistics(image.clamp(0, 1), self.config.input_shape))
+        return torch.cat(rows)
 
     def feature_maps(self, pixels: torch.Tensor) -> list[torch.Tensor]:
         """The maps ``forward`` pools: the head's ``B x 1280 x h x w``, then each tapped stage's, in level order."""

@@ -22,7 +22,7 @@ from torch import nn
 from realness import hub
 from realness.core.config import CoreConfig, ImageEncoderConfig, TextEncoderConfig
 from realness.core.encoders import build_image_encoder, build_text_encoder
-from realness.core.head import FusionHead, KernelRidgeHead
+from realness.core.head import KernelRidgeHead, head_class
 from realness.core.pretrained import CONFIG_NAME, WEIGHTS_NAME, resolve_core_dir
 from realness.errors import RealnessError, UntrainedModelError
 from realness.io.atomic import atomic_directory
@@ -58,11 +58,7 @@ class CoreModel(nn.Module):
 
     def reset_head(self) -> None:
         """A freshly initialized head of the configured kind (an MLP's draw comes from torch's global generator)."""
-        c = self.config
-        if c.head == "kernel_ridge":
-            self.head = KernelRidgeHead(c.image_dim, c.text_dim, c.kernel_support or 1)
-        else:
-            self.head = FusionHead(c.image_dim, c.text_dim, c.hidden_dim, c.dropout, c.modalities)
+        self.head = head_class(self.config.head).from_config(self.config)
 
     def encode_images(self, pixels: torch.Tensor) -> torch.Tensor:
         """Image features ``B x image_dim`` from preprocessed pixels ``B x 3 x S x S``."""

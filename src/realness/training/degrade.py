@@ -1,4 +1,5 @@
-"""Degradations a person clearly sees: blur, noise, heavy JPEG, downscale-upscale.
+"""Degradations a person clearly sees (blur, noise, heavy JPEG, downscale-upscale, posterizing, tile shuffles),
+and changes of presentation a person does not (rescaling, mild JPEG or WebP, crops).
 
 Used to train CORE to rank a degraded image below its source (so a generator cannot raise
 its score by destroying detail) and by ``benchmarks/degradation.py`` to check it.
@@ -83,3 +84,91 @@ DEGRADATIONS: dict[str, Callable[[torch.Tensor, torch.Generator], torch.Tensor]]
         ("jpeg", 20), ("jpeg", 10), ("downscale", 2.0), ("downscale", 4.0),
     )
 }
+
+
+def _pil(image: torch.Tensor) -> Image.Image:
+    return Image.fromarray((image.permute(1, 2, 0).clamp(0, 1).numpy() * 255.0).round().astype(np.uint8))
+
+
+def _tensor(picture: Image.Image) -> torch.Tensor:
+    return torch.from_numpy(np.asarray(picture.convert("RGB")).copy()).permute(2, 0, 1).float() / 255.0
+
+
+def webp(image: torch.Tensor, quality: int) -> torch.Tensor:
+    """Round-trip through a lossy WebP of the given ``quality`` (1-100)."""
+    buffer = io.BytesIO()
+    _pil(image).save(buffer, format="WEBP", quality=int(quality))
+    return _tensor(Image.open(io.BytesIO(buffer.getvalue())))
+
+
+def rescale(image: torch.Tensor, factor: float) -> torch.Tensor:
+    """A copy ``factor`` times the size (Lanczos), as a pipeline that saves smaller or larger images makes it."""
+    height, width = image.shape[-2:]
+    size = (max(8, round(width * factor)), max(8, round(height * factor)))
+    return _tensor(_pil(image).resize(size, Image.LANCZOS))
+
+
+def centre_crop(image: torch.Tensor, aspect: float = 1.0) -> torch.Tensor:
+    """The largest central crop of width / height ``aspect``."""
+    height, width = image.shape[-2:]
+    crop_h, crop_w = (height, round(height * aspect)) if width >= height * aspect else (round(width / aspect), width)
+    top, left = (height - crop_h) // 2, (width - crop_w) // 2
+    return image[:, top : top + crop_h, left : left + crop_w].clone()
+
+
+def posterize_colours(image: torch.Tensor, colours: int) -> torch.Tensor:
+    """The image in a palette of ``colours`` colours (median cut, no dithering)."""
+    return _tensor(_pil(image).quantize(colors=int(colours), dither=Image.Dither.NONE))
+
+
+def posterize_bits(image: torch.Tensor, bits: int) -> torch.Tensor:
+    """Each channel kept to its ``bits`` highest bits."""
+    levels = 2 ** int(bits)
+    return torch.floor(image.clamp(0, 1) * 255.0 / (256 / levels)) * (256 / levels) / 255.0
+
+
+def shuffle_tiles(image: torch.Tensor, grid: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """The image cut into ``grid x grid`` tiles put back in a random order (a derangement: no tile stays)."""
+    _, height, width = image.shape
+    grid = min(grid, height, width)  # a tile is at least one pixel
+    th, tw = height // grid, width // grid
+    count = grid * grid
+    tiles = image[:, : th * grid, : tw * grid].reshape(3, grid, th, grid, tw).permute(1, 3, 0, 2, 4).reshape(count, 3, th, tw)
+    order = torch.randperm(count, generator=generator)
+    while count > 1 and bool((order == torch.arange(count)).any()):
+        order = torch.randperm(count, generator=generator)
+    shuffled = tiles[order].reshape(grid, grid, 3, th, tw).permute(2, 0, 3, 1, 4).reshape(3, grid * th, grid * tw)
+    return F.interpolate(shuffled[None], size=(height, width), mode="nearest")[0]
+
+
+def random_presentation(image: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """A copy people cannot tell from ``image``: rescaled (0.4-0.75x or 1.5-2.5x), JPEG 55-95, WebP 60-95 or a crop."""
+    pick = int(torch.randint(0, 6, (), generator=generator))
+    draw = float(torch.rand((), generator=generator))
+    if pick == 0:
+        return rescale(image, 0.4 + 0.35 * draw)
+    if pick == 1:
+        return rescale(image, 1.5 + 1.0 * draw)
+    if pick == 2:
+        return jpeg(image, round(55 + 40 * draw))
+    if pick == 3:
+        return webp(image, round(60 + 35 * draw))
+    if pick == 4:
+        return centre_crop(image, (1.0, 0.75, 1.0 / 0.75 * 0.9)[int(draw * 3)])
+    return jpeg(rescale(image, 0.5 + 0.3 * draw), 85)
+
+
+def random_gaming(image: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """An edit that games a score: posterized (6-36 colours or 2-4 bits a channel) or cut in 2-6 tiles a side, shuffled."""
+    pick = int(torch.randint(0, 3, (), generator=generator))
+    draw = float(torch.rand((), generator=generator))
+    if pick == 0:
+        return posterize_colours(image, round(6 + 30 * draw))
+    if pick == 1:
+        return posterize_bits(image, 2 + int(draw * 3))
+    return shuffle_tiles(image, 2 + int(draw * 5), generator)
+
+
+# As degradation families (their strength is drawn inside): ``TrainingConfig.family_margins`` sets presentation's 0.
+FAMILIES["gaming"] = (lambda x, s, g: random_gaming(x, g), 0.0, 1.0)
+FAMILIES["presentation"] = (lambda x, s, g: random_presentation(x, g), 0.0, 1.0)

@@ -1,9 +1,9 @@
 """Degenerate images: what an eval loop meets early in training (noise, blank frames, collapsed samples).
 
-A realness score must put every one of them below real photographs. :data:`NAMED_KINDS` are
-the kinds issue 30 names; :data:`OTHER_KINDS` are of the same family but were never used to
-choose the model's recipe, so they check that the fix is not tuned to a list
-(``benchmarks/off_distribution.py``, ``tests/test_off_distribution.py``).
+Benchmark and test code (``benchmarks/off_distribution.py``, ``tests/test_off_distribution.py``): a
+realness score must put every one of them below real photographs. :data:`NAMED_KINDS` are the kinds
+issue 30 names; :data:`OTHER_KINDS` are of the same family. Fixed kinds, made by other code than the
+randomized families a model trains on (``realness.training.negatives``).
 
 Every image is a ``3 x H x W`` float tensor in [0, 1]; a kind that needs a photograph
 (shuffled tiles) takes one, the others ignore it.
@@ -117,49 +117,6 @@ OTHER_KINDS: dict[str, Callable[[torch.Tensor, Size, torch.Generator], torch.Ten
 }
 
 ALL_KINDS = {**NAMED_KINDS, **OTHER_KINDS}
-
-
-def _random_solid_colour(photo: torch.Tensor, size: Size, g: torch.Generator) -> torch.Tensor:
-    return torch.rand(3, 1, 1, generator=g).expand(3, *size).clone()
-
-
-def _random_uniform_noise(photo: torch.Tensor, size: Size, g: torch.Generator) -> torch.Tensor:
-    amplitude, centre = 0.2 + 0.8 * torch.rand((), generator=g), torch.rand(3, 1, 1, generator=g)
-    return (centre + amplitude * (torch.rand(3, *size, generator=g) - 0.5)).clamp(0, 1)
-
-
-def _random_checkerboard(photo: torch.Tensor, size: Size, g: torch.Generator) -> torch.Tensor:
-    cell = int(torch.randint(4, 65, (), generator=g))
-    first, second = torch.rand(3, 1, 1, generator=g), torch.rand(3, 1, 1, generator=g)
-    board = _checkerboard(photo, size, g, cell)[:1]
-    return first + (second - first) * board
-
-
-def _random_shuffled_tiles(photo: torch.Tensor, size: Size, g: torch.Generator) -> torch.Tensor:
-    grid = (5, 6, 7, 10, 12)[int(torch.randint(0, 5, (), generator=g))]
-    return shuffled_tiles(photo, grid, g)
-
-
-#: Randomized kinds a model may train on as "unreal" rows (``TrainingConfig.negatives``): colours, amplitudes,
-#: cell sizes and grids vary, and none is exactly a kind above (no black, white or gray frame, no 8 x 8 tiles,
-#: no Gaussian noise), so the named kinds still test what the model learned rather than what it memorized.
-TRAINING_KINDS: dict[str, Callable[[torch.Tensor, Size, torch.Generator], torch.Tensor]] = {
-    "solid colour": _random_solid_colour,
-    "uniform noise": _random_uniform_noise,
-    "checkerboard": _random_checkerboard,
-    "shuffled tiles": _random_shuffled_tiles,
-}
-
-
-def training_negative(kind: str, photo: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """One random image of a :data:`TRAINING_KINDS` kind at ``photo``'s size (shuffled tiles are made from ``photo``).
-
-    Raises:
-        ValueError: an unknown kind.
-    """
-    if kind not in TRAINING_KINDS:
-        raise ValueError(f"unknown training negative kind {kind!r}; choose one of {', '.join(TRAINING_KINDS)}")
-    return TRAINING_KINDS[kind](photo.float(), tuple(photo.shape[1:]), generator).float().clamp(0, 1)
 
 
 def degenerate_image(kind: str, photo: torch.Tensor, *, seed: int = 0) -> torch.Tensor:

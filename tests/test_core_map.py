@@ -44,19 +44,21 @@ def offline_env(tmp_path: Path, **extra: str) -> dict[str, str]:
 
 
 def test_region_features_of_the_whole_image_are_the_encoders_features(lite_model):
-    """One region covering the whole (square) input is the global feature vector the head was trained on."""
+    """One region covering the whole (square) input is the global feature vector the head's kernel was trained on
+    (the encoder's pooled maps; the scene statistics beside them are the image's, not a region's)."""
     image = load_image(EXAMPLES / "chelsea_edited.png")[:, :256, :256]
     reader = CoreRegionReader(lite_model, region_sizes=(384,), region_weight=1.0)
     maps, shape = reader.feature_maps(image)
     assert shape == (384, 384)
     features, tops, lefts = reader.region_features(maps, shape, 384)
-    assert features.shape == (1, lite_model.config.image_dim) and tops.tolist() == [0] and lefts.tolist() == [0]
+    kernel_dim = lite_model.config.image_dim - lite_model.head.statistics_dim
+    assert features.shape == (1, kernel_dim) and tops.tolist() == [0] and lefts.tolist() == [0]
     config = lite_model.image_encoder.config
     from realness.io.pixels import normalize, resize_image
 
     pixels = normalize(resize_image(image, shape, resize="squash", interpolation=config.interpolation), config.mean, config.std)
     with torch.inference_mode():
-        expected = lite_model.image_encoder(pixels.unsqueeze(0))
+        expected = lite_model.head.split(lite_model.image_encoder(pixels.unsqueeze(0)))[0]
     # The encoder's std is the unbiased one: equal up to sqrt(n / (n - 1)) on the smallest map (12 x 12 cells).
     assert torch.allclose(features, expected, rtol=1e-2, atol=1e-3)
 

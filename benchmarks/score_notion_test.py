@@ -77,6 +77,11 @@ def main() -> None:
             "coverage_90": round(float(np.mean(error <= half)), 3), "mean_width": round(float(2 * half.mean()), 3),
             "width_spearman": f"{srocc(half, error):+.3f} [{np.percentile(boots, 2.5):+.3f}, {np.percentile(boots, 97.5):+.3f}]",
         }
+    with torch.inference_mode():  # what the penalty costs on real and generated test images
+        for mode, text in (("with descriptions", texts), ("image only", None)):
+            flags = torch.full((len(order),), text is not None)
+            raw = head.regress(x[torch.as_tensor(order)], texts if text is not None else empty.expand(len(order), -1), flags)[0]
+            report[f"accuracy, {mode}"]["srocc without the penalty"] = round(float(srocc(raw.numpy(), mos)), 4)
     image_only = clean["image only"]
     gap = float(image_only[photo].mean() - image_only[~photo].mean())
     report["photo-AI gap, image only"] = round(gap, 4)
@@ -118,6 +123,14 @@ def main() -> None:
         name: round(float(np.mean([by[(name, i)] - image_only[i] for i in range(len(data))]) / gap), 3) for name in PRESENTATIONS}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "score_notion_test.json").write_text(json.dumps(report, indent=1) + "\n")
+    lines = ["# score_notion_test", "", f"- command: `{report['command']}`", f"- date (UTC): {report['date']}",
+             f"- hardware: {report['hardware']}", "", "| measure | value |", "| --- | --- |"]
+    for key, value in report.items():
+        if isinstance(value, dict):
+            lines += [f"| {key}: {name} | {entry if not isinstance(entry, dict) else json.dumps(entry)} |" for name, entry in value.items()]
+        elif key not in ("command", "date", "hardware"):
+            lines.append(f"| {key} | {value} |")
+    (RESULTS / "score_notion_test.md").write_text("\n".join(lines) + "\n")
     print(json.dumps(report, indent=1))
 
 

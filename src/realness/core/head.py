@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from realness.core.scene_statistics import DIM as SCENE_STATISTICS_DIM
 from realness.errors import UnknownNameError
 
 #: Head classes by the name ``CoreConfig.head`` gives (see :func:`register_head`).
@@ -136,9 +137,7 @@ class KernelRidgeHead(nn.Module):
     @classmethod
     def from_config(cls, config: Any) -> KernelRidgeHead:
         """A fresh head for a ``CoreConfig`` (its support size set by training, scene statistics by the encoder's config)."""
-        from realness.core.scene_statistics import DIM
-
-        statistics = DIM if config.image_encoder.scene_statistics else 0
+        statistics = SCENE_STATISTICS_DIM if config.image_encoder.scene_statistics else 0
         return cls(config.image_dim, config.text_dim, config.kernel_support or 1, statistics)
 
     #: The ways of measuring unlikeness, in the order of ``unlikeness_high`` / ``unlikeness_spread``.
